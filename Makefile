@@ -1,0 +1,180 @@
+# Developer and CI entry points for the acestream_proxy custom integration.
+#
+#   make test          lint (ruff), type-check (mypy) and test (pytest) against
+#                      Home Assistant 2025.4.4 in .venv (the minimum we support)
+#   make test-compat   the pytest suite against Home Assistant 2026.2.3 in
+#                      .venv-compat, installed from the lock requirements_test_compat.txt
+#   make compat-lock   regenerate requirements_test_compat.txt (needs uv, which is
+#                      installed into .venv-tools; run only when bumping versions)
+#   make demo          Home Assistant + engine simulator with the integration set up
+#   make bench         script/bench.py
+#   make lint          ruff check, ruff format --check, mypy
+#   make format        ruff format + ruff check --fix
+#   make clean         remove the virtual environments, demo state and caches
+#
+# Python: a CPython 3.13 interpreter is looked up in this order: $(PYTHON) if set
+# on the command line, `python3.13` if it runs and reports 3.13, then pyenv's
+# 3.13.0 ($(pyenv root)/versions/3.13.0/bin/python3.13).
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := test
+.DELETE_ON_ERROR:
+
+VENV := .venv
+COMPAT_VENV := .venv-compat
+TOOLS_VENV := .venv-tools
+
+REQUIREMENTS := requirements_test.txt
+COMPAT_LOCK := requirements_test_compat.txt
+
+# What the compat lock is resolved from. Home Assistant 2026.2.3 declares
+# Requires-Python >=3.13.2 while the machines here have 3.13.0, so the lock is
+# resolved by uv for 3.13.2 and installed with pip --no-deps --ignore-requires-python.
+COMPAT_PHACC := pytest-homeassistant-custom-component==0.13.316
+COMPAT_PYTHON_VERSION := 3.13.2
+UV_VERSION := 0.13.9
+
+# Packages of requirements_test.txt that are not carried over to the compat lock
+# (phacc is replaced by COMPAT_PHACC, ruff/mypy only run in `make test`). Every
+# other package is carried over by name, unpinned, so uv picks versions that
+# match the newer phacc.
+COMPAT_SKIP := pytest-homeassistant-custom-component|ruff|mypy
+
+# pytest 9 on CPython 3.13.0 trips an argparse warning that is harmless.
+COMPAT_PYTHONWARNINGS := ignore:Do not expect:UserWarning
+
+# This machine's pip config lists local file:// indexes that lack most packages;
+# pip warns once per package about them. Drop those lines (pipefail keeps pip's status).
+PIP_NOISE_FILTER := { grep -v "is ignored: it is neither a file nor a directory" || true; }
+
+# Prints the path of a usable CPython 3.13 interpreter, or fails with a message.
+define FIND_PYTHON
+find_python() { \
+  local cand; \
+  for cand in "$(PYTHON)" python3.13 \
+      "$$(pyenv root 2>/dev/null)/versions/3.13.0/bin/python3.13" \
+      "$$HOME/.pyenv/versions/3.13.0/bin/python3.13"; do \
+    [ -n "$$cand" ] || continue; \
+    if "$$cand" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' >/dev/null 2>&1; then \
+      "$$cand" -c 'import sys; print(sys.executable)'; return 0; \
+    fi; \
+  done; \
+  echo "error: no CPython 3.13 interpreter found. Tried: PYTHON=$(PYTHON), python3.13," \
+       "\$$(pyenv root)/versions/3.13.0/bin/python3.13. Install it (pyenv install 3.13.0)" \
+       "or run: make PYTHON=/path/to/python3.13 ..." >&2; \
+  return 1; \
+}
+endef
+
+# Creates virtual environment $1 with Python 3.13 unless a working one exists.
+define MAKE_VENV
+$(FIND_PYTHON); \
+if ! "$(1)/bin/python" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' >/dev/null 2>&1; then \
+  py="$$(find_python)"; \
+  echo ">>> creating $(1) with $$py"; \
+  rm -rf "$(1)"; \
+  "$$py" -m venv "$(1)"; \
+fi
+endef
+
+.PHONY: test test-compat compat-lock lint format demo bench clean venv compat-venv ffmpeg
+
+## ---------------------------------------------------------------- environments
+
+venv: $(VENV)/.requirements.stamp
+
+# Reinstalls only when requirements_test.txt is newer than the stamp and its
+# content differs from what was installed last (a fresh checkout only bumps mtimes).
+$(VENV)/.requirements.stamp: $(REQUIREMENTS)
+	@$(call MAKE_VENV,$(VENV))
+	@if cmp -s "$(REQUIREMENTS)" "$@"; then \
+	  touch "$@"; \
+	else \
+	  echo ">>> installing $(REQUIREMENTS) into $(VENV)"; \
+	  "$(VENV)/bin/python" -m pip install --quiet --disable-pip-version-check \
+	    -r "$(REQUIREMENTS)" 2>&1 | $(PIP_NOISE_FILTER); \
+	  cp "$(REQUIREMENTS)" "$@"; \
+	fi
+
+compat-venv: $(COMPAT_VENV)/.requirements.stamp
+
+$(COMPAT_VENV)/.requirements.stamp: $(COMPAT_LOCK)
+	@$(call MAKE_VENV,$(COMPAT_VENV))
+	@if cmp -s "$(COMPAT_LOCK)" "$@"; then \
+	  touch "$@"; \
+	else \
+	  echo ">>> installing $(COMPAT_LOCK) into $(COMPAT_VENV)"; \
+	  "$(COMPAT_VENV)/bin/python" -m pip install --quiet --disable-pip-version-check \
+	    --no-deps --ignore-requires-python -r "$(COMPAT_LOCK)" 2>&1 | $(PIP_NOISE_FILTER); \
+	  cp "$(COMPAT_LOCK)" "$@"; \
+	fi
+
+$(TOOLS_VENV)/.uv-$(UV_VERSION).stamp:
+	@$(call MAKE_VENV,$(TOOLS_VENV))
+	"$(TOOLS_VENV)/bin/python" -m pip install --quiet --disable-pip-version-check \
+	  "uv==$(UV_VERSION)" 2>&1 | $(PIP_NOISE_FILTER)
+	@touch "$@"
+
+# ffprobe/ffmpeg are used by the tests; install them when missing and possible.
+ffmpeg:
+	@if ! command -v ffprobe >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo ">>> installing ffmpeg (apt-get)"; \
+	    apt-get update -qq; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ffmpeg >/dev/null; \
+	  else \
+	    echo "warning: ffprobe not found and cannot apt-get install ffmpeg (not root?); tests that need it will fail" >&2; \
+	  fi; \
+	fi
+
+## ----------------------------------------------------------------------- tests
+
+test: venv ffmpeg
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/pytest
+
+test-compat: compat-venv ffmpeg
+	@$(COMPAT_VENV)/bin/python -c 'import homeassistant.const as c; print(">>> Home Assistant", c.__version__)'
+	PYTHONWARNINGS="$(COMPAT_PYTHONWARNINGS)" $(COMPAT_VENV)/bin/pytest
+
+# Regenerates the compat lock from COMPAT_PHACC plus the extra test packages of
+# requirements_test.txt. Commit the result; `make test-compat` never needs uv.
+compat-lock: $(TOOLS_VENV)/.uv-$(UV_VERSION).stamp
+	@$(FIND_PYTHON); py="$$(find_python)"; \
+	{ echo "$(COMPAT_PHACC)"; \
+	  sed -e 's/#.*//' -e 's/[[:space:]]//g' "$(REQUIREMENTS)" \
+	    | grep -v '^$$' \
+	    | sed -E 's/[=<>!~;[].*//' \
+	    | grep -viE '^($(COMPAT_SKIP))$$' || true; \
+	} | tee /dev/stderr | "$(TOOLS_VENV)/bin/uv" pip compile - \
+	  --python "$$py" \
+	  --python-version "$(COMPAT_PYTHON_VERSION)" \
+	  --custom-compile-command "make compat-lock" \
+	  --quiet \
+	  --output-file "$(COMPAT_LOCK)"
+	@echo ">>> wrote $(COMPAT_LOCK)"
+
+## ---------------------------------------------------------------- other tools
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+format: venv
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+demo: venv
+	$(VENV)/bin/python script/demo.py $(ARGS)
+
+bench: venv
+	$(VENV)/bin/python script/bench.py $(ARGS)
+
+clean:
+	rm -rf $(VENV) $(COMPAT_VENV) $(TOOLS_VENV) .demo \
+	  .mypy_cache .ruff_cache .pytest_cache htmlcov .coverage .coverage.*
+	find . -name __pycache__ -type d -not -path './.git/*' -prune -exec rm -rf {} +

@@ -1,0 +1,407 @@
+"""Config flow: one entry per AceStream engine."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import TYPE_CHECKING, Any, Final
+
+from homeassistant.config_entries import (
+    ConfigEntry,
+    ConfigFlow,
+    ConfigFlowResult,
+    ConfigSubentry,
+    ConfigSubentryFlow,
+    OptionsFlow,
+    SubentryFlowResult,
+)
+from homeassistant.const import CONF_HOST, CONF_PORT, CONF_URL
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers.aiohttp_client import async_get_clientsession
+from homeassistant.helpers.selector import (
+    NumberSelector,
+    NumberSelectorConfig,
+    NumberSelectorMode,
+    SelectSelector,
+    SelectSelectorConfig,
+    SelectSelectorMode,
+    TextSelector,
+    TextSelectorConfig,
+    TextSelectorType,
+)
+import voluptuous as vol
+
+from .channel import Channel, channel_unique_id, ref_from_link
+from .const import (
+    CONF_CHANNEL_GROUP,
+    CONF_CHANNEL_ID,
+    CONF_CHANNEL_KIND,
+    CONF_CHANNEL_LOGO,
+    CONF_CHANNEL_NAME,
+    CONF_LINGER,
+    CONF_MAX_BROADCASTS,
+    CONF_MAX_VIEWERS,
+    CONF_PLAYLIST,
+    CONF_REPLAY_WINDOW,
+    DEFAULT_HOST,
+    DEFAULT_LINGER,
+    DEFAULT_MAX_BROADCASTS,
+    DEFAULT_MAX_VIEWERS,
+    DEFAULT_PORT,
+    DEFAULT_REPLAY_WINDOW,
+    DOMAIN,
+    LINGER_RANGE,
+    LOGGER,
+    MAX_BROADCASTS_RANGE,
+    MAX_VIEWERS_RANGE,
+    REPLAY_WINDOW_RANGE,
+    SUBENTRY_CHANNEL,
+    SUBENTRY_PLAYLIST,
+)
+from .engine import ContentKind, ContentRef, EngineClient, EngineError, EngineVersion
+from .playlist import PlaylistFetchError, fetch_playlist, import_channels
+
+if TYPE_CHECKING:
+    from .data import AceStreamConfigEntry
+
+_HOSTNAME: Final = re.compile(
+    r"^(?=.{1,253}$)([a-zA-Z0-9_]([a-zA-Z0-9_-]{0,61}[a-zA-Z0-9])?)"
+    r"(\.[a-zA-Z0-9_]([a-zA-Z0-9_-]{0,61}[a-zA-Z0-9])?)*\.?$"
+)
+
+
+def _valid_host(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return bool(_HOSTNAME.match(host))
+    return True
+
+
+def connection_schema(defaults: dict[str, Any]) -> vol.Schema:
+    return vol.Schema(
+        {
+            vol.Required(CONF_HOST, default=defaults.get(CONF_HOST, DEFAULT_HOST)): (
+                TextSelector()
+            ),
+            vol.Required(
+                CONF_PORT, default=defaults.get(CONF_PORT, DEFAULT_PORT)
+            ): vol.All(
+                NumberSelector(
+                    NumberSelectorConfig(min=1, max=65535, mode=NumberSelectorMode.BOX)
+                ),
+                vol.Coerce(int),
+            ),
+        }
+    )
+
+
+async def validate_connection(
+    hass: HomeAssistant, user_input: dict[str, Any], errors: dict[str, str]
+) -> EngineVersion | None:
+    """Check the host, then ask the engine its version; fill ``errors``."""
+    host = str(user_input[CONF_HOST]).strip()
+    user_input[CONF_HOST] = host
+    if not _valid_host(host):
+        errors[CONF_HOST] = "invalid_host"
+        return None
+    client = EngineClient(
+        async_get_clientsession(hass), host, int(user_input[CONF_PORT])
+    )
+    try:
+        return await client.get_version()
+    except EngineError as err:
+        LOGGER.debug("Engine at %s:%s not usable: %s", host, user_input[CONF_PORT], err)
+        errors["base"] = "cannot_connect"
+    except Exception:
+        LOGGER.exception("Unexpected error while checking the engine")
+        errors["base"] = "unknown"
+    return None
+
+
+class AceStreamConfigFlow(ConfigFlow, domain=DOMAIN):
+    """Add an engine: asks for host and port, checks the engine answers."""
+
+    VERSION = 1
+    MINOR_VERSION = 1
+
+    @staticmethod
+    @callback
+    def async_get_options_flow(config_entry: AceStreamConfigEntry) -> OptionsFlow:
+        """Tunables of the broadcaster."""
+        return AceStreamOptionsFlow()
+
+    @classmethod
+    @callback
+    def async_get_supported_subentry_types(
+        cls, config_entry: ConfigEntry
+    ) -> dict[str, type[ConfigSubentryFlow]]:
+        """Channels are subentries; a playlist import adds many at once."""
+        return {SUBENTRY_CHANNEL: ChannelFlow, SUBENTRY_PLAYLIST: PlaylistImportFlow}
+
+    async def async_step_user(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Ask for the engine's address."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            # The engine has no serial or id of its own, so the address is the only
+            # identity; matching on data keeps host/IP out of the unique id.
+            self._async_abort_entries_match(
+                {
+                    CONF_HOST: str(user_input[CONF_HOST]).strip(),
+                    CONF_PORT: int(user_input[CONF_PORT]),
+                }
+            )
+            version = await validate_connection(self.hass, user_input, errors)
+            if version is not None:
+                return self.async_create_entry(
+                    title=f"AceStream engine {user_input[CONF_HOST]}:"
+                    f"{user_input[CONF_PORT]}",
+                    data={
+                        CONF_HOST: user_input[CONF_HOST],
+                        CONF_PORT: int(user_input[CONF_PORT]),
+                    },
+                )
+        return self.async_show_form(
+            step_id="user",
+            data_schema=self.add_suggested_values_to_schema(
+                connection_schema({}), user_input
+            ),
+            errors=errors,
+        )
+
+    async def async_step_reconfigure(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Move an existing entry to another host or port."""
+        entry = self._get_reconfigure_entry()
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            new = {
+                CONF_HOST: str(user_input[CONF_HOST]).strip(),
+                CONF_PORT: int(user_input[CONF_PORT]),
+            }
+            for other in self._async_current_entries(include_ignore=False):
+                if other.entry_id != entry.entry_id and all(
+                    other.data.get(key) == value for key, value in new.items()
+                ):
+                    return self.async_abort(reason="already_configured")
+            version = await validate_connection(self.hass, user_input, errors)
+            if version is not None:
+                return self.async_update_reload_and_abort(
+                    entry,
+                    title=f"AceStream engine {user_input[CONF_HOST]}:"
+                    f"{user_input[CONF_PORT]}",
+                    data_updates={
+                        CONF_HOST: user_input[CONF_HOST],
+                        CONF_PORT: int(user_input[CONF_PORT]),
+                    },
+                )
+        return self.async_show_form(
+            step_id="reconfigure",
+            data_schema=self.add_suggested_values_to_schema(
+                connection_schema(dict(entry.data)), user_input or dict(entry.data)
+            ),
+            errors=errors,
+        )
+
+
+def _number(minimum: int, maximum: int, unit: str | None = None) -> vol.All:
+    config = NumberSelectorConfig(
+        min=minimum, max=maximum, step=1, mode=NumberSelectorMode.BOX
+    )
+    if unit:
+        config["unit_of_measurement"] = unit
+    return vol.All(
+        NumberSelector(config),
+        vol.Coerce(int),
+        vol.Range(min=minimum, max=maximum),
+    )
+
+
+class AceStreamOptionsFlow(OptionsFlow):
+    """Broadcaster tunables; applied to broadcasts that start after the change."""
+
+    async def async_step_init(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Show and store the options."""
+        if user_input is not None:
+            return self.async_create_entry(data=user_input)
+        options = self.config_entry.options
+        schema = vol.Schema(
+            {
+                vol.Required(
+                    CONF_LINGER, default=options.get(CONF_LINGER, DEFAULT_LINGER)
+                ): _number(*LINGER_RANGE, "s"),
+                vol.Required(
+                    CONF_REPLAY_WINDOW,
+                    default=options.get(CONF_REPLAY_WINDOW, DEFAULT_REPLAY_WINDOW),
+                ): _number(*REPLAY_WINDOW_RANGE, "s"),
+                vol.Required(
+                    CONF_MAX_VIEWERS,
+                    default=options.get(CONF_MAX_VIEWERS, DEFAULT_MAX_VIEWERS),
+                ): _number(*MAX_VIEWERS_RANGE),
+                vol.Required(
+                    CONF_MAX_BROADCASTS,
+                    default=options.get(CONF_MAX_BROADCASTS, DEFAULT_MAX_BROADCASTS),
+                ): _number(*MAX_BROADCASTS_RANGE),
+            }
+        )
+        return self.async_show_form(step_id="init", data_schema=schema)
+
+
+def _all_channel_ids(hass: HomeAssistant, skip: str | None = None) -> set[str]:
+    """Unique ids of every channel of every engine entry."""
+    return {
+        subentry.unique_id
+        for entry in hass.config_entries.async_entries(DOMAIN)
+        for subentry in entry.subentries.values()
+        if subentry.subentry_type == SUBENTRY_CHANNEL
+        and subentry.unique_id
+        and subentry.subentry_id != skip
+    }
+
+
+def _channel_schema() -> vol.Schema:
+    return vol.Schema(
+        {
+            vol.Required(CONF_CHANNEL_NAME): TextSelector(),
+            vol.Required(CONF_CHANNEL_ID): TextSelector(),
+            vol.Required(
+                CONF_CHANNEL_KIND, default=ContentKind.CONTENT_ID.value
+            ): SelectSelector(
+                SelectSelectorConfig(
+                    options=[kind.value for kind in ContentKind],
+                    translation_key=CONF_CHANNEL_KIND,
+                    mode=SelectSelectorMode.LIST,
+                )
+            ),
+            vol.Optional(CONF_CHANNEL_GROUP): TextSelector(),
+            vol.Optional(CONF_CHANNEL_LOGO): TextSelector(
+                TextSelectorConfig(type=TextSelectorType.URL)
+            ),
+        }
+    )
+
+
+def _parse_channel(
+    user_input: dict[str, Any], errors: dict[str, str]
+) -> ContentRef | None:
+    """A 40-hex id (of the chosen kind), an acestream:// link or an engine URL."""
+    text = str(user_input[CONF_CHANNEL_ID]).strip()
+    kind = ContentKind(user_input.get(CONF_CHANNEL_KIND, ContentKind.CONTENT_ID))
+    try:
+        return ContentRef.parse(kind, text)
+    except ValueError:
+        ref = ref_from_link(text)
+    if ref is None:
+        errors[CONF_CHANNEL_ID] = "invalid_id"
+    return ref
+
+
+class ChannelFlow(ConfigSubentryFlow):
+    """Add or edit one channel: a name for a content id or an infohash."""
+
+    async def async_step_user(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Ask for the channel."""
+        return await self._async_step("user", user_input, None)
+
+    async def async_step_reconfigure(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Edit a channel."""
+        return await self._async_step(
+            "reconfigure", user_input, self._get_reconfigure_subentry()
+        )
+
+    async def _async_step(
+        self,
+        step_id: str,
+        user_input: dict[str, Any] | None,
+        subentry: ConfigSubentry | None,
+    ) -> SubentryFlowResult:
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            ref = _parse_channel(user_input, errors)
+            name = str(user_input[CONF_CHANNEL_NAME]).strip()
+            if not name:
+                errors[CONF_CHANNEL_NAME] = "invalid_name"
+            if ref is not None and not errors:
+                unique_id = channel_unique_id(ref)
+                skip = subentry.subentry_id if subentry else None
+                if unique_id in _all_channel_ids(self.hass, skip):
+                    errors[CONF_CHANNEL_ID] = "already_configured"
+                else:
+                    data = Channel(
+                        name,
+                        ref,
+                        str(user_input.get(CONF_CHANNEL_GROUP, "")).strip() or None,
+                        str(user_input.get(CONF_CHANNEL_LOGO, "")).strip() or None,
+                    ).as_data()
+                    if subentry is None:
+                        return self.async_create_entry(
+                            title=name, data=data, unique_id=unique_id
+                        )
+                    return self.async_update_and_abort(
+                        self._get_entry(),
+                        subentry,
+                        title=name,
+                        data=data,
+                        unique_id=unique_id,
+                    )
+        suggested = user_input or (dict(subentry.data) if subentry else {})
+        return self.async_show_form(
+            step_id=step_id,
+            data_schema=self.add_suggested_values_to_schema(
+                _channel_schema(), suggested
+            ),
+            errors=errors,
+        )
+
+
+class PlaylistImportFlow(ConfigSubentryFlow):
+    """Import channels from an M3U playlist of acestream:// links."""
+
+    async def async_step_user(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Ask for a playlist URL or its text."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            url = str(user_input.get(CONF_URL, "")).strip()
+            text = str(user_input.get(CONF_PLAYLIST, ""))
+            if url:
+                try:
+                    text = await fetch_playlist(self.hass, url)
+                except PlaylistFetchError as err:
+                    LOGGER.debug("Playlist %s not fetched: %s", url, err)
+                    errors[CONF_URL] = "cannot_fetch"
+            elif not text.strip():
+                errors["base"] = "no_playlist"
+            if not errors:
+                summary = import_channels(self.hass, self._get_entry(), text)
+                return self.async_abort(
+                    reason="imported",
+                    description_placeholders=summary.placeholders(),
+                )
+        return self.async_show_form(
+            step_id="user",
+            data_schema=self.add_suggested_values_to_schema(
+                vol.Schema(
+                    {
+                        vol.Optional(CONF_URL): TextSelector(
+                            TextSelectorConfig(type=TextSelectorType.URL)
+                        ),
+                        vol.Optional(CONF_PLAYLIST): TextSelector(
+                            TextSelectorConfig(multiline=True)
+                        ),
+                    }
+                ),
+                user_input,
+            ),
+            errors=errors,
+        )

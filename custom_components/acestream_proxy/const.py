@@ -1,0 +1,45 @@
+"""Constants for the AceStream Proxy integration."""
+
+from __future__ import annotations
+
+import logging
+from typing import Final
+
+DOMAIN: Final = "acestream_proxy"
+LOGGER = logging.getLogger(__package__)
+
+DEFAULT_HOST: Final = "127.0.0.1"
+DEFAULT_PORT: Final = 6878
+
+# Engine state is cheap to read; 30 s matches the engine pool's health cadence.
+UPDATE_INTERVAL_SECONDS: Final = 30
+
+CONF_LINGER: Final = "linger"
+CONF_REPLAY_WINDOW: Final = "replay_window"
+CONF_MAX_VIEWERS: Final = "max_viewers"
+CONF_MAX_BROADCASTS: Final = "max_broadcasts"
+
+DEFAULT_LINGER: Final = 30
+DEFAULT_REPLAY_WINDOW: Final = 10
+DEFAULT_MAX_VIEWERS: Final = 50
+DEFAULT_MAX_BROADCASTS: Final = 10
+
+# (minimum, maximum) accepted by the options flow.
+LINGER_RANGE: Final = (0, 3600)
+REPLAY_WINDOW_RANGE: Final = (2, 60)
+MAX_VIEWERS_RANGE: Final = (1, 1000)
+MAX_BROADCASTS_RANGE: Final = (1, 100)
+
+URL_PREFIX: Final = "/api/acestream_proxy"
+
+SUBENTRY_CHANNEL: Final = "channel"
+SUBENTRY_PLAYLIST: Final = "playlist"
+
+CONF_CHANNEL_NAME: Final = "name"
+CONF_CHANNEL_ID: Final = "content"
+CONF_CHANNEL_KIND: Final = "kind"
+CONF_CHANNEL_GROUP: Final = "group"
+CONF_CHANNEL_LOGO: Final = "logo"
+CONF_PLAYLIST: Final = "playlist"
+
+EVENT_TYPE: Final = "acestream_proxy_event"

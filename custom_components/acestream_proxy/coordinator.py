@@ -1,0 +1,77 @@
+"""Engine health: polls the engine's version, the documented liveness check."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Final
+
+from homeassistant.helpers import issue_registry as ir
+from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
+from homeassistant.util import dt as dt_util
+
+from .const import DOMAIN, LOGGER, UPDATE_INTERVAL_SECONDS
+from .engine import EngineClient, EngineError, EngineVersion
+
+# An engine down this long gets a repair issue (it clears itself when back).
+REPAIR_AFTER: Final = timedelta(minutes=5)
+
+if TYPE_CHECKING:
+    from homeassistant.core import HomeAssistant
+
+    from .data import AceStreamConfigEntry
+
+
+class EngineCoordinator(DataUpdateCoordinator[EngineVersion]):
+    """Polls one engine; its failures make the engine's entities unavailable.
+
+    DataUpdateCoordinator logs the first failure and the recovery once each, which is
+    exactly the log-when-unavailable behaviour wanted here.
+    """
+
+    config_entry: AceStreamConfigEntry
+
+    def __init__(
+        self, hass: HomeAssistant, entry: AceStreamConfigEntry, client: EngineClient
+    ) -> None:
+        """Poll ``client`` every UPDATE_INTERVAL_SECONDS."""
+        super().__init__(
+            hass,
+            LOGGER,
+            config_entry=entry,
+            name=f"{DOMAIN} engine {client.base_url}",
+            update_interval=timedelta(seconds=UPDATE_INTERVAL_SECONDS),
+        )
+        self.client = client
+        self.down_since: datetime | None = None
+
+    @property
+    def issue_id(self) -> str:
+        """Repair issue of this engine being unreachable."""
+        return f"engine_unreachable_{self.config_entry.entry_id}"
+
+    async def _async_update_data(self) -> EngineVersion:
+        try:
+            version = await self.client.get_version()
+        except EngineError as err:
+            now = dt_util.utcnow()
+            if self.down_since is None:
+                self.down_since = now
+            elif now - self.down_since >= REPAIR_AFTER:
+                ir.async_create_issue(
+                    self.hass,
+                    DOMAIN,
+                    self.issue_id,
+                    is_fixable=True,
+                    severity=ir.IssueSeverity.ERROR,
+                    translation_key="engine_unreachable",
+                    translation_placeholders={
+                        "title": self.config_entry.title,
+                        "error": str(err),
+                    },
+                    data={"entry_id": self.config_entry.entry_id},
+                )
+            raise UpdateFailed(str(err)) from err
+        if self.down_since is not None:
+            self.down_since = None
+            ir.async_delete_issue(self.hass, DOMAIN, self.issue_id)
+        return version

@@ -1,0 +1,494 @@
+"""Domain-wide hub: the engines that are loaded and the broadcasts they serve.
+
+Broadcasts are keyed by infohash across the whole pool, so a content id and the
+infohash it resolves to share one engine session. The content id -> infohash map is
+learned from the engine's getstream answer (the only place the engine tells it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+import time
+from typing import TYPE_CHECKING, Any, Final
+
+from homeassistant.core import Event, HomeAssistant, callback
+from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers.dispatcher import async_dispatcher_send
+from homeassistant.helpers.event import async_track_time_interval
+from homeassistant.util.hass_dict import HassKey
+
+from .broadcaster import (
+    BroadcastClosedError,
+    BroadcastConfig,
+    Broadcaster,
+    BroadcastEvent,
+    Viewer,
+)
+from .const import (
+    CONF_LINGER,
+    CONF_MAX_BROADCASTS,
+    CONF_MAX_VIEWERS,
+    CONF_REPLAY_WINDOW,
+    DEFAULT_LINGER,
+    DEFAULT_MAX_BROADCASTS,
+    DEFAULT_MAX_VIEWERS,
+    DEFAULT_REPLAY_WINDOW,
+    DOMAIN,
+    EVENT_TYPE,
+    LOGGER,
+)
+from .engine import ContentKind, ContentRef, EngineError, SessionStats
+from .playlist import iter_channels
+
+if TYPE_CHECKING:
+    from homeassistant.config_entries import ConfigSubentry
+
+    from .channel import Channel
+
+if TYPE_CHECKING:
+    from .data import AceStreamConfigEntry
+
+HUB_KEY: HassKey[StreamHub] = HassKey(DOMAIN)
+
+RETRY_AFTER_LIMIT = 30
+RETRY_AFTER_UNREACHABLE = 15
+
+SIGNAL_UPDATED: Final = f"{DOMAIN}_updated"
+# Entities are refreshed at most this often (a 500-viewer broadcast must not
+# flood the recorder), and this often while something plays (bitrate moves).
+UPDATE_MIN_INTERVAL: Final = 2.0
+TICK: Final = timedelta(seconds=5)
+STATS_EVERY_TICKS: Final = 3  # engine stat_url every 15 s
+# Broadcast events on the bus (device triggers offer the same types).
+BUS_EVENTS: Final = frozenset(
+    {
+        BroadcastEvent.STARTED,
+        BroadcastEvent.STOPPED,
+        BroadcastEvent.FAILED,
+        BroadcastEvent.RECOVERED,
+        BroadcastEvent.VIEWER_JOINED,
+        BroadcastEvent.VIEWER_LEFT,
+    }
+)
+
+
+class NoEngineError(Exception):
+    """No engine entry is loaded."""
+
+
+class CapacityError(Exception):
+    """A limit is reached or no engine can take the broadcast now."""
+
+    def __init__(self, message: str, retry_after: int = RETRY_AFTER_LIMIT) -> None:
+        """Say what is full and when to retry."""
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def signal_channels_changed(entry_id: str) -> str:
+    """Dispatcher signal: channels were added to this entry."""
+    return f"{DOMAIN}_channels_changed_{entry_id}"
+
+
+def signal_new_broadcast(entry_id: str) -> str:
+    """Dispatcher signal: an ad-hoc broadcast on this engine needs entities."""
+    return f"{DOMAIN}_new_broadcast_{entry_id}"
+
+
+def get_hub(hass: HomeAssistant) -> StreamHub:
+    """The hub created in async_setup."""
+    return hass.data[HUB_KEY]
+
+
+@dataclass(slots=True)
+class _Broadcast:
+    broadcaster: Broadcaster
+    entry_id: str
+    engine_stats: SessionStats | None = None
+    adhoc_device_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BroadcastTarget:
+    """What a set of broadcast entities follows: a channel, or one ad-hoc infohash."""
+
+    ref: ContentRef
+    device_identifier: str
+    name: str
+    subentry_id: str | None = None
+
+
+def channel_target(subentry_id: str, channel: Channel) -> BroadcastTarget:
+    """The target of a configured channel."""
+    return BroadcastTarget(
+        channel.ref, f"channel_{subentry_id}", channel.name, subentry_id
+    )
+
+
+def adhoc_target(infohash: str) -> BroadcastTarget:
+    """The target of a broadcast that is not a channel (while it plays)."""
+    return BroadcastTarget(
+        ContentRef(ContentKind.INFOHASH, infohash),
+        f"broadcast_{infohash}",
+        f"AceStream {infohash[:8]}",
+    )
+
+
+@dataclass
+class StreamHub:
+    """Owns the engine pool and every broadcast."""
+
+    hass: HomeAssistant
+    engines: dict[str, AceStreamConfigEntry] = field(default_factory=dict)
+    broadcasts: dict[str, _Broadcast] = field(default_factory=dict)
+    aliases: dict[ContentRef, str] = field(default_factory=dict)
+    _starting: dict[ContentRef, tuple[str, asyncio.Task[Broadcaster]]] = field(
+        default_factory=dict
+    )
+    failures: dict[str, str] = field(default_factory=dict)
+    _tick_unsub: Callable[[], None] | None = None
+    _ticks: int = 0
+    _last_update: float = 0.0
+    _pending_update: asyncio.TimerHandle | None = None
+
+    # -- engines -------------------------------------------------------------------
+
+    @callback
+    def add_engine(self, entry: AceStreamConfigEntry) -> None:
+        """Make a loaded engine entry available for broadcasts."""
+        self.engines[entry.entry_id] = entry
+
+    async def async_remove_engine(self, entry: AceStreamConfigEntry) -> None:
+        """Take an engine out of the pool: end its broadcasts and their sessions."""
+        self.engines.pop(entry.entry_id, None)
+        for ref, (entry_id, task) in list(self._starting.items()):
+            if entry_id == entry.entry_id:
+                task.cancel()
+                self._starting.pop(ref, None)
+        await asyncio.gather(
+            *(
+                item.broadcaster.async_close()
+                for item in list(self.broadcasts.values())
+                if item.entry_id == entry.entry_id
+            )
+        )
+
+    async def async_shutdown(self, _event: Event | None = None) -> None:
+        """Home Assistant stops: stop every engine session we opened."""
+        for entry in list(self.engines.values()):
+            await self.async_remove_engine(entry)
+        self._stop_ticking()
+        if self._pending_update is not None:
+            self._pending_update.cancel()
+            self._pending_update = None
+
+    @callback
+    def broadcast_count(self, entry_id: str) -> int:
+        """Broadcasts open on one engine."""
+        return sum(
+            1
+            for item in self.broadcasts.values()
+            if item.entry_id == entry_id and not item.broadcaster.closed
+        )
+
+    @callback
+    def viewer_count(self, entry_id: str) -> int:
+        """Viewers of all broadcasts of one engine."""
+        return sum(
+            item.broadcaster.viewer_count
+            for item in self.broadcasts.values()
+            if item.entry_id == entry_id
+        )
+
+    @callback
+    def request_update(self) -> None:
+        """Refresh the entities soon, at most every UPDATE_MIN_INTERVAL."""
+        if self._pending_update is not None:
+            return
+        wait = self._last_update + UPDATE_MIN_INTERVAL - time.monotonic()
+        if wait <= 0:
+            self._dispatch_update()
+        else:
+            self._pending_update = self.hass.loop.call_later(
+                wait, self._dispatch_update
+            )
+
+    @callback
+    def _dispatch_update(self) -> None:
+        self._pending_update = None
+        self._last_update = time.monotonic()
+        async_dispatcher_send(self.hass, SIGNAL_UPDATED)
+
+    def _start_ticking(self) -> None:
+        if self._tick_unsub is None:
+            self._tick_unsub = async_track_time_interval(
+                self.hass, self._async_tick, TICK, name=f"{DOMAIN} broadcast stats"
+            )
+
+    def _stop_ticking(self) -> None:
+        if self._tick_unsub is not None:
+            self._tick_unsub()
+            self._tick_unsub = None
+
+    async def _async_tick(self, _now: datetime) -> None:
+        """Bitrate moves all the time; peers and speed come from the engine."""
+        self._ticks += 1
+        if (self._ticks - 1) % STATS_EVERY_TICKS == 0:
+            await asyncio.gather(
+                *(
+                    self._async_poll_stats(item)
+                    for item in list(self.broadcasts.values())
+                )
+            )
+        self.request_update()
+
+    async def _async_poll_stats(self, item: _Broadcast) -> None:
+        session = item.broadcaster.session
+        entry = self.engines.get(item.entry_id)
+        if session is None or entry is None:
+            return
+        try:
+            # skip_player_activity: polling must never keep a session alive.
+            item.engine_stats = await entry.runtime_data.client.get_stats(session)
+        except EngineError as err:
+            LOGGER.debug("Stats of %s unavailable: %s", item.broadcaster.name, err)
+            item.engine_stats = None
+
+    def _select_engine(self) -> AceStreamConfigEntry:
+        if not self.engines:
+            raise NoEngineError("no AceStream engine is configured and loaded")
+        healthy = [
+            entry
+            for entry in self.engines.values()
+            if entry.runtime_data.coordinator.last_update_success
+        ]
+        if not healthy:
+            raise CapacityError(
+                "no AceStream engine is reachable", RETRY_AFTER_UNREACHABLE
+            )
+
+        def load(entry: AceStreamConfigEntry) -> tuple[int, int]:
+            starting = sum(
+                1 for eid, _ in self._starting.values() if eid == entry.entry_id
+            )
+            return (
+                self.broadcast_count(entry.entry_id) + starting,
+                self.viewer_count(entry.entry_id),
+            )
+
+        for entry in sorted(healthy, key=load):
+            limit = entry.options.get(CONF_MAX_BROADCASTS, DEFAULT_MAX_BROADCASTS)
+            if load(entry)[0] < limit:
+                return entry
+        raise CapacityError("the maximum number of concurrent broadcasts is reached")
+
+    # -- broadcasts ----------------------------------------------------------------
+
+    def find(self, ref: ContentRef) -> Broadcaster | None:
+        """The live broadcast a content id or infohash names, if any."""
+        infohash = (
+            ref.value if ref.kind is ContentKind.INFOHASH else self.aliases.get(ref)
+        )
+        if infohash is None:
+            return None
+        item = self.broadcasts.get(infohash)
+        if item is None or item.broadcaster.closed:
+            return None
+        return item.broadcaster
+
+    async def async_open_viewer(self, ref: ContentRef) -> Viewer:
+        """Join the broadcast ``ref`` names, opening it on an engine if needed.
+
+        Raises NoEngineError, CapacityError, ViewerLimitError or EngineError.
+        """
+        for _ in range(3):
+            broadcaster = self.find(ref)
+            if broadcaster is None:
+                broadcaster = await self._async_wait_start(ref)
+            try:
+                return broadcaster.join()
+            except BroadcastClosedError:
+                continue
+        raise CapacityError("the broadcast is restarting", RETRY_AFTER_UNREACHABLE)
+
+    async def _async_wait_start(self, ref: ContentRef) -> Broadcaster:
+        starting = self._starting.get(ref)
+        if starting is None:
+            entry = self._select_engine()
+            task = entry.async_create_background_task(
+                self.hass, self._async_start(entry, ref), f"{DOMAIN} start {ref.value}"
+            )
+            starting = (entry.entry_id, task)
+            self._starting[ref] = starting
+            task.add_done_callback(lambda _: self._starting.pop(ref, None))
+        task = starting[1]
+        try:
+            # Shielded: one viewer giving up must not cancel the start for others.
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if task.cancelled() and not (current and current.cancelling()):
+                raise CapacityError(
+                    "the engine was unloaded", RETRY_AFTER_UNREACHABLE
+                ) from None
+            raise
+
+    async def _async_start(
+        self, entry: AceStreamConfigEntry, ref: ContentRef
+    ) -> Broadcaster:
+        # A broadcast of this infohash still closing must finish stopping its engine
+        # session first: a stop sent after our getstream could end our new reader.
+        known = ref.value if ref.kind is ContentKind.INFOHASH else self.aliases.get(ref)
+        old = self.broadcasts.get(known) if known is not None else None
+        if old is not None and old.broadcaster.closed:
+            await old.broadcaster.async_close()
+        config = self._config_for(entry)
+        client = entry.runtime_data.client
+        session = await client.start_session(
+            ref, start_timeout=config.getstream_timeout
+        )
+        self.aliases[ref] = session.infohash
+        current = self.broadcasts.get(session.infohash)
+        if current is not None and not current.broadcaster.closed:
+            if current.entry_id == entry.entry_id:
+                current.broadcaster.adopt(session)
+            else:
+                # Same broadcast already served by another engine: keep that one.
+                try:
+                    await client.stop_session(session)
+                except EngineError as err:
+                    LOGGER.debug("Stopping a duplicate session failed: %s", err)
+            return current.broadcaster
+
+        def spawn(coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+            return entry.async_create_background_task(self.hass, coro, name)
+
+        broadcaster = Broadcaster(
+            client=client,
+            session=session,
+            content=ref,
+            config=config,
+            spawn=spawn,
+            listener=self._on_event,
+        )
+        item = _Broadcast(broadcaster, entry.entry_id)
+        self.broadcasts[session.infohash] = item
+        broadcaster.name = self.target_for(broadcaster).name
+        if self.channel_for(broadcaster) is None:
+            target = adhoc_target(session.infohash)
+            device = dr.async_get(self.hass).async_get_or_create(
+                config_entry_id=entry.entry_id,
+                identifiers={(DOMAIN, target.device_identifier)},
+                name=target.name,
+                manufacturer="AceStream",
+                model="Broadcast",
+                via_device=(DOMAIN, entry.entry_id),
+            )
+            item.adhoc_device_id = device.id
+            async_dispatcher_send(
+                self.hass, signal_new_broadcast(entry.entry_id), target
+            )
+        broadcaster.start()
+        self._start_ticking()
+        self.request_update()
+        return broadcaster
+
+    @staticmethod
+    def _config_for(entry: AceStreamConfigEntry) -> BroadcastConfig:
+        options = entry.options
+        return BroadcastConfig(
+            linger=float(options.get(CONF_LINGER, DEFAULT_LINGER)),
+            replay_window=float(options.get(CONF_REPLAY_WINDOW, DEFAULT_REPLAY_WINDOW)),
+            max_viewers=int(options.get(CONF_MAX_VIEWERS, DEFAULT_MAX_VIEWERS)),
+        )
+
+    # -- what Home Assistant sees --------------------------------------------------
+
+    def failed(self, target: BroadcastTarget) -> str | None:
+        """Why the target's last broadcast failed, until it plays again."""
+        ref = target.ref
+        infohash = (
+            ref.value if ref.kind is ContentKind.INFOHASH else self.aliases.get(ref)
+        )
+        return self.failures.get(infohash) if infohash else None
+
+    async def async_stop(self, ref: ContentRef) -> bool:
+        """Stop a broadcast now: viewers end, the engine session stops."""
+        broadcaster = self.find(ref)
+        if broadcaster is None:
+            return False
+        await broadcaster.async_close()
+        return True
+
+    def record(self, target: BroadcastTarget) -> _Broadcast | None:
+        """The live broadcast a channel or ad-hoc target follows."""
+        broadcaster = self.find(target.ref)
+        return self.broadcasts[broadcaster.infohash] if broadcaster else None
+
+    def content_id_of(self, broadcaster: Broadcaster) -> str | None:
+        """The content id of a broadcast, when known."""
+        if broadcaster.content.kind is ContentKind.CONTENT_ID:
+            return broadcaster.content.value
+        for ref, infohash in self.aliases.items():
+            if infohash == broadcaster.infohash and ref.kind is ContentKind.CONTENT_ID:
+                return ref.value
+        return None
+
+    def channel_for(
+        self, broadcaster: Broadcaster
+    ) -> tuple[ConfigSubentry, Channel] | None:
+        """The configured channel a broadcast plays, if any."""
+        for _, subentry, channel in iter_channels(self.hass):
+            ref = channel.ref
+            if ref == broadcaster.content or broadcaster.infohash in (
+                ref.value if ref.kind is ContentKind.INFOHASH else None,
+                self.aliases.get(ref),
+            ):
+                return subentry, channel
+        return None
+
+    def target_for(self, broadcaster: Broadcaster) -> BroadcastTarget:
+        """The channel target of a broadcast, or its ad-hoc one."""
+        found = self.channel_for(broadcaster)
+        if found is not None:
+            return channel_target(found[0].subentry_id, found[1])
+        return adhoc_target(broadcaster.infohash)
+
+    def _fire(self, broadcaster: Broadcaster, event: BroadcastEvent) -> None:
+        target = self.target_for(broadcaster)
+        device = dr.async_get(self.hass).async_get_device(
+            identifiers={(DOMAIN, target.device_identifier)}
+        )
+        self.hass.bus.async_fire(
+            EVENT_TYPE,
+            {
+                "type": event.value,
+                "device_id": device.id if device else None,
+                "content_id": self.content_id_of(broadcaster),
+                "infohash": broadcaster.infohash,
+                "channel": target.name if target.subentry_id else None,
+                "viewers": broadcaster.viewer_count,
+            },
+        )
+
+    @callback
+    def _on_event(self, broadcaster: Broadcaster, event: BroadcastEvent) -> None:
+        item = self.broadcasts.get(broadcaster.infohash)
+        if item is None or item.broadcaster is not broadcaster:
+            return
+        if event in BUS_EVENTS:
+            self._fire(broadcaster, event)
+        if event is BroadcastEvent.FAILED:
+            self.failures[broadcaster.infohash] = broadcaster.failure or "failed"
+        elif event is BroadcastEvent.STARTED:
+            self.failures.pop(broadcaster.infohash, None)
+        if event in (BroadcastEvent.STOPPED, BroadcastEvent.FAILED):
+            del self.broadcasts[broadcaster.infohash]
+            if item.adhoc_device_id is not None:
+                dr.async_get(self.hass).async_remove_device(item.adhoc_device_id)
+            if not self.broadcasts:
+                self._stop_ticking()
+        self.request_update()

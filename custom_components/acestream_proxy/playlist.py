@@ -1,0 +1,152 @@
+"""Channels in and out as M3U: import from a playlist, serve the channel playlist."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Final
+
+import aiohttp
+from aiohttp import web
+from homeassistant.components.http.auth import async_sign_path
+from homeassistant.config_entries import ConfigEntry, ConfigSubentry
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.aiohttp_client import async_get_clientsession
+from homeassistant.helpers.http import KEY_HASS, HomeAssistantView
+
+from .channel import Channel, Skipped, parse_m3u
+from .const import DOMAIN, SUBENTRY_CHANNEL, URL_PREFIX
+from .engine import ContentKind, ContentRef
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+MAX_PLAYLIST_BYTES: Final = 5 * 1024 * 1024
+FETCH_TIMEOUT: Final = aiohttp.ClientTimeout(total=20)
+# How long stream URLs written into the served playlist stay valid.
+PLAYLIST_STREAM_EXPIRY: Final = timedelta(days=7)
+PLAYLIST_PATH: Final = f"{URL_PREFIX}/playlist.m3u"
+
+
+class PlaylistFetchError(Exception):
+    """The playlist URL could not be read."""
+
+
+async def fetch_playlist(hass: HomeAssistant, url: str) -> str:
+    """Download an M3U playlist (bounded in size and time)."""
+    session = async_get_clientsession(hass)
+    try:
+        async with session.get(url, timeout=FETCH_TIMEOUT) as resp:
+            if resp.status != 200:
+                raise PlaylistFetchError(f"HTTP {resp.status}")
+            body = await resp.content.read(MAX_PLAYLIST_BYTES + 1)
+    except (aiohttp.ClientError, TimeoutError, ValueError) as err:
+        raise PlaylistFetchError(str(err) or type(err).__name__) from err
+    if len(body) > MAX_PLAYLIST_BYTES:
+        raise PlaylistFetchError("larger than 5 MB")
+    return body.decode("utf-8", "replace")
+
+
+@dataclass
+class ImportSummary:
+    """What an import added and what it left out."""
+
+    imported: list[str] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+
+    def placeholders(self) -> dict[str, str]:
+        """For the flow's result text."""
+        reasons = "\n".join(
+            f"- line {item.line}: {item.reason} ({item.text[:60]})"
+            for item in self.skipped[:20]
+        )
+        if len(self.skipped) > 20:
+            reasons += f"\n- … and {len(self.skipped) - 20} more"
+        return {
+            "imported": str(len(self.imported)),
+            "skipped": str(len(self.skipped)),
+            "details": reasons or "-",
+        }
+
+
+def iter_channels(
+    hass: HomeAssistant,
+) -> Iterable[tuple[ConfigEntry, ConfigSubentry, Channel]]:
+    """Every channel of every engine entry, loaded or not."""
+    for entry in hass.config_entries.async_entries(DOMAIN):
+        for subentry in entry.subentries.values():
+            if subentry.subentry_type == SUBENTRY_CHANNEL:
+                yield entry, subentry, Channel.from_data(subentry.data)
+
+
+def import_channels(
+    hass: HomeAssistant, entry: ConfigEntry, text: str
+) -> ImportSummary:
+    """Add the playlist's channels to ``entry``; known ones are skipped."""
+    channels, skipped = parse_m3u(text)
+    summary = ImportSummary(skipped=list(skipped))
+    known = {channel.ref for _, _, channel in iter_channels(hass)}
+    for channel in channels:
+        if channel.ref in known:
+            summary.skipped.append(Skipped(0, channel.name, "already a channel"))
+            continue
+        hass.config_entries.async_add_subentry(
+            entry,
+            ConfigSubentry(
+                data=MappingProxyType(channel.as_data()),
+                subentry_type=SUBENTRY_CHANNEL,
+                title=channel.name,
+                unique_id=channel.unique_id,
+            ),
+        )
+        known.add(channel.ref)
+        summary.imported.append(channel.name)
+    return summary
+
+
+def stream_path(ref: ContentRef) -> str:
+    """Our TS URL path for a broadcast (identity in the path, never in a query)."""
+    if ref.kind is ContentKind.INFOHASH:
+        return f"{URL_PREFIX}/stream/infohash/{ref.value}"
+    return f"{URL_PREFIX}/stream/{ref.value}"
+
+
+def _attr(value: str) -> str:
+    return value.replace('"', "'").replace("\n", " ")
+
+
+class PlaylistView(HomeAssistantView):
+    """``/api/acestream_proxy/playlist.m3u``: the channels, each URL signed."""
+
+    url = PLAYLIST_PATH
+    name = "api:acestream_proxy:playlist"
+    requires_auth = True
+
+    async def get(self, request: web.Request) -> web.Response:
+        """An M3U an IPTV app can play without sending a header."""
+        hass = request.app[KEY_HASS]
+        origin = f"{request.scheme}://{request.host}"
+        lines = ["#EXTM3U"]
+        for _, _, channel in sorted(
+            iter_channels(hass), key=lambda item: (item[2].group or "", item[2].name)
+        ):
+            attrs = f'tvg-id="{channel.ref.value}"'
+            if channel.logo:
+                attrs += f' tvg-logo="{_attr(channel.logo)}"'
+            if channel.group:
+                attrs += f' group-title="{_attr(channel.group)}"'
+            lines.append(f"#EXTINF:-1 {attrs},{channel.name.replace(chr(10), ' ')}")
+            # Signed with the requester's own token: it stops working if that
+            # token is revoked, and on a Home Assistant restart.
+            lines.append(
+                origin
+                + async_sign_path(
+                    hass, stream_path(channel.ref), PLAYLIST_STREAM_EXPIRY
+                )
+            )
+        return web.Response(
+            text="\n".join(lines) + "\n",
+            content_type="audio/x-mpegurl",
+            headers={"Content-Disposition": 'inline; filename="acestream.m3u"'},
+        )

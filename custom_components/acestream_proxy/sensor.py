@@ -1,0 +1,201 @@
+"""Engine sensors, and the sensors of every channel or playing broadcast."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from homeassistant.components.sensor import (
+    SensorDeviceClass,
+    SensorEntity,
+    SensorEntityDescription,
+    SensorStateClass,
+)
+from homeassistant.const import EntityCategory, UnitOfDataRate, UnitOfTime
+
+from .broadcaster import BroadcastState
+from .entity import BroadcastEntity, EngineEntity
+from .hub import BroadcastTarget, StreamHub, _Broadcast, get_hub
+from .platform import async_setup_broadcast_platform
+
+if TYPE_CHECKING:
+    from homeassistant.core import HomeAssistant
+    from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+
+    from .coordinator import EngineCoordinator
+    from .data import AceStreamConfigEntry
+
+# Coordinator and push driven: nothing to parallelise.
+PARALLEL_UPDATES = 0
+
+STATUS_IDLE = "idle"
+STATUS_OPTIONS = [
+    STATUS_IDLE,
+    BroadcastState.STARTING.value,
+    BroadcastState.BUFFERING.value,
+    BroadcastState.PLAYING.value,
+    BroadcastState.LINGERING.value,
+    BroadcastState.FAILED.value,
+]
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: AceStreamConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """Add the engine's sensors and those of its channels and broadcasts."""
+    coordinator = entry.runtime_data.coordinator
+    async_add_entities(
+        [
+            EngineVersionSensor(coordinator),
+            EngineCountSensor(coordinator, "active_broadcasts"),
+            EngineCountSensor(coordinator, "total_viewers"),
+        ]
+    )
+    async_setup_broadcast_platform(hass, entry, async_add_entities, _broadcast_sensors)
+
+
+def _broadcast_sensors(
+    hub: StreamHub, target: BroadcastTarget, entry_id: str
+) -> list[BroadcastSensor]:
+    return [
+        BroadcastSensor(hub, target, description, entry_id)
+        for description in BROADCAST_SENSORS
+    ]
+
+
+class EngineVersionSensor(EngineEntity, SensorEntity):
+    """Version the engine reports."""
+
+    _attr_entity_category = EntityCategory.DIAGNOSTIC
+
+    def __init__(self, coordinator: EngineCoordinator) -> None:
+        """Create the version sensor of ``coordinator``'s engine."""
+        super().__init__(coordinator, "version")
+
+    @property
+    def native_value(self) -> str | None:
+        """The engine's version string."""
+        return self.coordinator.data.version if self.coordinator.data else None
+
+
+class EngineCountSensor(EngineEntity, SensorEntity):
+    """Broadcasts or viewers on this engine right now."""
+
+    _attr_state_class = SensorStateClass.MEASUREMENT
+
+    @property
+    def native_value(self) -> int:
+        """Counted by the hub."""
+        hub = get_hub(self.hass)
+        entry_id = self.coordinator.config_entry.entry_id
+        if self.translation_key == "total_viewers":
+            return hub.viewer_count(entry_id)
+        return hub.broadcast_count(entry_id)
+
+
+def _status(hub: StreamHub, target: BroadcastTarget, item: _Broadcast | None) -> str:
+    if item is None:
+        return BroadcastState.FAILED.value if hub.failed(target) else STATUS_IDLE
+    state = item.broadcaster.state
+    return STATUS_IDLE if state is BroadcastState.STOPPED else state.value
+
+
+def _bitrate(item: _Broadcast | None) -> int:
+    # kbit/s rounded to 10: finer detail is noise in history graphs.
+    return round(item.broadcaster.bitrate / 10_000) * 10 if item else 0
+
+
+def _engine_stat(
+    name: str,
+) -> Callable[[StreamHub, BroadcastTarget, _Broadcast | None], Any]:
+    def value(
+        _hub: StreamHub, _target: BroadcastTarget, item: _Broadcast | None
+    ) -> Any:
+        if item is None or item.engine_stats is None:
+            return None
+        return getattr(item.engine_stats, name)
+
+    return value
+
+
+@dataclass(frozen=True, kw_only=True)
+class BroadcastSensorDescription(SensorEntityDescription):
+    """How a broadcast sensor reads its value."""
+
+    value: Callable[[StreamHub, BroadcastTarget, _Broadcast | None], Any]
+
+
+BROADCAST_SENSORS: tuple[BroadcastSensorDescription, ...] = (
+    BroadcastSensorDescription(
+        key="viewers",
+        translation_key="viewers",
+        state_class=SensorStateClass.MEASUREMENT,
+        value=lambda _h, _t, item: item.broadcaster.viewer_count if item else 0,
+    ),
+    BroadcastSensorDescription(
+        key="bitrate",
+        translation_key="bitrate",
+        device_class=SensorDeviceClass.DATA_RATE,
+        state_class=SensorStateClass.MEASUREMENT,
+        native_unit_of_measurement=UnitOfDataRate.KILOBITS_PER_SECOND,
+        suggested_unit_of_measurement=UnitOfDataRate.MEGABITS_PER_SECOND,
+        suggested_display_precision=2,
+        value=lambda _h, _t, item: _bitrate(item),
+    ),
+    BroadcastSensorDescription(
+        key="status",
+        translation_key="status",
+        device_class=SensorDeviceClass.ENUM,
+        options=STATUS_OPTIONS,
+        value=_status,
+    ),
+    BroadcastSensorDescription(
+        key="peers",
+        translation_key="peers",
+        state_class=SensorStateClass.MEASUREMENT,
+        value=_engine_stat("peers"),
+    ),
+    BroadcastSensorDescription(
+        key="download_speed",
+        translation_key="download_speed",
+        device_class=SensorDeviceClass.DATA_RATE,
+        state_class=SensorStateClass.MEASUREMENT,
+        native_unit_of_measurement=UnitOfDataRate.KILOBYTES_PER_SECOND,
+        value=_engine_stat("speed_down_kbps"),
+    ),
+    BroadcastSensorDescription(
+        key="live_delay",
+        translation_key="live_delay",
+        device_class=SensorDeviceClass.DURATION,
+        state_class=SensorStateClass.MEASUREMENT,
+        native_unit_of_measurement=UnitOfTime.SECONDS,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        entity_registry_enabled_default=False,
+        value=_engine_stat("live_delay"),
+    ),
+)
+
+
+class BroadcastSensor(BroadcastEntity, SensorEntity):
+    """A number about one channel or broadcast."""
+
+    entity_description: BroadcastSensorDescription
+
+    def __init__(
+        self,
+        hub: StreamHub,
+        target: BroadcastTarget,
+        description: BroadcastSensorDescription,
+        entry_id: str,
+    ) -> None:
+        """Describe the sensor."""
+        self.entity_description = description
+        super().__init__(hub, target, description.key, entry_id)
+
+    @property
+    def native_value(self) -> Any:
+        """Read from the hub's live broadcast (or idle)."""
+        return self.entity_description.value(self.hub, self.target, self.record)

@@ -1,0 +1,150 @@
+"""Actions: play a broadcast on a media player, stop one, get a signed playlist URL."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any, Final
+
+from homeassistant.components.http.auth import async_sign_path
+from homeassistant.components.media_player.browse_media import (
+    async_process_play_media_url,
+)
+from homeassistant.components.media_player.const import (
+    ATTR_MEDIA_CONTENT_ID,
+    ATTR_MEDIA_CONTENT_TYPE,
+    DOMAIN as MEDIA_PLAYER_DOMAIN,
+    SERVICE_PLAY_MEDIA,
+)
+from homeassistant.const import ATTR_ENTITY_ID
+from homeassistant.core import (
+    HomeAssistant,
+    ServiceCall,
+    ServiceResponse,
+    SupportsResponse,
+)
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.helpers import config_validation as cv
+from homeassistant.helpers.network import NoURLAvailableError, get_url
+from homeassistant.helpers.service import async_extract_entity_ids
+from homeassistant.util import dt as dt_util
+import voluptuous as vol
+
+from .const import DOMAIN
+from .engine import ContentKind, ContentRef
+from .hub import get_hub
+from .playlist import PLAYLIST_PATH, iter_channels, stream_path
+
+ATTR_CHANNEL: Final = "channel"
+ATTR_CONTENT_ID: Final = "content_id"
+ATTR_INFOHASH: Final = "infohash"
+ATTR_DAYS: Final = "days"
+
+SERVICE_PLAY: Final = "play"
+SERVICE_STOP: Final = "stop"
+SERVICE_PLAYLIST_URL: Final = "playlist_url"
+
+TS_MIME: Final = "video/mp2t"
+
+_WHAT: Final[dict[vol.Marker, Any]] = {
+    vol.Exclusive(ATTR_CHANNEL, "broadcast"): cv.string,
+    vol.Exclusive(ATTR_CONTENT_ID, "broadcast"): cv.string,
+    vol.Exclusive(ATTR_INFOHASH, "broadcast"): cv.string,
+}
+_PLAY_FIELDS: Final[dict[Any, Any]] = {**cv.ENTITY_SERVICE_FIELDS, **_WHAT}
+PLAY_SCHEMA: Final = vol.Schema(_PLAY_FIELDS)
+STOP_SCHEMA: Final = vol.Schema(_WHAT)
+PLAYLIST_URL_SCHEMA: Final = vol.Schema(
+    {vol.Optional(ATTR_DAYS, default=30): vol.All(vol.Coerce(int), vol.Range(1, 365))}
+)
+
+
+def _error(key: str, **placeholders: str) -> ServiceValidationError:
+    return ServiceValidationError(
+        translation_domain=DOMAIN,
+        translation_key=key,
+        translation_placeholders=placeholders or None,
+    )
+
+
+def _resolve(hass: HomeAssistant, data: dict[str, Any]) -> tuple[ContentRef, str]:
+    """The broadcast an action names, and a display name."""
+    if name := data.get(ATTR_CHANNEL):
+        wanted = name.strip().casefold()
+        for _, subentry, channel in iter_channels(hass):
+            if wanted in (channel.name.casefold(), subentry.subentry_id.casefold()):
+                return channel.ref, channel.name
+        raise _error("unknown_channel", channel=name)
+    for attr, kind in (
+        (ATTR_CONTENT_ID, ContentKind.CONTENT_ID),
+        (ATTR_INFOHASH, ContentKind.INFOHASH),
+    ):
+        if value := data.get(attr):
+            try:
+                ref = ContentRef.parse(kind, value.strip())
+            except ValueError:
+                raise _error("invalid_id", field=attr) from None
+            return ref, ref.value
+    raise _error("missing_broadcast")
+
+
+async def _async_play(call: ServiceCall) -> None:
+    hass = call.hass
+    ref, _ = _resolve(hass, dict(call.data))
+    players = sorted(await async_extract_entity_ids(hass, call))
+    if not players:
+        raise _error("no_player")
+    if not get_hub(hass).engines:
+        raise _error("no_engine")
+    try:
+        # Signed (24 h) and absolute, exactly as media players get media URLs.
+        url = async_process_play_media_url(hass, stream_path(ref))
+    except NoURLAvailableError as err:
+        raise HomeAssistantError(
+            translation_domain=DOMAIN, translation_key="no_url"
+        ) from err
+    await hass.services.async_call(
+        MEDIA_PLAYER_DOMAIN,
+        SERVICE_PLAY_MEDIA,
+        {
+            ATTR_ENTITY_ID: players,
+            ATTR_MEDIA_CONTENT_ID: url,
+            ATTR_MEDIA_CONTENT_TYPE: TS_MIME,
+        },
+        blocking=True,
+        context=call.context,
+    )
+
+
+async def _async_stop(call: ServiceCall) -> None:
+    ref, name = _resolve(call.hass, dict(call.data))
+    if not await get_hub(call.hass).async_stop(ref):
+        raise _error("not_playing", name=name)
+
+
+async def _async_playlist_url(call: ServiceCall) -> ServiceResponse:
+    hass = call.hass
+    days = call.data[ATTR_DAYS]
+    try:
+        base = get_url(hass)
+    except NoURLAvailableError as err:
+        raise HomeAssistantError(
+            translation_domain=DOMAIN, translation_key="no_url"
+        ) from err
+    path = async_sign_path(hass, PLAYLIST_PATH, timedelta(days=days))
+    return {
+        "url": base + path,
+        "expires": (dt_util.utcnow() + timedelta(days=days)).isoformat(),
+    }
+
+
+def async_register_services(hass: HomeAssistant) -> None:
+    """Register the actions once, in async_setup."""
+    hass.services.async_register(DOMAIN, SERVICE_PLAY, _async_play, PLAY_SCHEMA)
+    hass.services.async_register(DOMAIN, SERVICE_STOP, _async_stop, STOP_SCHEMA)
+    hass.services.async_register(
+        DOMAIN,
+        SERVICE_PLAYLIST_URL,
+        _async_playlist_url,
+        PLAYLIST_URL_SCHEMA,
+        supports_response=SupportsResponse.ONLY,
+    )

@@ -1,0 +1,225 @@
+"""MPEG-TS packet helpers for the broadcaster (no Home Assistant imports).
+
+Only what the fan-out needs: keep the stream packet-aligned, find where a decoder can
+start (a video packet with ``random_access_indicator``), remember the PAT and PMT that a
+joining viewer must see first, and mark a discontinuity after an upstream restart.
+Scanning uses strided slices of the chunk (done in C) so the per-chunk Python work is
+proportional to the few packets that carry an adaptation field, not to the chunk size.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+PACKET_SIZE: Final = 188
+SYNC_BYTE: Final = 0x47
+PAT_PID: Final = 0x0000
+NULL_PID: Final = 0x1FFF
+
+# PMT stream types that carry video: a keyframe on one of them is a join point.
+VIDEO_STREAM_TYPES: Final = frozenset(
+    {0x01, 0x02, 0x10, 0x1B, 0x20, 0x24, 0x27, 0x42, 0xD1, 0xEA}
+)
+
+# Byte 3 of a packet: adaptation_field_control bit 0x20 = adaptation field present.
+_AF_PRESENT: Final = bytes(1 if b & 0x20 else 0 for b in range(256))
+
+
+def null_packets(count: int) -> bytes:
+    """Null packets (PID 0x1FFF): valid TS that players skip; keeps a socket alive."""
+    packet = bytes([SYNC_BYTE, 0x1F, 0xFF, 0x10]) + b"\xff" * (PACKET_SIZE - 4)
+    return packet * count
+
+
+def packet_pid(data: bytes | bytearray | memoryview, offset: int) -> int:
+    """PID of the packet at ``offset``."""
+    return ((data[offset + 1] & 0x1F) << 8) | data[offset + 2]
+
+
+class TsAligner:
+    """Turns arbitrary reads into whole, sync-checked 188-byte packets."""
+
+    __slots__ = ("_pending", "resyncs")
+
+    def __init__(self) -> None:
+        """Start with nothing pending."""
+        self._pending = b""
+        self.resyncs = 0
+
+    def reset(self) -> None:
+        """Drop a partial packet (the upstream was reopened)."""
+        self._pending = b""
+
+    def feed(self, data: bytes) -> bytes:
+        """Return the longest run of aligned packets available so far."""
+        if self._pending:
+            data = self._pending + data
+            self._pending = b""
+        size = len(data)
+        pieces: list[bytes] = []
+        pos = 0
+        while pos < size:
+            if data[pos] != SYNC_BYTE:
+                pos = self._resync(data, pos)
+                if pos < 0:
+                    # Keep a tail: the next read may complete a sync run.
+                    self._pending = data[-(PACKET_SIZE * 3) :]
+                    break
+            end = pos + (size - pos) // PACKET_SIZE * PACKET_SIZE
+            run = data[pos:end]
+            bad = _first_bad_sync(run)
+            if bad < 0:
+                pieces.append(run)
+                self._pending = data[end:]
+                break
+            pieces.append(run[:bad])
+            pos += bad
+        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+
+    def _resync(self, data: bytes, start: int) -> int:
+        """First offset from ``start`` where three packets in a row start with 0x47."""
+        self.resyncs += 1
+        pos = data.find(SYNC_BYTE, start)
+        while pos >= 0 and pos + 2 * PACKET_SIZE < len(data):
+            if (
+                data[pos + PACKET_SIZE] == SYNC_BYTE
+                and data[pos + 2 * PACKET_SIZE] == SYNC_BYTE
+            ):
+                return pos
+            pos = data.find(SYNC_BYTE, pos + 1)
+        return -1
+
+
+def _first_bad_sync(chunk: bytes) -> int:
+    """Offset of the first packet not starting with 0x47, or -1."""
+    syncs = chunk[::PACKET_SIZE]
+    if syncs.count(SYNC_BYTE) == len(syncs):
+        return -1
+    for index, byte in enumerate(syncs):
+        if byte != SYNC_BYTE:
+            return index * PACKET_SIZE
+    return -1  # pragma: no cover - count said otherwise
+
+
+class ProgramInfo:
+    """Tracks PAT/PMT to know the video PID and keep copies for joining viewers."""
+
+    __slots__ = ("pat", "pmt", "pmt_pid", "video_pid")
+
+    def __init__(self) -> None:
+        """Nothing known yet."""
+        self.pat: bytes | None = None
+        self.pmt: bytes | None = None
+        self.pmt_pid: int | None = None
+        self.video_pid: int | None = None
+
+    def reset(self) -> None:
+        """Forget the program (new upstream session)."""
+        self.pat = self.pmt = None
+        self.pmt_pid = self.video_pid = None
+
+    @property
+    def complete(self) -> bool:
+        """Whether PAT and PMT are both known."""
+        return self.pmt is not None
+
+    @property
+    def header(self) -> bytes:
+        """PAT + PMT packets to send a viewer before its first keyframe."""
+        return (self.pat or b"") + (self.pmt or b"")
+
+    def scan(self, chunk: bytes) -> None:
+        """Look for PAT, then PMT, until both are known."""
+        for offset in range(0, len(chunk), PACKET_SIZE):
+            pid = packet_pid(chunk, offset)
+            if pid == PAT_PID and self.pat is None:
+                self._read_pat(chunk, offset)
+            elif self.pmt_pid is not None and pid == self.pmt_pid:
+                self._read_pmt(chunk, offset)
+                if self.pmt is not None:
+                    return
+
+    @staticmethod
+    def _section(chunk: bytes, offset: int) -> bytes | None:
+        packet = chunk[offset : offset + PACKET_SIZE]
+        if not packet[1] & 0x40:  # payload_unit_start: a section starts here
+            return None
+        pos = 4
+        if packet[3] & 0x20:
+            pos += 1 + packet[4]
+        if pos >= PACKET_SIZE:
+            return None
+        pos += 1 + packet[pos]  # pointer_field
+        if pos + 3 > PACKET_SIZE:
+            return None
+        length = ((packet[pos + 1] & 0x0F) << 8) | packet[pos + 2]
+        section = packet[pos : pos + 3 + length]
+        if len(section) < 3 + length:  # spans packets: rare for PAT/PMT, skip
+            return None
+        return section
+
+    def _read_pat(self, chunk: bytes, offset: int) -> None:
+        section = self._section(chunk, offset)
+        if section is None or section[0] != 0x00:
+            return
+        # Program loop between the 8-byte header and the 4-byte CRC.
+        for pos in range(8, len(section) - 4, 4):
+            program = (section[pos] << 8) | section[pos + 1]
+            if program != 0:
+                self.pmt_pid = ((section[pos + 2] & 0x1F) << 8) | section[pos + 3]
+                self.pat = chunk[offset : offset + PACKET_SIZE]
+                return
+
+    def _read_pmt(self, chunk: bytes, offset: int) -> None:
+        section = self._section(chunk, offset)
+        if section is None or section[0] != 0x02:
+            return
+        info_length = ((section[10] & 0x0F) << 8) | section[11]
+        pos = 12 + info_length
+        end = len(section) - 4
+        video: int | None = None
+        while pos + 5 <= end:
+            stream_type = section[pos]
+            pid = ((section[pos + 1] & 0x1F) << 8) | section[pos + 2]
+            if video is None and stream_type in VIDEO_STREAM_TYPES:
+                video = pid
+            pos += 5 + (((section[pos + 3] & 0x0F) << 8) | section[pos + 4])
+        self.video_pid = video
+        self.pmt = chunk[offset : offset + PACKET_SIZE]
+
+
+def random_access_offsets(chunk: bytes, video_pid: int | None) -> list[int]:
+    """Offsets of packets flagged random_access_indicator (on the video PID if known)."""
+    flags = chunk[3::PACKET_SIZE].translate(_AF_PRESENT)
+    found: list[int] = []
+    index = flags.find(1)
+    while index >= 0:
+        offset = index * PACKET_SIZE
+        if (
+            chunk[offset + 4] > 0
+            and chunk[offset + 5] & 0x40
+            and (video_pid is None or packet_pid(chunk, offset) == video_pid)
+        ):
+            found.append(offset)
+        index = flags.find(1, index + 1)
+    return found
+
+
+def pat_offsets(chunk: bytes) -> list[int]:
+    """Offsets of packets starting a PAT: join points of a stream without RAI flags."""
+    low = chunk[2::PACKET_SIZE]  # low byte of the PID: 0 for the PAT
+    found: list[int] = []
+    index = low.find(0)
+    while index >= 0:
+        offset = index * PACKET_SIZE
+        if chunk[offset + 1] & 0x5F == 0x40:  # PUSI set, PID high bits 0
+            found.append(offset)
+        index = low.find(0, index + 1)
+    return found
+
+
+def mark_discontinuity(chunk: bytes, offset: int) -> bytes:
+    """Set discontinuity_indicator on the packet at ``offset`` (it has an AF)."""
+    patched = bytearray(chunk)
+    patched[offset + 5] |= 0x80
+    return bytes(patched)

@@ -1,0 +1,60 @@
+"""Shared fixtures: a real engine simulator on loopback and a loaded entry."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from homeassistant.const import CONF_HOST, CONF_PORT
+from homeassistant.core import HomeAssistant
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+# Imported before the hass fixture puts phacc's testing_config on sys.path, so our
+# custom_components package wins (otherwise: "Integration not found").
+from custom_components.acestream_proxy.const import DOMAIN
+from tests.simulator import EngineSimulator
+
+
+@pytest.fixture(autouse=True)
+def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
+    """Load custom_components in every test."""
+
+
+@pytest.fixture
+async def engine_sim(socket_enabled: None) -> AsyncIterator[EngineSimulator]:
+    """A running engine simulator with a short cold start."""
+    sim = EngineSimulator(cold_start=0.3)
+    await sim.start()
+    yield sim
+    await sim.stop()
+
+
+@pytest.fixture
+def entry_options() -> dict[str, Any]:
+    """Options of the test entry; tests override by parametrizing this name."""
+    return {}
+
+
+@pytest.fixture
+def config_entry(
+    engine_sim: EngineSimulator, entry_options: dict[str, Any]
+) -> MockConfigEntry:
+    """An entry pointing at the simulator."""
+    return MockConfigEntry(
+        domain=DOMAIN,
+        title=f"AceStream engine 127.0.0.1:{engine_sim.port}",
+        data={CONF_HOST: "127.0.0.1", CONF_PORT: engine_sim.port},
+        options=entry_options,
+    )
+
+
+@pytest.fixture
+async def loaded_entry(
+    hass: HomeAssistant, config_entry: MockConfigEntry
+) -> MockConfigEntry:
+    """The entry, set up."""
+    config_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    await hass.async_block_till_done()
+    return config_entry

@@ -1,0 +1,126 @@
+"""Helpers shared by the stream tests: reading TS, real ffmpeg clients."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+from aiohttp import ClientResponse
+
+PACKET = 188
+NULL_PID = 0x1FFF
+
+
+async def read_bytes(resp: ClientResponse, size: int, timeout: float = 10) -> bytes:
+    """Read at least ``size`` bytes (or until EOF)."""
+    buf = bytearray()
+    async with asyncio.timeout(timeout):
+        while len(buf) < size:
+            chunk = await resp.content.readany()
+            if not chunk:
+                break
+            buf += chunk
+    return bytes(buf)
+
+
+async def read_for(resp: ClientResponse, seconds: float) -> bytes:
+    """Read whatever arrives during ``seconds``."""
+    buf = bytearray()
+    loop = asyncio.get_running_loop()
+    end = loop.time() + seconds
+    while (left := end - loop.time()) > 0:
+        try:
+            async with asyncio.timeout(left):
+                chunk = await resp.content.readany()
+        except TimeoutError:
+            break
+        if not chunk:
+            break
+        buf += chunk
+    return bytes(buf)
+
+
+def pids(data: bytes) -> list[int]:
+    """PID of every packet of aligned TS."""
+    assert len(data) % PACKET == 0
+    return [
+        ((data[i + 1] & 0x1F) << 8) | data[i + 2] for i in range(0, len(data), PACKET)
+    ]
+
+
+def strip_nulls(data: bytes) -> bytes:
+    """Drop null packets (the cold-start keep-alive)."""
+    whole = len(data) // PACKET * PACKET
+    return b"".join(
+        data[i : i + PACKET]
+        for i in range(0, whole, PACKET)
+        if ((data[i + 1] & 0x1F) << 8) | data[i + 2] != NULL_PID
+    )
+
+
+def discontinuities(data: bytes) -> int:
+    """Packets flagged discontinuity_indicator."""
+    whole = len(data) // PACKET * PACKET
+    return sum(
+        1
+        for i in range(0, whole, PACKET)
+        if data[i + 3] & 0x20 and data[i + 4] > 0 and data[i + 5] & 0x80
+    )
+
+
+async def run(*args: str, timeout: float = 60) -> tuple[int, str, str]:
+    """Run a real program; return code, stdout, stderr."""
+    proc = await asyncio.create_subprocess_exec(
+        *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        async with asyncio.timeout(timeout):
+            out, err = await proc.communicate()
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def ffprobe_streams(target: str | Path) -> list[dict[str, Any]]:
+    """Streams ffprobe finds in a URL or file."""
+    code, out, err = await run(
+        "ffprobe",
+        "-v",
+        "error",
+        "-analyzeduration",
+        "3000000",
+        "-probesize",
+        "2000000",
+        "-show_streams",
+        "-of",
+        "json",
+        str(target),
+    )
+    assert code == 0, err
+    return list(json.loads(out)["streams"])
+
+
+async def first_video_frame(target: str | Path) -> dict[str, Any]:
+    """The first decoded video frame of a URL or file."""
+    code, out, err = await run(
+        "ffprobe",
+        "-v",
+        "error",
+        "-select_streams",
+        "v:0",
+        "-read_intervals",
+        "%+#1",
+        "-show_frames",
+        "-of",
+        "json",
+        str(target),
+    )
+    assert code == 0, err
+    frames = json.loads(out)["frames"]
+    assert frames, err
+    return dict(frames[0])

@@ -1,0 +1,176 @@
+"""The data plane alone: broadcaster + engine client + simulator, no Home Assistant."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from custom_components.acestream_proxy.broadcaster import (
+    BroadcastConfig,
+    Broadcaster,
+    BroadcastEvent,
+    BroadcastState,
+    EndReason,
+)
+from custom_components.acestream_proxy.engine import (
+    ContentKind,
+    ContentRef,
+    EngineClient,
+)
+from custom_components.acestream_proxy.ts import PACKET_SIZE, packet_pid
+from tests.helpers import pids
+from tests.simulator import EngineSimulator
+
+CID = ContentRef.parse(ContentKind.CONTENT_ID, "12" * 20)
+FIXTURE = Path(__file__).parent / "fixtures" / "sample.ts"
+
+
+@pytest.fixture
+async def client(engine_sim: EngineSimulator) -> AsyncIterator[EngineClient]:
+    """Engine client on a plain aiohttp session."""
+    async with aiohttp.ClientSession() as http:
+        yield EngineClient(http, "127.0.0.1", engine_sim.port)
+
+
+class Harness:
+    """Builds broadcasters and records their events."""
+
+    def __init__(self, client: EngineClient) -> None:
+        self.client = client
+        self.events: list[BroadcastEvent] = []
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
+
+    async def open(self, **config: Any) -> Broadcaster:
+        session = await self.client.start_session(CID)
+        broadcaster = Broadcaster(
+            client=self.client,
+            session=session,
+            content=CID,
+            config=BroadcastConfig(**config),
+            spawn=self.spawn,
+            listener=lambda _b, event: self.events.append(event),
+        )
+        broadcaster.start()
+        return broadcaster
+
+
+@pytest.fixture
+async def harness(client: EngineClient) -> AsyncIterator[Harness]:
+    """Closes whatever the test left open."""
+    h = Harness(client)
+    yield h
+    for task in list(h.tasks):
+        task.cancel()
+    await asyncio.gather(*h.tasks, return_exceptions=True)
+
+
+class Sink:
+    """A viewer's socket: collects bytes, can be made slow."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.delay = 0.0
+        self.writes = 0
+
+    async def write(self, data: bytes | memoryview) -> None:
+        self.writes += 1
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        self.data += data
+
+
+async def _until(predicate: Callable[[], bool], timeout: float = 5) -> None:
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.02)
+
+
+async def test_slow_viewer_skips_to_newest_keyframe(
+    harness: Harness, engine_sim: EngineSimulator
+) -> None:
+    """A viewer that falls out of the window jumps to a keyframe, others unaffected."""
+    broadcaster = await harness.open(replay_window=1.0, write_timeout=5.0)
+    fast, slow = Sink(), Sink()
+    fast_viewer, slow_viewer = broadcaster.join(), broadcaster.join()
+    tasks = [
+        asyncio.create_task(fast_viewer.stream(fast.write)),
+        asyncio.create_task(slow_viewer.stream(slow.write)),
+    ]
+    await _until(lambda: slow.writes >= 3)
+    slow.delay = 1.6  # longer than the replay window
+    await _until(lambda: slow_viewer.skips >= 1, timeout=8)
+    slow.delay = 0
+    await asyncio.sleep(0.5)
+    assert broadcaster.stats.viewers_skipped >= 1
+    assert fast_viewer.skips == 0
+    assert broadcaster.bitrate > 0
+    assert broadcaster.state is BroadcastState.PLAYING
+    await broadcaster.async_close()
+    assert await asyncio.gather(*tasks) == [EndReason.ENDED, EndReason.ENDED]
+    assert BroadcastEvent.STARTED in harness.events
+    assert harness.events[-1] is BroadcastEvent.STOPPED
+    assert engine_sim.active_sessions() == 0
+    for sink in (fast, slow):
+        assert set(pids(bytes(sink.data))) - {0x1FFF}
+
+
+async def test_blocked_header_write_drops_the_viewer(harness: Harness) -> None:
+    """A viewer that cannot take even the PAT/PMT is dropped by the write timeout."""
+    broadcaster = await harness.open(write_timeout=0.3)
+    await _until(lambda: broadcaster.state is BroadcastState.LINGERING)
+    blocked = Sink()
+    blocked.delay = 5
+    viewer = broadcaster.join()
+    assert await viewer.stream(blocked.write) is EndReason.DROPPED
+    assert broadcaster.stats.viewers_dropped == 1
+    viewer.leave()
+    viewer.leave()  # idempotent
+    assert broadcaster.viewer_count == 0
+    await broadcaster.async_close()
+    await broadcaster.async_close()  # idempotent
+
+
+async def test_stream_without_keyframe_flags_still_plays(
+    client: EngineClient, tmp_path: Path, socket_enabled: None
+) -> None:
+    """Some broadcasts never set random_access_indicator: join after a bound."""
+    data = bytearray(FIXTURE.read_bytes())
+    for offset in range(0, len(data), PACKET_SIZE):
+        if data[offset + 3] & 0x20 and data[offset + 4] > 0:
+            data[offset + 5] &= ~0x40 & 0xFF
+    fixture = tmp_path / "no_rai.ts"
+    fixture.write_bytes(bytes(data))
+    async with (
+        EngineSimulator(fixture=fixture, cold_start=0.05) as sim,
+        aiohttp.ClientSession() as http,
+    ):
+        harness = Harness(EngineClient(http, "127.0.0.1", sim.port))
+        broadcaster = await harness.open(rap_fallback_bytes=300_000)
+        sink = Sink()
+        viewer = broadcaster.join()
+        task = asyncio.create_task(viewer.stream(sink.write))
+        await _until(lambda: len(sink.data) > 400_000, timeout=8)
+        assert broadcaster.stats.discarded_bytes > 200_000
+        # A later viewer joins at a PAT, not only at the first chunk.
+        late_sink = Sink()
+        late = broadcaster.join()
+        late_task = asyncio.create_task(late.stream(late_sink.write))
+        await _until(lambda: len(late_sink.data) > 50_000, timeout=8)
+        assert packet_pid(bytes(late_sink.data), 0) == 0
+        await broadcaster.async_close()
+        assert await task is EndReason.ENDED
+        assert await late_task is EndReason.ENDED
+    real = [pid for pid in pids(bytes(sink.data)) if pid != 0x1FFF]
+    assert real[0] == 0  # still starts with PAT + PMT
+    assert packet_pid(bytes(sink.data), 0) in (0, 0x1FFF)

@@ -1,0 +1,244 @@
+"""Channels: subentry flows, M3U parsing and import, channel entities."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from homeassistant.config_entries import SOURCE_RECONFIGURE, SOURCE_USER
+from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.helpers import device_registry as dr, entity_registry as er
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.acestream_proxy.channel import parse_m3u, ref_from_link
+from custom_components.acestream_proxy.const import DOMAIN
+from custom_components.acestream_proxy.engine import ContentKind, ContentRef
+
+CID = "0a4848271c91ce2d8965ce416267c25047dc8141"
+CID2 = "1b4848271c91ce2d8965ce416267c25047dc8142"
+IH = "2c4848271c91ce2d8965ce416267c25047dc8143"
+
+M3U = f"""#EXTM3U
+#EXTINF:-1 tvg-logo="http://logo/a.png" group-title="Sports",Sports 1
+acestream://{CID}
+#EXTINF:-1,Movies
+#EXTGRP:Films
+http://127.0.0.1:6878/ace/getstream?id={CID2}
+#EXTINF:-1,By infohash
+http://127.0.0.1:6878/ace/getstream?infohash={IH}
+#EXTINF:-1,Duplicate
+acestream://{CID.upper()}
+#EXTINF:-1,Not acestream
+http://example.com/video.mp4
+"""
+
+
+def test_parse_m3u() -> None:
+    """Names, groups, logos and both id kinds; duplicates and others skipped."""
+    channels, skipped = parse_m3u("\ufeff" + M3U)
+    assert [c.name for c in channels] == ["Sports 1", "Movies", "By infohash"]
+    assert channels[0].group == "Sports"
+    assert channels[0].logo == "http://logo/a.png"
+    assert channels[1].group == "Films"
+    assert channels[2].ref == ContentRef(ContentKind.INFOHASH, IH)
+    assert [(s.line, s.reason) for s in skipped] == [
+        (10, "duplicate"),
+        (12, "not an AceStream link"),
+    ]
+
+
+def test_ref_from_link() -> None:
+    """Every form a user may paste."""
+    assert ref_from_link(CID) == ContentRef(ContentKind.CONTENT_ID, CID)
+    assert ref_from_link(f"acestream://{CID}") == ContentRef(
+        ContentKind.CONTENT_ID, CID
+    )
+    assert ref_from_link(
+        f"http://ha:8123/api/acestream_proxy/stream/infohash/{IH}?authSig=x"
+    ) == ContentRef(ContentKind.INFOHASH, IH)
+    assert ref_from_link(f"http://h/ace/getstream?content_id={CID}") == ContentRef(
+        ContentKind.CONTENT_ID, CID
+    )
+    assert ref_from_link("ftp://x") is None
+    assert ref_from_link("http://h/nothing") is None
+
+
+async def _add_channel(hass: HomeAssistant, entry: MockConfigEntry, **data: str):
+    result = await hass.config_entries.subentries.async_init(
+        (entry.entry_id, "channel"), context={"source": SOURCE_USER}
+    )
+    assert result["type"] is FlowResultType.FORM
+    return await hass.config_entries.subentries.async_configure(result["flow_id"], data)
+
+
+async def test_add_channel_and_its_entities(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry
+) -> None:
+    """A channel gets a device with viewers, bitrate, status... and a stop button."""
+    result = await _add_channel(
+        hass,
+        loaded_entry,
+        name="Sports 1",
+        content=f"acestream://{CID}",
+        group="Sports",
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+    subentry = next(iter(loaded_entry.subentries.values()))
+    assert subentry.unique_id == f"content_id:{CID}"
+    assert subentry.data["content"] == CID
+
+    device = dr.async_get(hass).async_get_device(
+        identifiers={(DOMAIN, f"channel_{subentry.subentry_id}")}
+    )
+    assert device is not None
+    assert device.name == "Sports 1"
+    entities = {
+        e.translation_key: e
+        for e in er.async_entries_for_device(er.async_get(hass), device.id, True)
+    }
+    assert set(entities) == {
+        "viewers",
+        "bitrate",
+        "status",
+        "peers",
+        "download_speed",
+        "live_delay",
+        "stop",
+    }
+    assert entities["live_delay"].disabled_by is er.RegistryEntryDisabler.INTEGRATION
+    for entity in entities.values():
+        assert entity.config_subentry_id == subentry.subentry_id
+    assert hass.states.get(entities["status"].entity_id).state == "idle"
+    assert hass.states.get(entities["viewers"].entity_id).state == "0"
+    assert hass.states.get(entities["bitrate"].entity_id).state == "0.0"
+    assert hass.states.get(entities["peers"].entity_id).state == "unknown"
+
+
+async def test_channel_errors_then_success(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry
+) -> None:
+    """Bad ids, blank names and duplicates are form errors."""
+    result = await _add_channel(hass, loaded_entry, name="A", content="nope")
+    assert result["errors"] == {"content": "invalid_id"}
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {"name": "  ", "content": CID}
+    )
+    assert result["errors"] == {"name": "invalid_name"}
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {"name": "A", "content": IH, "kind": "infohash"}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+
+    result = await _add_channel(
+        hass, loaded_entry, name="B", content=f"/stream/infohash/{IH}"
+    )
+    assert result["errors"] == {"content": "invalid_id"}  # not a URL: no id found
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"],
+        {"name": "B", "content": f"http://x/api/acestream_proxy/stream/infohash/{IH}"},
+    )
+    assert result["errors"] == {"content": "already_configured"}
+
+
+async def test_reconfigure_channel_reloads(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry
+) -> None:
+    """Editing a channel updates it (and its device name after the reload)."""
+    await _add_channel(hass, loaded_entry, name="Old", content=CID)
+    await hass.async_block_till_done()
+    subentry = next(iter(loaded_entry.subentries.values()))
+    result = await hass.config_entries.subentries.async_init(
+        (loaded_entry.entry_id, "channel"),
+        context={"source": SOURCE_RECONFIGURE, "subentry_id": subentry.subentry_id},
+    )
+    assert result["step_id"] == "reconfigure"
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {"name": "New", "content": CID2, "logo": "http://l/x.png"}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reconfigure_successful"
+    await hass.async_block_till_done()
+    subentry = loaded_entry.subentries[subentry.subentry_id]
+    assert subentry.title == "New"
+    assert subentry.data["content"] == CID2
+    assert subentry.data["logo"] == "http://l/x.png"
+    device = dr.async_get(hass).async_get_device(
+        identifiers={(DOMAIN, f"channel_{subentry.subentry_id}")}
+    )
+    assert device is not None
+    assert device.name == "New"
+
+
+async def test_import_playlist_text(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry
+) -> None:
+    """Pasted M3U: channels added, a summary of what was skipped and why."""
+    await _add_channel(hass, loaded_entry, name="Existing", content=CID2)
+    result = await hass.config_entries.subentries.async_init(
+        (loaded_entry.entry_id, "playlist"), context={"source": SOURCE_USER}
+    )
+    result = await hass.config_entries.subentries.async_configure(result["flow_id"], {})
+    assert result["errors"] == {"base": "no_playlist"}
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {"playlist": M3U}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "imported"
+    placeholders = result["description_placeholders"]
+    assert placeholders["imported"] == "2"
+    assert placeholders["skipped"] == "3"
+    assert "already a channel" in placeholders["details"]
+    assert "not an AceStream link" in placeholders["details"]
+    await hass.async_block_till_done()
+    titles = sorted(sub.title for sub in loaded_entry.subentries.values())
+    assert titles == ["By infohash", "Existing", "Sports 1"]
+    # The imported channels got their entities without a reload.
+    registry = er.async_get(hass)
+    statuses = [
+        e
+        for e in er.async_entries_for_config_entry(registry, loaded_entry.entry_id)
+        if e.translation_key == "status"
+    ]
+    assert len(statuses) == 3
+
+
+async def test_import_playlist_url(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, aiohttp_server
+) -> None:
+    """A playlist URL is downloaded over HTTP; a failing one is a form error."""
+    app = web.Application()
+    app.router.add_get("/good.m3u", lambda _: web.Response(text=M3U))
+    server = await aiohttp_server(app)
+    result = await hass.config_entries.subentries.async_init(
+        (loaded_entry.entry_id, "playlist"), context={"source": SOURCE_USER}
+    )
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {"url": str(server.make_url("/missing.m3u"))}
+    )
+    assert result["errors"] == {"url": "cannot_fetch"}
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {"url": "http://127.0.0.1:1/refused.m3u"}
+    )
+    assert result["errors"] == {"url": "cannot_fetch"}
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {"url": str(server.make_url("/good.m3u"))}
+    )
+    assert result["reason"] == "imported"
+    assert result["description_placeholders"]["imported"] == "3"
+
+
+async def test_removing_a_channel_removes_its_device(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry
+) -> None:
+    """Deleting the subentry takes its device and entities away."""
+    await _add_channel(hass, loaded_entry, name="Gone", content=CID)
+    await hass.async_block_till_done()
+    subentry = next(iter(loaded_entry.subentries.values()))
+    assert hass.config_entries.async_remove_subentry(loaded_entry, subentry.subentry_id)
+    await hass.async_block_till_done()
+    assert (
+        dr.async_get(hass).async_get_device(
+            identifiers={(DOMAIN, f"channel_{subentry.subentry_id}")}
+        )
+        is None
+    )

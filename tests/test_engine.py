@@ -1,0 +1,325 @@
+"""The engine client against the simulator's real HTTP answers and fault switches."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+
+from custom_components.acestream_proxy.engine import (
+    ContentKind,
+    ContentRef,
+    EngineApiError,
+    EngineClient,
+    EngineConnectionError,
+    EngineResponseError,
+    EngineTimeoutError,
+    SessionGoneError,
+    SessionState,
+)
+from tests.helpers import pids
+from tests.simulator import EngineSimulator
+
+CID = ContentRef.parse(ContentKind.CONTENT_ID, "AB" * 20)
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    """A plain aiohttp session (HA's shared one in production)."""
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+@pytest.fixture
+def client(http: aiohttp.ClientSession, engine_sim: EngineSimulator) -> EngineClient:
+    """A client of the simulator with a short request timeout."""
+    return EngineClient(http, "127.0.0.1", engine_sim.port, request_timeout=0.5)
+
+
+def test_content_ref_parse() -> None:
+    """40 hex characters of any case, normalised to lower case."""
+    assert CID.value == "ab" * 20
+    for bad in ("", "ab" * 19, "zz" * 20, "ab" * 21):
+        with pytest.raises(ValueError, match="40 hexadecimal"):
+            ContentRef.parse(ContentKind.INFOHASH, bad)
+
+
+def test_base_url_of_ipv6_host(http: aiohttp.ClientSession) -> None:
+    """IPv6 literals are bracketed."""
+    assert EngineClient(http, "::1", 6878).base_url == "http://[::1]:6878"
+    assert repr(EngineClient(http, "h", 1)) == "EngineClient(http://h:1)"
+
+
+async def test_get_version(client: EngineClient) -> None:
+    """The documented liveness answer."""
+    version = await client.get_version()
+    assert version.version == "3.2.12"
+    assert version.code == 3021200
+    assert version.platform == "linux"
+
+
+@pytest.mark.parametrize(
+    ("mode", "error", "text"),
+    [
+        ("error_json", EngineApiError, "engine is not ready"),
+        ("html500", EngineResponseError, "Internal Server Error"),
+        ("empty", EngineResponseError, "empty answer"),
+        ("wrong_type", EngineResponseError, "instead of JSON"),
+        ("hang", EngineTimeoutError, "did not answer in time"),
+    ],
+)
+async def test_get_version_faults(
+    client: EngineClient,
+    engine_sim: EngineSimulator,
+    mode: str,
+    error: type[Exception],
+    text: str,
+) -> None:
+    """Every kind of bad answer becomes one typed error with a useful message."""
+    engine_sim.version_mode = mode
+    with pytest.raises(error, match=text):
+        await client.get_version()
+    engine_sim.version_mode = "ok"
+
+
+async def test_refused(client: EngineClient, engine_sim: EngineSimulator) -> None:
+    """Nothing listening."""
+    await engine_sim.stop()
+    with pytest.raises(EngineConnectionError, match="cannot connect"):
+        await client.get_version()
+
+
+async def test_session_lifecycle(
+    client: EngineClient, engine_sim: EngineSimulator
+) -> None:
+    """Start, read, stats, stop; a second stop reports the session gone."""
+    session = await client.start_session(CID, pid="p1")
+    assert session.infohash == engine_sim.infohash_for(CID.value)
+    assert session.pid == "p1"
+    assert session.is_live
+    assert session.playback_url.startswith(engine_sim.base_url + "/ace/r/")
+
+    stats = await client.get_stats(session)
+    assert stats.state is SessionState.BUFFERING  # cold start: prebuf
+    assert stats.peers is not None
+
+    resp = await client.open_stream(session, connect_timeout=2, read_timeout=5)
+    data = await resp.content.readexactly(188 * 100)
+    resp.close()
+    assert set(pids(data)) - {0x1FFF}
+    stats = await client.get_stats(session)
+    assert stats.state is SessionState.PLAYING
+    assert stats.live_delay is not None
+    assert stats.live_delay >= 0
+    assert stats.speed_down_kbps is not None
+    # Polling stats never counts as a reader.
+    assert engine_sim.counters.readers_opened == 1
+
+    assert await client.stop_session(session) is True
+    assert await client.stop_session(session) is False
+    with pytest.raises(SessionGoneError):
+        await client.get_stats(session)
+    with pytest.raises(SessionGoneError):
+        await client.open_stream(session, connect_timeout=2, read_timeout=2)
+
+
+async def test_start_by_infohash(client: EngineClient) -> None:
+    """The infohash selector is sent as infohash=."""
+    infohash = ContentRef.parse(ContentKind.INFOHASH, "cd" * 20)
+    session = await client.start_session(infohash)
+    assert session.infohash == "cd" * 20
+    assert await client.stop_session(session)
+
+
+async def test_start_errors(client: EngineClient, engine_sim: EngineSimulator) -> None:
+    """The engine's error texts, and a hanging getstream."""
+    engine_sim.unknown_content.add(CID.value)
+    with pytest.raises(EngineApiError, match="failed to load content"):
+        await client.start_session(CID)
+    engine_sim.unknown_content.clear()
+
+    engine_sim.getstream_error = "invalid content id"
+    with pytest.raises(EngineApiError, match="invalid content id"):
+        await client.start_session(CID)
+    engine_sim.getstream_error = None
+
+    engine_sim.getstream_hang = True
+    with pytest.raises(EngineTimeoutError):
+        await client.start_session(CID, start_timeout=0.3)
+    engine_sim.getstream_hang = False
+
+
+async def test_stream_after_engine_restart(
+    client: EngineClient, engine_sim: EngineSimulator
+) -> None:
+    """Old session URLs are gone after an engine restart."""
+    session = await client.start_session(CID)
+    await engine_sim.restart()
+    with pytest.raises(SessionGoneError):
+        await client.open_stream(session, connect_timeout=2, read_timeout=2)
+    with pytest.raises(SessionGoneError):
+        await client.get_stats(session)
+    assert await client.stop_session(session) is False
+
+
+async def test_stream_refused(
+    client: EngineClient, engine_sim: EngineSimulator
+) -> None:
+    """The reader cannot connect."""
+    session = await client.start_session(CID)
+    await engine_sim.stop()
+    with pytest.raises(EngineConnectionError):
+        await client.open_stream(session, connect_timeout=2, read_timeout=2)
+
+
+# One-shot JSON edge cases no sane simulator produces: aioclient_mock is enough.
+
+BASE = "http://engine.local:6878"
+
+
+@pytest.fixture
+def mocked_client(hass, aioclient_mock) -> EngineClient:
+    """A client on HA's (mocked) shared session."""
+    from homeassistant.helpers.aiohttp_client import async_get_clientsession
+
+    return EngineClient(async_get_clientsession(hass), "engine.local", 6878)
+
+
+async def test_urls_are_rewritten_to_the_configured_engine(
+    mocked_client: EngineClient, aioclient_mock
+) -> None:
+    """An engine in Docker answers URLs with an address we cannot reach."""
+    aioclient_mock.get(
+        f"{BASE}/ace/getstream",
+        json={
+            "response": {
+                "playback_url": "http://172.17.0.2:6878/ace/r/" + "a" * 40 + "/tok",
+                "stat_url": "http://172.17.0.2:6878/ace/stat/" + "a" * 40 + "/tok",
+                "command_url": "https://172.17.0.2/ace/cmd/" + "a" * 40 + "/tok",
+                "infohash": "A" * 40,
+                "is_live": 1,
+                "bitrate": "250000",
+                "extra": "ignored",
+            },
+            "error": None,
+        },
+    )
+    session = await mocked_client.start_session(CID)
+    assert session.playback_url == f"{BASE}/ace/r/{'a' * 40}/tok"
+    assert session.command_url == f"{BASE}/ace/cmd/{'a' * 40}/tok"
+    assert session.infohash == "a" * 40
+    assert session.bitrate == 250000
+
+
+@pytest.mark.parametrize(
+    ("body", "text"),
+    [
+        ({"response": None, "error": None}, "without a response"),
+        ({"response": {"infohash": "a" * 40}, "error": None}, "without 'playback_url'"),
+        (
+            {
+                "response": {
+                    "playback_url": "x",
+                    "stat_url": "/s",
+                    "command_url": "/c",
+                    "infohash": "nothex",
+                },
+                "error": None,
+            },
+            "invalid infohash",
+        ),
+        (
+            {
+                "response": {
+                    "playback_url": "http://h",
+                    "stat_url": "/s",
+                    "command_url": "/c",
+                    "infohash": "a" * 40,
+                },
+                "error": None,
+            },
+            "malformed URL",
+        ),
+        (["not", "an", "object"], "unexpected JSON"),
+    ],
+)
+async def test_malformed_getstream(
+    mocked_client: EngineClient, aioclient_mock, body: object, text: str
+) -> None:
+    """Answers that are JSON but not the API."""
+    aioclient_mock.get(f"{BASE}/ace/getstream", json=body)
+    with pytest.raises(EngineResponseError, match=text):
+        await mocked_client.start_session(CID)
+
+
+async def test_error_object_and_missing_version(
+    mocked_client: EngineClient, aioclient_mock
+) -> None:
+    """Newer engines answer errors as objects; a result without version is bad."""
+    aioclient_mock.get(
+        f"{BASE}/webui/api/service",
+        json={"result": None, "error": {"message": "unknown method", "code": 0}},
+    )
+    with pytest.raises(EngineApiError, match="unknown method"):
+        await mocked_client.get_version()
+    aioclient_mock.clear_requests()
+    aioclient_mock.get(f"{BASE}/webui/api/service", json={"result": {}, "error": None})
+    with pytest.raises(EngineResponseError, match="without a version"):
+        await mocked_client.get_version()
+
+
+async def test_plain_text_session_gone(
+    mocked_client: EngineClient, aioclient_mock
+) -> None:
+    """Without format=json the engine answers errors as HTTP status + text."""
+    aioclient_mock.get(
+        f"{BASE}/ace/stat/x", status=404, text="unknown playback session id"
+    )
+    from custom_components.acestream_proxy.engine import StreamSession
+
+    session = StreamSession(
+        playback_url=f"{BASE}/ace/r/x",
+        stat_url=f"{BASE}/ace/stat/x",
+        command_url=f"{BASE}/ace/cmd/x",
+        infohash="a" * 40,
+        playback_session_id="",
+        pid="p",
+        is_live=True,
+    )
+    with pytest.raises(SessionGoneError):
+        await mocked_client.get_stats(session)
+    aioclient_mock.get(
+        f"{BASE}/ace/r/x",
+        status=500,
+        text="Internal Server Error, couldn't find resource",
+    )
+    with pytest.raises(EngineApiError, match="HTTP 500: Internal Server Error"):
+        await mocked_client.open_stream(session, connect_timeout=1, read_timeout=1)
+
+
+async def test_transport_errors(mocked_client: EngineClient, aioclient_mock) -> None:
+    """A reset mid-answer and a stream that times out are typed errors too."""
+    aioclient_mock.get(
+        f"{BASE}/webui/api/service", exc=aiohttp.ServerDisconnectedError()
+    )
+    with pytest.raises(EngineConnectionError, match="failed"):
+        await mocked_client.get_version()
+    from custom_components.acestream_proxy.engine import StreamSession
+
+    session = StreamSession(
+        playback_url=f"{BASE}/ace/r/y",
+        stat_url=f"{BASE}/ace/stat/y",
+        command_url=f"{BASE}/ace/cmd/y",
+        infohash="a" * 40,
+        playback_session_id="",
+        pid="p",
+        is_live=True,
+    )
+    aioclient_mock.get(f"{BASE}/ace/r/y", exc=TimeoutError())
+    with pytest.raises(EngineTimeoutError):
+        await mocked_client.open_stream(session, connect_timeout=1, read_timeout=1)
+    aioclient_mock.clear_requests()
+    aioclient_mock.get(f"{BASE}/ace/r/y", exc=aiohttp.ServerDisconnectedError())
+    with pytest.raises(EngineConnectionError):
+        await mocked_client.open_stream(session, connect_timeout=1, read_timeout=1)

@@ -1,0 +1,464 @@
+"""What Home Assistant shows and does: entities, events, triggers, actions,
+media browser, playlist, diagnostics and repairs, with real streams playing."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+import aiohttp
+from aiohttp.test_utils import TestClient
+from freezegun.api import FrozenDateTimeFactory
+from homeassistant.components import media_source
+from homeassistant.components.media_player.errors import BrowseError
+from homeassistant.components.repairs import repairs_flow_manager
+from homeassistant.config_entries import SOURCE_USER
+from homeassistant.core import HomeAssistant
+from homeassistant.core_config import async_process_ha_core_config
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.helpers import (
+    device_registry as dr,
+    entity_registry as er,
+    issue_registry as ir,
+)
+from homeassistant.setup import async_setup_component
+import pytest
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_capture_events,
+    async_fire_time_changed,
+)
+from pytest_homeassistant_custom_component.components.diagnostics import (
+    get_diagnostics_for_config_entry,
+)
+from yarl import URL
+
+from custom_components.acestream_proxy import hub as hub_module
+from custom_components.acestream_proxy.const import CONF_LINGER, DOMAIN, EVENT_TYPE
+from custom_components.acestream_proxy.engine import ContentKind, ContentRef
+from custom_components.acestream_proxy.hub import get_hub
+from tests.helpers import read_bytes, strip_nulls
+from tests.simulator import EngineSimulator
+
+CID = "0a4848271c91ce2d8965ce416267c25047dc8141"
+CID2 = "1b4848271c91ce2d8965ce416267c25047dc8142"
+
+type ClientFactory = Callable[[], Awaitable[TestClient]]
+
+
+@pytest.fixture(autouse=True)
+def fast_tick(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Entities refresh every second here instead of every five."""
+    monkeypatch.setattr(hub_module, "TICK", timedelta(seconds=1))
+    monkeypatch.setattr(hub_module, "STATS_EVERY_TICKS", 1)
+
+
+async def _add_channel(
+    hass: HomeAssistant, entry: MockConfigEntry, name: str, content: str, **extra: str
+) -> str:
+    result = await hass.config_entries.subentries.async_init(
+        (entry.entry_id, "channel"), context={"source": SOURCE_USER}
+    )
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {"name": name, "content": content, **extra}
+    )
+    await hass.async_block_till_done()
+    return next(
+        sub.subentry_id for sub in entry.subentries.values() if sub.title == name
+    )
+
+
+def _entities(hass: HomeAssistant, device_id: str) -> dict[str, str]:
+    return {
+        entry.translation_key: entry.entity_id
+        for entry in er.async_entries_for_device(er.async_get(hass), device_id, True)
+    }
+
+
+def _device(hass: HomeAssistant, identifier: str) -> dr.DeviceEntry | None:
+    return dr.async_get(hass).async_get_device(identifiers={(DOMAIN, identifier)})
+
+
+async def _wait_state(
+    hass: HomeAssistant,
+    entity_id: str,
+    check: Callable[[str], bool],
+    timeout: float = 8,
+) -> str:
+    async with asyncio.timeout(timeout):
+        while True:
+            state = hass.states.get(entity_id)
+            if state is not None and check(state.state):
+                return state.state
+            await asyncio.sleep(0.05)
+
+
+async def test_channel_entities_follow_a_playing_broadcast(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    engine_sim: EngineSimulator,
+    hass_client: ClientFactory,
+) -> None:
+    """Viewers, bitrate, status, peers, speed move within seconds; engine totals too."""
+    subentry_id = await _add_channel(hass, loaded_entry, "Sports 1", CID)
+    device = _device(hass, f"channel_{subentry_id}")
+    assert device is not None
+    ids = _entities(hass, device.id)
+    engine = {
+        e.translation_key: e.entity_id
+        for e in er.async_entries_for_config_entry(
+            er.async_get(hass), loaded_entry.entry_id
+        )
+        if e.config_subentry_id is None
+    }
+    client = await hass_client()
+    async with client.get(f"/api/acestream_proxy/stream/{CID}") as one:
+        await read_bytes(one, 50_000)
+        async with client.get(f"/api/acestream_proxy/stream/{CID}") as two:
+            await read_bytes(two, 50_000)
+            await _wait_state(hass, ids["viewers"], lambda s: s == "2")
+            await _wait_state(hass, ids["status"], lambda s: s == "playing")
+            bitrate = await _wait_state(hass, ids["bitrate"], lambda s: float(s) > 0)
+            # Mbit/s suggested unit; the fixture plays at about 1.4 Mbit/s.
+            assert 0.5 < float(bitrate) < 20
+            await _wait_state(hass, ids["bitrate"], lambda s: 1.0 < float(s) < 2.0)
+            assert hass.states.get(ids["bitrate"]).attributes[
+                "unit_of_measurement"
+            ] == ("Mbit/s")
+            await _wait_state(hass, ids["peers"], lambda s: s.isdigit())
+            await _wait_state(hass, ids["download_speed"], lambda s: s != "unknown")
+            assert hass.states.get(engine["active_broadcasts"]).state == "1"
+            assert hass.states.get(engine["total_viewers"]).state == "2"
+    await _wait_state(hass, ids["viewers"], lambda s: s == "0")
+    await _wait_state(hass, ids["status"], lambda s: s == "lingering")
+    assert engine_sim.counters.sessions_opened == 1
+
+    # The stop button ends it now.
+    await hass.services.async_call(
+        "button", "press", {"entity_id": ids["stop"]}, blocking=True
+    )
+    await _wait_state(hass, ids["status"], lambda s: s == "idle")
+    assert engine_sim.counters.sessions_stopped == 1
+    with pytest.raises(HomeAssistantError, match="is not playing"):
+        await hass.services.async_call(
+            "button", "press", {"entity_id": ids["stop"]}, blocking=True
+        )
+
+
+async def test_events_and_device_trigger_automation(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    engine_sim: EngineSimulator,
+    hass_client: ClientFactory,
+) -> None:
+    """Bus events carry the channel's device; a device-trigger automation fires."""
+    subentry_id = await _add_channel(hass, loaded_entry, "Match", CID)
+    device = _device(hass, f"channel_{subentry_id}")
+    assert device is not None
+    from homeassistant.components.device_automation import (
+        DeviceAutomationType,
+        async_get_device_automations,
+    )
+
+    triggers = await async_get_device_automations(
+        hass, DeviceAutomationType.TRIGGER, [device.id]
+    )
+    assert {t["type"] for t in triggers[device.id] if t["domain"] == DOMAIN} == {
+        "stream_started",
+        "stream_stopped",
+        "stream_failed",
+        "stream_recovered",
+        "viewer_joined",
+        "viewer_left",
+    }
+    engine_device = _device(hass, loaded_entry.entry_id)
+    assert engine_device is not None
+    none = await async_get_device_automations(
+        hass, DeviceAutomationType.TRIGGER, [engine_device.id]
+    )
+    assert not [t for t in none[engine_device.id] if t["domain"] == DOMAIN]
+
+    assert await async_setup_component(
+        hass,
+        "automation",
+        {
+            "automation": {
+                "trigger": {
+                    "platform": "device",
+                    "domain": DOMAIN,
+                    "device_id": device.id,
+                    "type": "stream_started",
+                },
+                "action": {
+                    "event": "match_started",
+                    "event_data": {"viewers": "{{ trigger.event.data.viewers }}"},
+                },
+            }
+        },
+    )
+    fired = async_capture_events(hass, "match_started")
+    events = async_capture_events(hass, EVENT_TYPE)
+    client = await hass_client()
+    async with client.get(f"/api/acestream_proxy/stream/{CID}") as resp:
+        await read_bytes(resp, 100_000)
+        await hass.async_block_till_done()
+    broadcaster = get_hub(hass).find(ContentRef.parse(ContentKind.CONTENT_ID, CID))
+    assert broadcaster is not None
+    async with asyncio.timeout(5):
+        while broadcaster.viewer_count:
+            await asyncio.sleep(0.05)
+    await get_hub(hass).async_stop(ContentRef.parse(ContentKind.CONTENT_ID, CID))
+    await hass.async_block_till_done()
+    types = [event.data["type"] for event in events]
+    assert types[:2] == ["viewer_joined", "stream_started"]
+    assert "viewer_left" in types
+    assert types[-1] == "stream_stopped"
+    started = events[1].data
+    assert started["device_id"] == device.id
+    assert started["channel"] == "Match"
+    assert started["content_id"] == CID
+    assert started["infohash"] == engine_sim.infohash_for(CID)
+    assert started["viewers"] == 1
+    assert len(fired) == 1
+
+
+@pytest.mark.parametrize("entry_options", [{CONF_LINGER: 0}])
+async def test_adhoc_broadcast_device_comes_and_goes(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    engine_sim: EngineSimulator,
+    hass_client: ClientFactory,
+) -> None:
+    """A broadcast that is no channel gets a device while it plays."""
+    infohash = engine_sim.infohash_for(CID2)
+    client = await hass_client()
+    async with client.get(f"/api/acestream_proxy/stream/{CID2}") as resp:
+        await read_bytes(resp, 50_000)
+        device = _device(hass, f"broadcast_{infohash}")
+        assert device is not None
+        assert device.via_device_id == _device(hass, loaded_entry.entry_id).id
+        ids = _entities(hass, device.id)
+        await _wait_state(hass, ids["viewers"], lambda s: s == "1")
+    async with asyncio.timeout(5):
+        while _device(hass, f"broadcast_{infohash}") is not None:
+            await asyncio.sleep(0.05)
+    assert er.async_get(hass).async_get(ids["viewers"]) is None
+
+
+async def test_play_and_stop_actions(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    engine_sim: EngineSimulator,
+    hass_client: ClientFactory,
+) -> None:
+    """play sends a signed URL to a media player; that URL streams without a header."""
+    # Components with views first: the test server freezes the router.
+    assert await async_setup_component(hass, "homeassistant", {})
+    assert await async_setup_component(hass, "demo", {})
+    await hass.async_block_till_done()
+    client = await hass_client()
+    origin = str(client.make_url("/")).rstrip("/")
+    await async_process_ha_core_config(hass, {"internal_url": origin})
+    await _add_channel(hass, loaded_entry, "Kitchen TV", CID)
+
+    await hass.services.async_call(
+        DOMAIN,
+        "play",
+        {"entity_id": "media_player.bedroom", "channel": "kitchen tv"},
+        blocking=True,
+    )
+    url = hass.states.get("media_player.bedroom").attributes["media_content_id"]
+    assert url.startswith(f"{origin}/api/acestream_proxy/stream/{CID}?authSig=")
+    async with aiohttp.ClientSession() as anonymous, anonymous.get(url) as resp:
+        assert resp.status == 200
+        assert strip_nulls(await read_bytes(resp, 50_000))
+
+    await hass.services.async_call(
+        DOMAIN,
+        "play",
+        {"entity_id": "media_player.bedroom", "infohash": CID2.upper()},
+        blocking=True,
+    )
+    url = hass.states.get("media_player.bedroom").attributes["media_content_id"]
+    assert f"/stream/infohash/{CID2}?authSig=" in url
+
+    bad_calls: list[tuple[dict[str, Any], str]] = [
+        ({"entity_id": "media_player.bedroom"}, "Say what to play"),
+        ({"entity_id": "media_player.bedroom", "channel": "nope"}, "No channel"),
+        ({"entity_id": "media_player.bedroom", "content_id": "xyz"}, "40 hexadecimal"),
+        ({"content_id": CID}, "at least one media player"),
+    ]
+    for data, message in bad_calls:
+        with pytest.raises(ServiceValidationError, match=message):
+            await hass.services.async_call(DOMAIN, "play", data, blocking=True)
+
+    await hass.services.async_call(
+        DOMAIN, "stop", {"channel": "Kitchen TV"}, blocking=True
+    )
+    with pytest.raises(ServiceValidationError, match="is not playing"):
+        await hass.services.async_call(
+            DOMAIN, "stop", {"content_id": CID}, blocking=True
+        )
+    assert await hass.config_entries.async_unload(loaded_entry.entry_id)
+    with pytest.raises(ServiceValidationError, match="No AceStream engine"):
+        await hass.services.async_call(
+            DOMAIN,
+            "play",
+            {"entity_id": "media_player.bedroom", "content_id": CID},
+            blocking=True,
+        )
+
+
+async def test_playlist(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    engine_sim: EngineSimulator,
+    hass_client: ClientFactory,
+    hass_client_no_auth: ClientFactory,
+) -> None:
+    """The signed playlist URL serves an M3U whose signed entries play."""
+    client = await hass_client()
+    origin = str(client.make_url("/")).rstrip("/")
+    await async_process_ha_core_config(hass, {"internal_url": origin})
+    await _add_channel(
+        hass, loaded_entry, "Sports 1", CID, group="Sports", logo="http://l/s.png"
+    )
+    await _add_channel(hass, loaded_entry, "News", CID2, kind="infohash")
+    response = await hass.services.async_call(
+        DOMAIN, "playlist_url", {"days": 2}, blocking=True, return_response=True
+    )
+    assert response is not None
+    url = str(response["url"])
+    assert url.startswith(f"{origin}/api/acestream_proxy/playlist.m3u?authSig=")
+    anonymous = await hass_client_no_auth()
+    assert (await anonymous.get("/api/acestream_proxy/playlist.m3u")).status == 401
+    resp = await anonymous.get(URL(url).path_qs)
+    assert resp.status == 200
+    assert resp.content_type == "audio/x-mpegurl"
+    lines = (await resp.text()).splitlines()
+    assert lines[0] == "#EXTM3U"
+    assert lines[1] == f'#EXTINF:-1 tvg-id="{CID2}",News'
+    assert lines[3] == (
+        f'#EXTINF:-1 tvg-id="{CID}" tvg-logo="http://l/s.png" group-title="Sports",'
+        "Sports 1"
+    )
+    assert "/stream/infohash/" in lines[2]
+    stream = URL(lines[4])
+    assert stream.path == f"/api/acestream_proxy/stream/{CID}"
+    assert "authSig" in stream.query
+    async with anonymous.get(stream.path_qs) as played:
+        assert played.status == 200
+        assert strip_nulls(await read_bytes(played, 50_000))
+
+
+async def test_media_browser(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry
+) -> None:
+    """Channels grouped; each resolves to our TS path."""
+    await _add_channel(hass, loaded_entry, "Sports 1", CID, group="Sports")
+    await _add_channel(hass, loaded_entry, "News", CID2)
+    root = await media_source.async_browse_media(hass, f"media-source://{DOMAIN}")
+    assert root.title == "AceStream"
+    assert [child.title for child in root.children] == ["Sports", "News"]
+    assert root.children[1].can_play
+    group = await media_source.async_browse_media(
+        hass, root.children[0].media_content_id
+    )
+    assert [child.title for child in group.children] == ["Sports 1"]
+    played = await media_source.async_resolve_media(
+        hass, group.children[0].media_content_id, None
+    )
+    assert played.url == f"/api/acestream_proxy/stream/{CID}"
+    assert played.mime_type == "video/mp2t"
+    with pytest.raises(BrowseError):
+        await media_source.async_browse_media(hass, f"media-source://{DOMAIN}/group/x")
+    with pytest.raises(media_source.Unresolvable):
+        await media_source.async_resolve_media(
+            hass, f"media-source://{DOMAIN}/channel/bad/zz", None
+        )
+
+
+async def test_diagnostics_are_redacted(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    engine_sim: EngineSimulator,
+    hass_client: ClientFactory,
+) -> None:
+    """Broadcast stats are there; hosts and session URLs are not."""
+    assert await async_setup_component(hass, "diagnostics", {})
+    client = await hass_client()
+    async with client.get(f"/api/acestream_proxy/stream/{CID}") as resp:
+        await read_bytes(resp, 50_000)
+        diagnostics = await get_diagnostics_for_config_entry(
+            hass, hass_client, loaded_entry
+        )
+    text = str(diagnostics)
+    assert "127.0.0.1" not in text
+    assert "/ace/r/" not in text
+    assert diagnostics["engine"]["reachable"] is True
+    [broadcast] = diagnostics["broadcasts"]
+    assert broadcast["viewers"] == 1
+    assert broadcast["stats"]["bytes_in"] > 0
+    assert broadcast["session"]["playback_url"] == "**REDACTED**"
+
+
+async def test_repair_issue_for_a_long_outage(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    engine_sim: EngineSimulator,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """Down for minutes: a fixable issue; the fix flow moves the entry; it clears."""
+    coordinator = loaded_entry.runtime_data.coordinator
+    await engine_sim.stop()
+    for _ in range(12):
+        freezer.tick(timedelta(seconds=31))
+        async_fire_time_changed(hass)
+        await hass.async_block_till_done(wait_background_tasks=True)
+    registry = ir.async_get(hass)
+    issue = registry.async_get_issue(DOMAIN, coordinator.issue_id)
+    assert issue is not None
+    assert issue.is_fixable
+
+    async with EngineSimulator() as moved:
+        assert await async_setup_component(hass, "repairs", {})
+        manager = repairs_flow_manager(hass)
+        assert manager is not None
+        flow = await manager.async_init(DOMAIN, data={"issue_id": coordinator.issue_id})
+        assert flow["step_id"] == "address"
+        flow = await manager.async_configure(
+            flow["flow_id"], {"host": "127.0.0.1", "port": 1}
+        )
+        assert flow["errors"] == {"base": "cannot_connect"}
+        flow = await manager.async_configure(
+            flow["flow_id"], {"host": "127.0.0.1", "port": moved.port}
+        )
+        assert flow["type"] == "create_entry"
+        await hass.async_block_till_done()
+        assert loaded_entry.data["port"] == moved.port
+        assert registry.async_get_issue(DOMAIN, coordinator.issue_id) is None
+        assert await hass.config_entries.async_unload(loaded_entry.entry_id)
+
+
+async def test_repair_clears_itself_when_the_engine_is_back(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    engine_sim: EngineSimulator,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """The engine comes back: the issue disappears without a fix."""
+    coordinator = loaded_entry.runtime_data.coordinator
+    await engine_sim.stop()
+    for _ in range(12):
+        freezer.tick(timedelta(seconds=31))
+        async_fire_time_changed(hass)
+        await hass.async_block_till_done(wait_background_tasks=True)
+    registry = ir.async_get(hass)
+    assert registry.async_get_issue(DOMAIN, coordinator.issue_id) is not None
+    await engine_sim.start()
+    freezer.tick(timedelta(seconds=31))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert registry.async_get_issue(DOMAIN, coordinator.issue_id) is None

@@ -1,0 +1,73 @@
+"""Packaging rules that hassfest and the HACS action enforce, checked locally."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+import struct
+
+ROOT = Path(__file__).parent.parent
+INTEGRATION = ROOT / "custom_components" / "acestream_proxy"
+
+HACS_KEYS = {
+    "name",
+    "content_in_root",
+    "country",
+    "filename",
+    "hacs",
+    "hide_default_branch",
+    "homeassistant",
+    "persistent_directory",
+    "render_readme",
+    "zip_release",
+}
+
+
+def test_manifest() -> None:
+    """Required keys, hassfest's key order, no runtime requirements."""
+    manifest = json.loads((INTEGRATION / "manifest.json").read_text())
+    keys = list(manifest)
+    assert keys[:2] == ["domain", "name"]
+    assert keys[2:] == sorted(keys[2:])
+    assert manifest["domain"] == "acestream_proxy"
+    assert manifest["config_flow"] is True
+    assert manifest["iot_class"] == "local_polling"
+    assert manifest["integration_type"] == "hub"
+    assert manifest["requirements"] == []
+    assert "http" in manifest["dependencies"]
+    for key in ("documentation", "issue_tracker", "codeowners", "version"):
+        assert manifest[key]
+    assert all(owner.startswith("@") for owner in manifest["codeowners"])
+
+
+def test_hacs_json() -> None:
+    """Only keys HACS accepts."""
+    hacs = json.loads((ROOT / "hacs.json").read_text())
+    assert set(hacs) <= HACS_KEYS
+    assert hacs["name"] == "AceStream Proxy"
+    assert hacs["homeassistant"] == "2025.4.0"
+
+
+def test_brand_icons() -> None:
+    """icon.png 256x256 and icon@2x.png 512x512 (PNG header)."""
+    for name, size in (("icon.png", 256), ("icon@2x.png", 512)):
+        data = (INTEGRATION / "brand" / name).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n"
+        width, height = struct.unpack(">II", data[16:24])
+        assert (width, height) == (size, size)
+
+
+def test_translations_cover_every_step_and_entity() -> None:
+    """Every form field has a label and a description; every entity a name."""
+    strings = json.loads((INTEGRATION / "translations" / "en.json").read_text())
+    for step in ("user", "reconfigure"):
+        data = strings["config"]["step"][step]
+        assert set(data["data"]) == {"host", "port"}
+        assert set(data["data_description"]) == {"host", "port"}
+    init = strings["options"]["step"]["init"]
+    assert set(init["data"]) == set(init["data_description"])
+    icons = json.loads((INTEGRATION / "icons.json").read_text())
+    for platform, entities in strings["entity"].items():
+        for key, entity in entities.items():
+            assert entity["name"]
+            assert key in icons["entity"][platform]

@@ -1,0 +1,599 @@
+"""The broadcaster end to end: HA's HTTP stack, the engine simulator, real clients."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterator
+from datetime import timedelta
+from functools import partial
+from pathlib import Path
+import socket
+from unittest.mock import patch
+
+from aiohttp.test_utils import TestClient
+from homeassistant.components.http.auth import async_sign_path
+from homeassistant.core import HomeAssistant
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.acestream_proxy.broadcaster import (
+    BroadcastConfig,
+    Broadcaster,
+    BroadcastState,
+)
+from custom_components.acestream_proxy.const import (
+    CONF_LINGER,
+    CONF_MAX_BROADCASTS,
+    CONF_MAX_VIEWERS,
+)
+from custom_components.acestream_proxy.hub import get_hub
+from tests.helpers import (
+    discontinuities,
+    ffprobe_streams,
+    first_video_frame,
+    pids,
+    read_bytes,
+    read_for,
+    strip_nulls,
+)
+from tests.simulator import EngineSimulator
+
+CID = "0123456789abcdef0123456789abcdef01234567"
+CID2 = "fedcba9876543210fedcba9876543210fedcba98"
+URL = f"/api/acestream_proxy/stream/{CID}"
+
+# Short timeouts so faults play out in a second, not in minutes.
+FAST = {
+    "write_timeout": 1.0,
+    "stall_timeout": 1.0,
+    "start_timeout": 5.0,
+    "getstream_timeout": 1.0,
+    "retry_give_up": 2.0,
+    "retry_backoff_max": 0.3,
+    "keepalive_interval": 0.3,
+}
+
+type ClientFactory = Callable[[], Awaitable[TestClient]]
+
+
+@pytest.fixture(autouse=True)
+def fast_config() -> Iterator[None]:
+    """Broadcasts use short fault timeouts in these tests."""
+    with patch(
+        "custom_components.acestream_proxy.hub.BroadcastConfig",
+        partial(BroadcastConfig, **FAST),
+    ):
+        yield
+
+
+def _broadcaster(hass: HomeAssistant, infohash: str) -> Broadcaster:
+    return get_hub(hass).broadcasts[infohash].broadcaster
+
+
+async def _until(predicate: Callable[[], bool], timeout: float = 5) -> None:
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.02)
+
+
+async def test_two_viewers_share_one_session(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    engine_sim: EngineSimulator,
+    hass_client: ClientFactory,
+) -> None:
+    """Both viewers get the same bytes from one engine session."""
+    client = await hass_client()
+    async with client.get(URL) as first:
+        assert first.status == 200
+        assert first.headers["Content-Type"] == "video/mp2t"
+        assert first.headers["Cache-Control"] == "no-store"
+        assert "Content-Length" not in first.headers
+        head = await read_bytes(first, 100_000)
+        async with client.get(URL) as second:
+            one, two = await asyncio.gather(read_for(first, 1.5), read_for(second, 1.0))
+    assert engine_sim.counters.sessions_opened == 1
+    assert engine_sim.counters.readers_opened == 1
+    stream_one = strip_nulls(head + one)
+    stream_two = strip_nulls(two)
+    # The late viewer starts with PAT + PMT, then the shared bytes from a keyframe.
+    shared = stream_two[2 * 188 : 2 * 188 + 50_000]
+    assert len(shared) == 50_000
+    assert shared in stream_one
+
+
+async def test_proxied_stream_is_h264_and_aac(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    hass_client: ClientFactory,
+    hass_access_token: str,
+) -> None:
+    """ffprobe, a real client, reads the stream through a signed URL."""
+    client = await hass_client()
+    refresh = hass.auth.async_validate_access_token(hass_access_token)
+    assert refresh is not None
+    signed = async_sign_path(
+        hass, URL, timedelta(minutes=5), refresh_token_id=refresh.id
+    )
+    streams = await ffprobe_streams(client.make_url(signed))
+    codecs = {stream["codec_type"]: stream["codec_name"] for stream in streams}
+    assert codecs == {"video": "h264", "audio": "aac"}
+
+
+async def test_late_joiner_starts_at_pat_and_decodes_at_once(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    hass_client: ClientFactory,
+    tmp_path: Path,
+) -> None:
+    """A viewer joining a running broadcast starts at PAT/PMT then a keyframe."""
+    client = await hass_client()
+    async with client.get(URL) as first:
+        await read_bytes(first, 300_000)
+        await asyncio.sleep(0.7)  # land somewhere in the middle of a GOP
+        async with client.get(URL) as late:
+            data = await read_bytes(late, 200_000, timeout=5)
+    assert data[:4] == bytes([0x47, 0x40, 0x00, 0x10]) or data[:3] == bytes(
+        [0x47, 0x40, 0x00]
+    )
+    assert pids(data[:376])[0] == 0
+    sample = tmp_path / "late.ts"
+    sample.write_bytes(data[: len(data) // 188 * 188])
+    frame = await first_video_frame(sample)
+    assert frame["key_frame"] == 1
+    assert frame["pict_type"] == "I"
+
+
+async def test_paused_viewer_is_dropped_and_hurts_nobody(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    engine_sim: EngineSimulator,
+    hass_client: ClientFactory,
+    hass_access_token: str,
+) -> None:
+    """A client that stops reading is dropped after the write timeout."""
+    engine_sim.burst_seconds = 30  # a real engine's burst fills socket buffers fast
+    client = await hass_client()
+    async with client.get(URL) as fast:
+        await read_bytes(fast, 10_000)
+        broadcaster = next(iter(get_hub(hass).broadcasts.values())).broadcaster
+        # A raw client with a tiny receive window that never reads a byte.
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.setblocking(False)
+        loop = asyncio.get_running_loop()
+        url = client.make_url(URL)
+        await loop.sock_connect(sock, (url.host, url.port))
+        request = (
+            f"GET {URL} HTTP/1.1\r\nHost: {url.host}\r\n"
+            f"Authorization: Bearer {hass_access_token}\r\n\r\n"
+        )
+        await loop.sock_sendall(sock, request.encode())
+        try:
+            await _until(lambda: broadcaster.viewer_count == 2)
+            start = loop.time()
+            received = await read_for(fast, 2.5)
+            elapsed = loop.time() - start
+            await _until(lambda: broadcaster.stats.viewers_dropped == 1)
+        finally:
+            sock.close()
+        assert broadcaster.viewer_count == 1
+        # The fast viewer kept receiving at least the broadcast's real-time rate.
+        assert len(received) * 8 / elapsed > engine_sim.bitrate * 0.9
+        more = await read_for(fast, 0.5)
+        assert more
+
+
+async def test_content_id_then_infohash_share_one_session(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    engine_sim: EngineSimulator,
+    hass_client: ClientFactory,
+) -> None:
+    """Content id first: the infohash route joins the same broadcast."""
+    infohash = engine_sim.infohash_for(CID)
+    client = await hass_client()
+    async with client.get(URL) as by_id:
+        await read_bytes(by_id, 50_000)
+        async with client.get(f"/api/acestream_proxy/stream/infohash/{infohash}") as ih:
+            assert ih.status == 200
+            data = await read_bytes(ih, 50_000)
+    assert strip_nulls(data)
+    assert engine_sim.counters.sessions_opened == 1
+    assert engine_sim.counters.getstream_calls == 1
+    assert list(get_hub(hass).broadcasts) == [infohash]
+
+
+async def test_infohash_then_content_id_adopts_the_session(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    engine_sim: EngineSimulator,
+    hass_client: ClientFactory,
+) -> None:
+    """Infohash first: the content id's getstream supersedes it and is adopted."""
+    infohash = engine_sim.infohash_for(CID)
+    client = await hass_client()
+    async with client.get(f"/api/acestream_proxy/stream/infohash/{infohash}") as ih:
+        await read_bytes(ih, 50_000)
+        async with client.get(f"/api/acestream_proxy/stream/{CID.upper()}") as by_id:
+            assert by_id.status == 200
+            both = await asyncio.gather(read_for(ih, 1.5), read_for(by_id, 1.5))
+        # The first viewer kept receiving real data after the switch.
+        assert all(strip_nulls(part) for part in both)
+    assert list(get_hub(hass).broadcasts) == [infohash]
+    assert engine_sim.counters.sessions_superseded == 1
+    # The superseded session was never stopped: that could cut the new reader.
+    assert engine_sim.counters.sessions_stopped == 0
+    assert engine_sim.active_sessions() == 1
+    assert _broadcaster(hass, infohash).stats.upstream_restarts == 0
+
+
+async def test_cold_start_is_bridged(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    engine_sim: EngineSimulator,
+    hass_client: ClientFactory,
+) -> None:
+    """Headers at once, null packets during the cold start, then PAT first."""
+    engine_sim.cold_start = 1.5
+    client = await hass_client()
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    async with client.get(URL) as resp:
+        assert resp.status == 200
+        assert loop.time() - start < 1.0
+        early = await read_for(resp, 1.0)
+        assert early
+        assert set(pids(early)) == {0x1FFF}
+        later = strip_nulls(await read_bytes(resp, 100_000))
+    assert pids(later[:188]) == [0]
+
+
+@pytest.mark.parametrize("entry_options", [{CONF_LINGER: 1}])
+async def test_linger_then_exactly_one_stop(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    engine_sim: EngineSimulator,
+    hass_client: ClientFactory,
+) -> None:
+    """The session outlives its last viewer by the linger, then stops once."""
+    client = await hass_client()
+    async with client.get(URL) as resp:
+        await read_bytes(resp, 50_000)
+    infohash = engine_sim.infohash_for(CID)
+    broadcaster = _broadcaster(hass, infohash)
+    await _until(lambda: broadcaster.viewer_count == 0)
+    assert broadcaster.state is BroadcastState.LINGERING
+    await asyncio.sleep(0.5)
+    assert engine_sim.counters.sessions_stopped == 0
+    await _until(lambda: engine_sim.counters.sessions_stopped == 1, timeout=3)
+    await asyncio.sleep(0.5)
+    assert engine_sim.counters.sessions_stopped == 1
+    assert engine_sim.active_sessions() == 0
+    assert get_hub(hass).broadcasts == {}
+
+
+@pytest.mark.parametrize("entry_options", [{CONF_LINGER: 2}])
+async def test_rejoin_during_linger(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    engine_sim: EngineSimulator,
+    hass_client: ClientFactory,
+) -> None:
+    """A viewer that comes back during the linger reuses the running session."""
+    client = await hass_client()
+    async with client.get(URL) as resp:
+        await read_bytes(resp, 50_000)
+    broadcaster = _broadcaster(hass, engine_sim.infohash_for(CID))
+    await _until(lambda: broadcaster.state is BroadcastState.LINGERING)
+    await asyncio.sleep(0.5)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    async with client.get(URL) as resp:
+        data = await read_bytes(resp, 50_000)
+        first_data = loop.time() - start
+        assert broadcaster.state is BroadcastState.PLAYING
+    assert pids(data[:188]) == [0]
+    assert first_data < 1.0  # no cold start
+    assert engine_sim.counters.sessions_opened == 1
+    assert engine_sim.counters.sessions_stopped == 0
+
+
+async def test_upstream_cut_is_recovered_with_viewers_kept(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    engine_sim: EngineSimulator,
+    hass_client: ClientFactory,
+) -> None:
+    """The engine cuts the reader: viewers stay, get a discontinuity, then data."""
+    client = await hass_client()
+    async with client.get(URL) as resp:
+        await read_bytes(resp, 100_000)
+        broadcaster = _broadcaster(hass, engine_sim.infohash_for(CID))
+        assert engine_sim.cut_readers() == 1
+        after = await read_for(resp, 2.5)
+        assert broadcaster.stats.upstream_restarts == 1
+        assert broadcaster.state is BroadcastState.PLAYING
+    assert discontinuities(after) >= 1
+    assert len(strip_nulls(after)) > 100_000
+    # The old session was stopped before the new one opened: never two at once.
+    assert engine_sim.counters.sessions_opened == 2
+    assert engine_sim.counters.sessions_stopped >= 1
+
+
+async def test_upstream_stall_is_recovered(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    engine_sim: EngineSimulator,
+    hass_client: ClientFactory,
+) -> None:
+    """No data for the stall timeout: null packets keep viewers, then a reopen."""
+    client = await hass_client()
+    async with client.get(URL) as resp:
+        await read_bytes(resp, 100_000)
+        broadcaster = _broadcaster(hass, engine_sim.infohash_for(CID))
+        engine_sim.stall = True
+        stalled = await read_for(resp, 1.6)
+        assert broadcaster.state is BroadcastState.BUFFERING
+        assert 0x1FFF in pids(stalled[: len(stalled) // 188 * 188])
+        engine_sim.stall = False
+        after = await read_for(resp, 2.0)
+    assert broadcaster.stats.upstream_restarts >= 1
+    assert len(strip_nulls(after)) > 50_000
+
+
+async def test_engine_restart_is_recovered(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    engine_sim: EngineSimulator,
+    hass_client: ClientFactory,
+) -> None:
+    """The engine restarts (old URLs gone, getstream failing for a while)."""
+    client = await hass_client()
+    async with client.get(URL) as resp:
+        await read_bytes(resp, 100_000)
+        broadcaster = _broadcaster(hass, engine_sim.infohash_for(CID))
+        engine_sim.getstream_error = "failed to load content"
+        await engine_sim.restart()
+        await read_for(resp, 0.8)
+        assert broadcaster.state is BroadcastState.BUFFERING
+        engine_sim.getstream_error = None
+        after = await read_for(resp, 2.0)
+    assert len(strip_nulls(after)) > 50_000
+    assert broadcaster.state is not BroadcastState.FAILED
+
+
+async def test_upstream_gives_up_and_ends_viewers(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    engine_sim: EngineSimulator,
+    hass_client: ClientFactory,
+) -> None:
+    """Failing past the give-up time ends viewers cleanly and the broadcast."""
+    client = await hass_client()
+    async with client.get(URL) as resp:
+        await read_bytes(resp, 50_000)
+        broadcaster = _broadcaster(hass, engine_sim.infohash_for(CID))
+        engine_sim.getstream_error = "failed to load content"
+        engine_sim.cut_readers()
+        async with asyncio.timeout(8):
+            while await resp.content.readany():
+                pass
+    assert broadcaster.state is BroadcastState.FAILED
+    assert broadcaster.failure
+    assert get_hub(hass).broadcasts == {}
+    assert engine_sim.active_sessions() == 0
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        ("/api/acestream_proxy/stream/xyz", 400),
+        ("/api/acestream_proxy/stream/" + "g" * 40, 400),
+        ("/api/acestream_proxy/stream/infohash/" + "0" * 39, 400),
+    ],
+)
+async def test_malformed_ids(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    engine_sim: EngineSimulator,
+    hass_client: ClientFactory,
+    path: str,
+    status: int,
+) -> None:
+    """400 with a message, and nothing asked of the engine."""
+    client = await hass_client()
+    resp = await client.get(path)
+    assert resp.status == status
+    assert "40 hexadecimal" in await resp.text()
+    assert engine_sim.counters.getstream_calls == 0
+
+
+async def test_no_engine_loaded_is_404(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    engine_sim: EngineSimulator,
+    hass_client: ClientFactory,
+) -> None:
+    """Views stay registered after unload and answer 404."""
+    assert await hass.config_entries.async_unload(loaded_entry.entry_id)
+    client = await hass_client()
+    resp = await client.get(URL)
+    assert resp.status == 404
+    assert "no AceStream engine" in await resp.text()
+    resp = await client.head(URL)
+    assert resp.status == 404
+
+
+async def test_engine_error_is_502(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    engine_sim: EngineSimulator,
+    hass_client: ClientFactory,
+) -> None:
+    """The engine's own error text reaches the client."""
+    engine_sim.unknown_content.add(CID)
+    client = await hass_client()
+    resp = await client.get(URL)
+    assert resp.status == 502
+    assert "failed to load content" in await resp.text()
+    assert get_hub(hass).broadcasts == {}
+
+
+async def test_getstream_hang_is_504(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    engine_sim: EngineSimulator,
+    hass_client: ClientFactory,
+) -> None:
+    """The engine does not answer getstream within the timeout."""
+    engine_sim.getstream_hang = True
+    client = await hass_client()
+    resp = await client.get(URL)
+    assert resp.status == 504
+    assert "did not answer in time" in await resp.text()
+    engine_sim.getstream_hang = False
+    assert get_hub(hass).broadcasts == {}
+
+
+async def test_engine_unreachable_is_503(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    engine_sim: EngineSimulator,
+    hass_client: ClientFactory,
+) -> None:
+    """Refused connection: 503 with Retry-After."""
+    await engine_sim.stop()
+    client = await hass_client()
+    resp = await client.get(URL)
+    assert resp.status == 503
+    assert int(resp.headers["Retry-After"]) > 0
+    assert "cannot connect" in await resp.text()
+
+
+async def test_engine_known_down_is_503(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    engine_sim: EngineSimulator,
+    hass_client: ClientFactory,
+) -> None:
+    """The health check already saw the engine down: no attempt, 503."""
+    await engine_sim.stop()
+    await loaded_entry.runtime_data.coordinator.async_refresh()
+    client = await hass_client()
+    resp = await client.get(URL)
+    assert resp.status == 503
+    assert "Retry-After" in resp.headers
+    assert "no AceStream engine is reachable" in await resp.text()
+
+
+@pytest.mark.parametrize(
+    "entry_options", [{CONF_MAX_BROADCASTS: 1, CONF_MAX_VIEWERS: 1}]
+)
+async def test_limits_are_503(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    engine_sim: EngineSimulator,
+    hass_client: ClientFactory,
+) -> None:
+    """Max viewers per broadcast and max broadcasts answer 503 + Retry-After."""
+    client = await hass_client()
+    async with client.get(URL) as resp:
+        await read_bytes(resp, 10_000)
+        second = await client.get(URL)
+        assert second.status == 503
+        assert "viewers" in await second.text()
+        assert "Retry-After" in second.headers
+        other = await client.get(f"/api/acestream_proxy/stream/{CID2}")
+        assert other.status == 503
+        assert "broadcasts" in await other.text()
+    assert engine_sim.counters.sessions_opened == 1
+
+
+async def test_head_opens_no_session(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    engine_sim: EngineSimulator,
+    hass_client: ClientFactory,
+) -> None:
+    """HEAD answers the headers without touching the engine."""
+    client = await hass_client()
+    resp = await client.head(URL)
+    assert resp.status == 200
+    assert resp.headers["Content-Type"] == "video/mp2t"
+    resp = await client.head("/api/acestream_proxy/stream/infohash/zz")
+    assert resp.status == 400
+    resp = await client.head(f"/api/acestream_proxy/stream/infohash/{CID}")
+    assert resp.status == 200
+    assert engine_sim.counters.getstream_calls == 0
+
+
+async def test_auth_required(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    engine_sim: EngineSimulator,
+    hass_client_no_auth: ClientFactory,
+    hass_access_token: str,
+) -> None:
+    """No auth: 401 and no engine session; a signed path streams; tampering fails."""
+    client = await hass_client_no_auth()
+    resp = await client.get(URL)
+    assert resp.status == 401
+    resp = await client.get(f"/api/acestream_proxy/stream/infohash/{CID}")
+    assert resp.status == 401
+    assert engine_sim.counters.getstream_calls == 0
+
+    refresh = hass.auth.async_validate_access_token(hass_access_token)
+    assert refresh is not None
+    signed = async_sign_path(
+        hass, URL, timedelta(minutes=1), refresh_token_id=refresh.id
+    )
+    tampered = signed.replace(CID, CID2)
+    resp = await client.get(tampered)
+    assert resp.status == 401
+    assert engine_sim.counters.getstream_calls == 0
+    async with client.get(signed) as resp:
+        assert resp.status == 200
+        assert strip_nulls(await read_bytes(resp, 50_000))
+
+
+async def test_unload_mid_stream_leaves_nothing(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    engine_sim: EngineSimulator,
+    hass_client: ClientFactory,
+) -> None:
+    """Unloading ends the viewers and stops the engine session."""
+    client = await hass_client()
+    async with client.get(URL) as resp:
+        await read_bytes(resp, 50_000)
+        assert await hass.config_entries.async_unload(loaded_entry.entry_id)
+        async with asyncio.timeout(5):
+            while await resp.content.readany():
+                pass
+    assert engine_sim.counters.sessions_stopped == 1
+    assert engine_sim.active_sessions() == 0
+    assert engine_sim.counters.readers_active == 0
+    assert get_hub(hass).broadcasts == {}
+
+
+@pytest.mark.parametrize("entry_options", [{CONF_LINGER: 0}])
+async def test_rapid_connect_disconnect_leaves_nothing(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    engine_sim: EngineSimulator,
+    hass_client: ClientFactory,
+) -> None:
+    """50 quick zaps: every session opened is stopped, nothing is left running."""
+    client = await hass_client()
+    for index in range(50):
+        async with client.get(
+            URL if index % 2 else f"/api/acestream_proxy/stream/{CID2}"
+        ) as resp:
+            assert resp.status == 200
+    hub = get_hub(hass)
+    await _until(lambda: not hub.broadcasts and engine_sim.active_sessions() == 0)
+    counters = engine_sim.counters
+    assert counters.sessions_opened == 50
+    assert counters.sessions_stopped + counters.sessions_superseded == 50
+    assert counters.readers_active == 0
