@@ -78,7 +78,7 @@ if ! "$(1)/bin/python" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))
 fi
 endef
 
-.PHONY: test test-compat compat-lock lint format demo bench clean venv compat-venv ffmpeg
+.PHONY: test test-compat compat-lock compat-lock-check lint format demo bench clean venv compat-venv ffmpeg
 
 ## ---------------------------------------------------------------- environments
 
@@ -97,7 +97,21 @@ $(VENV)/.requirements.stamp: $(REQUIREMENTS)
 	  cp "$(REQUIREMENTS)" "$@"; \
 	fi
 
-compat-venv: $(COMPAT_VENV)/.requirements.stamp
+compat-venv: compat-lock-check $(COMPAT_VENV)/.requirements.stamp
+
+# Fails when requirements_test.txt names a package the compat lock lacks.
+compat-lock-check:
+	@missing=$$(sed -e 's/#.*//' -e 's/[[:space:]]//g' "$(REQUIREMENTS)" \
+	    | grep -v '^$$' | sed -E 's/[=<>!~;[].*//' \
+	    | grep -viE '^($(COMPAT_SKIP))$$' \
+	    | while read -r name; do \
+	        norm=$$(echo "$$name" | tr 'A-Z_.' 'a-z--'); \
+	        grep -qiE "^$$norm==" "$(COMPAT_LOCK)" || echo "$$name"; \
+	      done || true); \
+	if [ -n "$$missing" ]; then \
+	  echo "error: $(COMPAT_LOCK) lacks: $$missing; run 'make compat-lock' and commit it" >&2; \
+	  exit 1; \
+	fi
 
 $(COMPAT_VENV)/.requirements.stamp: $(COMPAT_LOCK)
 	@$(call MAKE_VENV,$(COMPAT_VENV))
@@ -144,6 +158,7 @@ test-compat: compat-venv ffmpeg
 # requirements_test.txt. Commit the result; `make test-compat` never needs uv.
 compat-lock: $(TOOLS_VENV)/.uv-$(UV_VERSION).stamp
 	@$(FIND_PYTHON); py="$$(find_python)"; \
+	if [ -f "$(COMPAT_LOCK)" ]; then cp "$(COMPAT_LOCK)" "$(COMPAT_LOCK).tmp"; fi; \
 	{ echo "$(COMPAT_PHACC)"; \
 	  sed -e 's/#.*//' -e 's/[[:space:]]//g' "$(REQUIREMENTS)" \
 	    | grep -v '^$$' \
@@ -154,7 +169,11 @@ compat-lock: $(TOOLS_VENV)/.uv-$(UV_VERSION).stamp
 	  --python-version "$(COMPAT_PYTHON_VERSION)" \
 	  --custom-compile-command "make compat-lock" \
 	  --quiet \
-	  --output-file "$(COMPAT_LOCK)"
+	  --output-file "$(COMPAT_LOCK).tmp"
+	@{ echo "# Lock for 'make test-compat' (Home Assistant 2026.2.3), resolved for Python $(COMPAT_PYTHON_VERSION)."; \
+	  echo "# Installed with: pip install --no-deps --ignore-requires-python -r $(COMPAT_LOCK)"; \
+	  cat "$(COMPAT_LOCK).tmp"; } > "$(COMPAT_LOCK)"
+	@rm -f "$(COMPAT_LOCK).tmp"
 	@echo ">>> wrote $(COMPAT_LOCK)"
 
 ## ---------------------------------------------------------------- other tools

@@ -410,6 +410,7 @@ class Row:
     failed: int = 0  # active connections that got no 200 or no data
     closed_active: int = 0  # active connections the server closed
     extra: dict[str, Any] = field(default_factory=dict)
+    chunks_per_s: float = math.nan  # chunks the broadcaster handed its viewers
     error: str | None = None
 
 
@@ -624,6 +625,7 @@ def _fill(
     row.cpu_cores = (after["cpu"] - before["cpu"]) / span
     row.rss_kib = (after["rss_kib"] - before["rss_kib"]) / viewers
     row.extra = after["extra"]
+    row.chunks_per_s = (after["extra"]["chunks"] - before["extra"]["chunks"]) / span
     window_ms = report["window_s"] * 1000
     for conn in report["conns"]:
         if conn["p"]:
@@ -704,7 +706,8 @@ def render(rows: list[Row]) -> list[str]:
             rai_b += f" ({r.no_keyframe} saw none)"
         pat_b = f"{statistics.median(r.pat_bytes):,.0f}" if r.pat_bytes else DASH
         counters = ", ".join(
-            f"{k} {v}" for k, v in r.extra.items() if k not in ("chunks", "viewers")
+            [f"{r.chunks_per_s:.1f} chunks/s"]
+            + [f"{k} {v}" for k, v in r.extra.items() if k not in ("chunks", "viewers")]
         )
         lines.append(
             f"| {r.design} | {r.viewers} | {r.paused} "
@@ -712,6 +715,10 @@ def render(rows: list[Row]) -> list[str]:
             f"| {counters or DASH} |"
         )
     return lines
+
+
+def _n(viewers: int) -> str:
+    return f"{viewers} viewer{'s' if viewers != 1 else ''}"
 
 
 def interpret(rows: list[Row]) -> list[str]:
@@ -722,7 +729,7 @@ def interpret(rows: list[Row]) -> list[str]:
         ours, seed = by.get(("ours", *key)), by.get(("seed", *key))
         if ours is None or seed is None:
             continue
-        label = f"{key[0]} viewers" + (f" ({key[1]} paused)" if key[1] else "")
+        label = _n(key[0]) + (f" ({key[1]} paused)" if key[1] else "")
         ratio = ours.cpu_cores / seed.cpu_cores if seed.cpu_cores else math.nan
         ttfb_o, ttfb_s = pct(ours.ttfb, 50), pct(seed.ttfb, 50)
         out.append(
@@ -738,28 +745,39 @@ def interpret(rows: list[Row]) -> list[str]:
         s = statistics.median(b for r in seed_rows for b in r.rai_bytes)
         out.append(
             f"- Joining: ours starts every viewer with PAT+PMT then a keyframe "
-            f"(median {o:,.0f} bytes before it); seed hands its backlog from wherever "
-            f"it starts (median {s:,.0f} bytes before the first keyframe, i.e. data a "
-            "decoder throws away)."
+            f"(median {o:,.0f} bytes before it); seed hands each new viewer its backlog "
+            f"from its oldest chunk (median {s:,.0f} bytes before the first keyframe"
+            + (", data a decoder must throw away)." if s > 10 * 188 else ").")
+        )
+    ours_c = [r.chunks_per_s for r in by.values() if r.design == "ours"]
+    seed_c = [r.chunks_per_s for r in by.values() if r.design == "seed"]
+    if ours_c and seed_c:
+        out.append(
+            f"- Write rate: ours hands viewers each upstream read as it arrives "
+            f"({statistics.median(ours_c):.1f} chunks/s from the simulator, so about "
+            "that many writes and wake-ups per viewer per second while it keeps up); "
+            f"seed re-chunks to 64 KiB ({statistics.median(seed_c):.1f} chunks/s). "
+            "Per-viewer cost is mostly per write (socket send, aiohttp's chunked "
+            "framing, asyncio bookkeeping), so the chunk rate weighs on CPU."
         )
     for r in by.values():
         if r.design == "seed" and r.rates and r.source_kbps > 0:
             excess = statistics.median(r.rates) / r.source_kbps - 1
             if excess > 0.02:
                 out.append(
-                    f"- seed at {r.viewers} viewers: median rate {excess:.0%} above the "
+                    f"- seed at {_n(r.viewers)}: median rate {excess:.0%} above the "
                     "source over the window: the 100-chunk backlog burst at join."
                 )
                 break
     for r in sorted(by.values(), key=lambda r: (r.viewers, r.design)):
         if r.rates and r.source_kbps > 0 and min(r.rates) < 0.95 * r.source_kbps:
             out.append(
-                f"- {r.design} at {r.viewers} viewers: the slowest viewer got "
+                f"- {r.design} at {_n(r.viewers)}: the slowest viewer got "
                 f"{min(r.rates) / r.source_kbps:.0%} of the source rate."
             )
         if r.failed or r.closed_active:
             out.append(
-                f"- {r.design} at {r.viewers} viewers: {r.failed} viewers got no "
+                f"- {r.design} at {_n(r.viewers)}: {r.failed} viewers got no "
                 f"stream, {r.closed_active} were closed by the server."
             )
     for r in by.values():

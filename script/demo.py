@@ -524,8 +524,8 @@ async def check_stream(session: aiohttp.ClientSession, url: str) -> str:
     if not aligned:
         raise DemoError("stream bytes are not 188-byte aligned MPEG-TS")
     return (
-        f"{len(received)} bytes of MPEG-TS ({content_type}) "
-        f"in {elapsed:.1f} s, first byte after cold start"
+        f"{len(received)} bytes of 188-byte aligned MPEG-TS ({content_type}) "
+        f"after {elapsed:.1f} s, engine cold start included"
     )
 
 

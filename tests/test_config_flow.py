@@ -12,6 +12,7 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.acestream_proxy.const import (
+    CONF_HLS_SEGMENT,
     CONF_LINGER,
     CONF_MAX_BROADCASTS,
     CONF_MAX_VIEWERS,
@@ -187,6 +188,7 @@ async def test_options_flow(hass: HomeAssistant, loaded_entry: MockConfigEntry) 
                 CONF_REPLAY_WINDOW: 10,
                 CONF_MAX_VIEWERS: 5,
                 CONF_MAX_BROADCASTS: 2,
+                CONF_HLS_SEGMENT: 3,
             },
         )
 
@@ -195,6 +197,7 @@ async def test_options_flow(hass: HomeAssistant, loaded_entry: MockConfigEntry) 
         CONF_REPLAY_WINDOW: 12,
         CONF_MAX_VIEWERS: 5,
         CONF_MAX_BROADCASTS: 2,
+        CONF_HLS_SEGMENT: 2,
     }
     result = await hass.config_entries.options.async_configure(result["flow_id"], new)
     assert result["type"] is FlowResultType.CREATE_ENTRY

@@ -284,6 +284,22 @@ async def test_play_and_stop_actions(
     url = hass.states.get("media_player.bedroom").attributes["media_content_id"]
     assert f"/stream/infohash/{CID2}?authSig=" in url
 
+    # A Cast device among the targets gets HLS; the others still get TS.
+    registry = er.async_get(hass)
+    cast = registry.async_get_or_create("media_player", "cast", "uuid-2")
+    hass.states.async_set(cast.entity_id, "idle")
+    await hass.services.async_call(
+        DOMAIN,
+        "play",
+        {
+            "entity_id": ["media_player.living_room", cast.entity_id],
+            "channel": "Kitchen TV",
+        },
+        blocking=True,
+    )
+    url = hass.states.get("media_player.living_room").attributes["media_content_id"]
+    assert f"/stream/{CID}?authSig=" in url
+
     bad_calls: list[tuple[dict[str, Any], str]] = [
         ({"entity_id": "media_player.bedroom"}, "Say what to play"),
         ({"entity_id": "media_player.bedroom", "channel": "nope"}, "No channel"),
@@ -367,11 +383,21 @@ async def test_media_browser(
         hass, root.children[0].media_content_id
     )
     assert [child.title for child in group.children] == ["Sports 1"]
-    played = await media_source.async_resolve_media(
-        hass, group.children[0].media_content_id, None
-    )
+    item_id = group.children[0].media_content_id
+    played = await media_source.async_resolve_media(hass, item_id, "media_player.tv")
     assert played.url == f"/api/acestream_proxy/stream/{CID}"
     assert played.mime_type == "video/mp2t"
+    # The browser (no target) and Cast devices get HLS.
+    played = await media_source.async_resolve_media(hass, item_id, None)
+    assert played.url == f"/api/acestream_proxy/hls/{CID}/index.m3u8"
+    assert played.mime_type == "application/vnd.apple.mpegurl"
+    cast = er.async_get(hass).async_get_or_create("media_player", "cast", "uuid-1")
+    played = await media_source.async_resolve_media(hass, item_id, cast.entity_id)
+    assert played.mime_type == "application/vnd.apple.mpegurl"
+    news = await media_source.async_resolve_media(
+        hass, root.children[1].media_content_id, cast.entity_id
+    )
+    assert news.url == f"/api/acestream_proxy/hls/{CID2}/index.m3u8"
     with pytest.raises(BrowseError):
         await media_source.async_browse_media(hass, f"media-source://{DOMAIN}/group/x")
     with pytest.raises(media_source.Unresolvable):

@@ -142,12 +142,15 @@ class BroadcastStats:
 class Viewer:
     """One client of a broadcast; :meth:`stream` runs in the client's own task."""
 
-    __slots__ = ("_broadcast", "_left", "bytes_sent", "joined_at", "skips")
+    __slots__ = ("_broadcast", "_left", "bytes_sent", "internal", "joined_at", "skips")
 
-    def __init__(self, broadcast: Broadcaster) -> None:
+    def __init__(self, broadcast: Broadcaster, *, internal: bool = False) -> None:
         """Attach to ``broadcast`` (use Broadcaster.join)."""
         self._broadcast = broadcast
         self._left = False
+        # Internal viewers (the HLS segmenter) keep the broadcast alive but are
+        # not people: the viewer count leaves them out.
+        self.internal = internal
         self.bytes_sent = 0
         self.skips = 0
         self.joined_at = time.monotonic()
@@ -253,7 +256,7 @@ class Broadcaster:
         self.content = content
         self.config = config
         self.name = name or content.value
-        self._spawn = spawn
+        self.spawn = spawn
         self._listener = listener
         self.ring = Ring(config.max_ring_bytes, config.replay_window)
         self.program = ProgramInfo()
@@ -261,6 +264,9 @@ class Broadcaster:
         self.stats = BroadcastStats()
         self.state = BroadcastState.STARTING
         self.viewers: set[Viewer] = set()
+        self._internal = 0
+        # People watching through another output (HLS clients), set by that output.
+        self.extra_viewers = 0
         self.wake = asyncio.Event()
         self.closed = False
         self._closing: asyncio.Task[None] | None = None
@@ -279,35 +285,42 @@ class Broadcaster:
 
     def start(self) -> None:
         """Start the producer; linger until the first viewer joins."""
-        self._task = self._spawn(self._run(), f"acestream_proxy producer {self.name}")
+        self._task = self.spawn(self._run(), f"acestream_proxy producer {self.name}")
         # The viewer that asked for the broadcast joins a few loop turns later; with
         # linger 0 the timer must not beat it.
         self._arm_linger(max(self.config.linger, JOIN_GRACE))
 
-    def join(self) -> Viewer:
+    def join(self, *, internal: bool = False) -> Viewer:
         """Add a viewer (synchronous: nothing can interleave)."""
         if self.closed:
             raise BroadcastClosedError
-        if len(self.viewers) >= self.config.max_viewers:
+        if not internal and self.viewer_count >= self.config.max_viewers:
             raise ViewerLimitError(
                 "the maximum number of viewers of this broadcast is reached"
             )
-        viewer = Viewer(self)
+        viewer = Viewer(self, internal=internal)
         self.viewers.add(viewer)
-        self.stats.viewers_total += 1
+        if internal:
+            self._internal += 1
+        else:
+            self.stats.viewers_total += 1
         if self._linger is not None:
             self._linger.cancel()
             self._linger = None
             if self.state is BroadcastState.LINGERING:
                 self.state = BroadcastState.PLAYING
-        self._emit(BroadcastEvent.VIEWER_JOINED)
+        if not internal:
+            self._emit(BroadcastEvent.VIEWER_JOINED)
         return viewer
 
     def _viewer_left(self, viewer: Viewer) -> None:
         self.viewers.discard(viewer)
+        if viewer.internal:
+            self._internal -= 1
         if self.closed:
             return
-        self._emit(BroadcastEvent.VIEWER_LEFT)
+        if not viewer.internal:
+            self._emit(BroadcastEvent.VIEWER_LEFT)
         if not self.viewers:
             self._arm_linger()
 
@@ -340,7 +353,7 @@ class Broadcaster:
     def close_soon(self, reason: BroadcastState = BroadcastState.STOPPED) -> None:
         """Close from synchronous code."""
         if self._closing is None and not self.closed:
-            self._closing = self._spawn(
+            self._closing = self.spawn(
                 self.async_close(reason), f"acestream_proxy close {self.name}"
             )
 
@@ -571,5 +584,5 @@ class Broadcaster:
 
     @property
     def viewer_count(self) -> int:
-        """Connected viewers."""
-        return len(self.viewers)
+        """People watching: TS viewers plus clients of other outputs."""
+        return len(self.viewers) - self._internal + self.extra_viewers

@@ -38,11 +38,13 @@ from .const import (
     CONF_CHANNEL_KIND,
     CONF_CHANNEL_LOGO,
     CONF_CHANNEL_NAME,
+    CONF_HLS_SEGMENT,
     CONF_LINGER,
     CONF_MAX_BROADCASTS,
     CONF_MAX_VIEWERS,
     CONF_PLAYLIST,
     CONF_REPLAY_WINDOW,
+    DEFAULT_HLS_SEGMENT,
     DEFAULT_HOST,
     DEFAULT_LINGER,
     DEFAULT_MAX_BROADCASTS,
@@ -50,6 +52,7 @@ from .const import (
     DEFAULT_PORT,
     DEFAULT_REPLAY_WINDOW,
     DOMAIN,
+    HLS_SEGMENT_RANGE,
     LINGER_RANGE,
     LOGGER,
     MAX_BROADCASTS_RANGE,
@@ -247,6 +250,10 @@ class AceStreamOptionsFlow(OptionsFlow):
                     CONF_MAX_BROADCASTS,
                     default=options.get(CONF_MAX_BROADCASTS, DEFAULT_MAX_BROADCASTS),
                 ): _number(*MAX_BROADCASTS_RANGE),
+                vol.Required(
+                    CONF_HLS_SEGMENT,
+                    default=options.get(CONF_HLS_SEGMENT, DEFAULT_HLS_SEGMENT),
+                ): _number(*HLS_SEGMENT_RANGE, "s"),
             }
         )
         return self.async_show_form(step_id="init", data_schema=schema)

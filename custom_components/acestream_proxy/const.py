@@ -18,17 +18,20 @@ CONF_LINGER: Final = "linger"
 CONF_REPLAY_WINDOW: Final = "replay_window"
 CONF_MAX_VIEWERS: Final = "max_viewers"
 CONF_MAX_BROADCASTS: Final = "max_broadcasts"
+CONF_HLS_SEGMENT: Final = "hls_segment"
 
 DEFAULT_LINGER: Final = 30
 DEFAULT_REPLAY_WINDOW: Final = 10
 DEFAULT_MAX_VIEWERS: Final = 50
 DEFAULT_MAX_BROADCASTS: Final = 10
+DEFAULT_HLS_SEGMENT: Final = 3
 
 # (minimum, maximum) accepted by the options flow.
 LINGER_RANGE: Final = (0, 3600)
 REPLAY_WINDOW_RANGE: Final = (2, 60)
 MAX_VIEWERS_RANGE: Final = (1, 1000)
 MAX_BROADCASTS_RANGE: Final = (1, 100)
+HLS_SEGMENT_RANGE: Final = (1, 10)
 
 URL_PREFIX: Final = "/api/acestream_proxy"
 

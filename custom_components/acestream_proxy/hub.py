@@ -28,10 +28,12 @@ from .broadcaster import (
     Viewer,
 )
 from .const import (
+    CONF_HLS_SEGMENT,
     CONF_LINGER,
     CONF_MAX_BROADCASTS,
     CONF_MAX_VIEWERS,
     CONF_REPLAY_WINDOW,
+    DEFAULT_HLS_SEGMENT,
     DEFAULT_LINGER,
     DEFAULT_MAX_BROADCASTS,
     DEFAULT_MAX_VIEWERS,
@@ -41,6 +43,7 @@ from .const import (
     LOGGER,
 )
 from .engine import ContentKind, ContentRef, EngineError, SessionStats
+from .hls import HlsOutput
 from .playlist import iter_channels
 
 if TYPE_CHECKING:
@@ -109,6 +112,7 @@ class _Broadcast:
     entry_id: str
     engine_stats: SessionStats | None = None
     adhoc_device_id: str | None = None
+    hls: HlsOutput | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,6 +317,41 @@ class StreamHub:
             except BroadcastClosedError:
                 continue
         raise CapacityError("the broadcast is restarting", RETRY_AFTER_UNREACHABLE)
+
+    async def async_open_hls(self, ref: ContentRef, client: str) -> HlsOutput:
+        """The HLS output of the broadcast ``ref`` names, started if needed.
+
+        Raises like async_open_viewer.
+        """
+        for _ in range(3):
+            broadcaster = self.find(ref)
+            if broadcaster is None:
+                broadcaster = await self._async_wait_start(ref)
+            item = self.broadcasts.get(broadcaster.infohash)
+            if item is None or item.broadcaster is not broadcaster:
+                continue
+            if item.hls is None:
+                entry = self.engines.get(item.entry_id)
+                options = entry.options if entry else {}
+                item.hls = HlsOutput(
+                    broadcaster,
+                    target_duration=float(
+                        options.get(CONF_HLS_SEGMENT, DEFAULT_HLS_SEGMENT)
+                    ),
+                )
+            try:
+                item.hls.touch(client)
+            except BroadcastClosedError:
+                continue
+            return item.hls
+        raise CapacityError("the broadcast is restarting", RETRY_AFTER_UNREACHABLE)
+
+    def hls_for(self, ref: ContentRef) -> HlsOutput | None:
+        """The running HLS output of a broadcast, if any."""
+        broadcaster = self.find(ref)
+        if broadcaster is None:
+            return None
+        return self.broadcasts[broadcaster.infohash].hls
 
     async def _async_wait_start(self, ref: ContentRef) -> Broadcaster:
         starting = self._starting.get(ref)

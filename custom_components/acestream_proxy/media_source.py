@@ -16,7 +16,7 @@ from homeassistant.components.media_source import (
 
 from .const import DOMAIN
 from .engine import ContentKind, ContentRef
-from .playlist import iter_channels, stream_path
+from .playlist import hls_path, iter_channels, stream_path, wants_hls
 
 if TYPE_CHECKING:
     from homeassistant.core import HomeAssistant
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from .channel import Channel
 
 TS_MIME = "video/mp2t"
+HLS_MIME = "application/vnd.apple.mpegurl"
 GROUP_PREFIX = "group/"
 CHANNEL_PREFIX = "channel/"
 
@@ -73,7 +74,7 @@ class AceStreamMediaSource(MediaSource):
         self.hass = hass
 
     async def async_resolve_media(self, item: MediaSourceItem) -> PlayMedia:
-        """A relative URL: the media player signs it and makes it absolute."""
+        """A relative URL (the player signs it): HLS for Cast and browsers."""
         kind, _, value = item.identifier.removeprefix(CHANNEL_PREFIX).partition("/")
         try:
             ref = ContentRef.parse(ContentKind(kind), value)
@@ -83,6 +84,8 @@ class AceStreamMediaSource(MediaSource):
                 translation_key="unknown_media",
                 translation_placeholders={"identifier": item.identifier},
             ) from err
+        if wants_hls(self.hass, item.target_media_player):
+            return PlayMedia(hls_path(ref), HLS_MIME)
         return PlayMedia(stream_path(ref), TS_MIME)
 
     async def async_browse_media(self, item: MediaSourceItem) -> BrowseMediaSource:

@@ -12,6 +12,7 @@ from aiohttp import web
 from homeassistant.components.http.auth import async_sign_path
 from homeassistant.config_entries import ConfigEntry, ConfigSubentry
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.http import KEY_HASS, HomeAssistantView
 
@@ -110,6 +111,21 @@ def stream_path(ref: ContentRef) -> str:
     if ref.kind is ContentKind.INFOHASH:
         return f"{URL_PREFIX}/stream/infohash/{ref.value}"
     return f"{URL_PREFIX}/stream/{ref.value}"
+
+
+def hls_path(ref: ContentRef) -> str:
+    """Our HLS playlist path for a broadcast."""
+    if ref.kind is ContentKind.INFOHASH:
+        return f"{URL_PREFIX}/hls/infohash/{ref.value}/index.m3u8"
+    return f"{URL_PREFIX}/hls/{ref.value}/index.m3u8"
+
+
+def wants_hls(hass: HomeAssistant, entity_id: str | None) -> bool:
+    """Browsers (no target player) and Cast devices cannot play progressive TS."""
+    if entity_id is None:
+        return True
+    entry = er.async_get(hass).async_get(entity_id)
+    return entry is not None and entry.platform == "cast"
 
 
 def _attr(value: str) -> str:

@@ -12,6 +12,7 @@ from homeassistant.components.media_player.browse_media import (
 from homeassistant.components.media_player.const import (
     ATTR_MEDIA_CONTENT_ID,
     ATTR_MEDIA_CONTENT_TYPE,
+    ATTR_MEDIA_EXTRA,
     DOMAIN as MEDIA_PLAYER_DOMAIN,
     SERVICE_PLAY_MEDIA,
 )
@@ -32,7 +33,7 @@ import voluptuous as vol
 from .const import DOMAIN
 from .engine import ContentKind, ContentRef
 from .hub import get_hub
-from .playlist import PLAYLIST_PATH, iter_channels, stream_path
+from .playlist import PLAYLIST_PATH, hls_path, iter_channels, stream_path, wants_hls
 
 ATTR_CHANNEL: Final = "channel"
 ATTR_CONTENT_ID: Final = "content_id"
@@ -44,6 +45,7 @@ SERVICE_STOP: Final = "stop"
 SERVICE_PLAYLIST_URL: Final = "playlist_url"
 
 TS_MIME: Final = "video/mp2t"
+HLS_MIME: Final = "application/vnd.apple.mpegurl"
 
 _WHAT: Final[dict[vol.Marker, Any]] = {
     vol.Exclusive(ATTR_CHANNEL, "broadcast"): cv.string,
@@ -95,24 +97,35 @@ async def _async_play(call: ServiceCall) -> None:
         raise _error("no_player")
     if not get_hub(hass).engines:
         raise _error("no_engine")
-    try:
-        # Signed (24 h) and absolute, exactly as media players get media URLs.
-        url = async_process_play_media_url(hass, stream_path(ref))
-    except NoURLAvailableError as err:
-        raise HomeAssistantError(
-            translation_domain=DOMAIN, translation_key="no_url"
-        ) from err
-    await hass.services.async_call(
-        MEDIA_PLAYER_DOMAIN,
-        SERVICE_PLAY_MEDIA,
-        {
-            ATTR_ENTITY_ID: players,
+    cast = [player for player in players if wants_hls(hass, player)]
+    others = [player for player in players if player not in cast]
+    for targets, path, mime, extra in (
+        (cast, hls_path(ref), HLS_MIME, {"stream_type": "LIVE"}),
+        (others, stream_path(ref), TS_MIME, None),
+    ):
+        if not targets:
+            continue
+        try:
+            # Signed (24 h) and absolute, exactly as media players get media URLs.
+            url = async_process_play_media_url(hass, path)
+        except NoURLAvailableError as err:
+            raise HomeAssistantError(
+                translation_domain=DOMAIN, translation_key="no_url"
+            ) from err
+        data: dict[str, Any] = {
+            ATTR_ENTITY_ID: targets,
             ATTR_MEDIA_CONTENT_ID: url,
-            ATTR_MEDIA_CONTENT_TYPE: TS_MIME,
-        },
-        blocking=True,
-        context=call.context,
-    )
+            ATTR_MEDIA_CONTENT_TYPE: mime,
+        }
+        if extra:
+            data[ATTR_MEDIA_EXTRA] = extra
+        await hass.services.async_call(
+            MEDIA_PLAYER_DOMAIN,
+            SERVICE_PLAY_MEDIA,
+            data,
+            blocking=True,
+            context=call.context,
+        )
 
 
 async def _async_stop(call: ServiceCall) -> None:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from http import HTTPStatus
+import re
 from typing import Final
 
 from aiohttp import web
+from homeassistant.components.http.auth import async_sign_path
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.http import KEY_HASS, HomeAssistantView
 
-from .broadcaster import EndReason, ViewerLimitError
+from .broadcaster import BroadcastClosedError, EndReason, ViewerLimitError
 from .const import LOGGER, URL_PREFIX
 from .engine import (
     ContentKind,
@@ -20,6 +23,14 @@ from .engine import (
     EngineTimeoutError,
 )
 from .hub import RETRY_AFTER_LIMIT, CapacityError, NoEngineError, get_hub
+
+HLS_MIME: Final = "application/vnd.apple.mpegurl"
+# The first playlist request waits this long for the first segment (cold start).
+HLS_START_TIMEOUT: Final = 45.0
+# Segment URLs in a playlist are signed for this long; players refresh the
+# playlist every few seconds, so a fresh signature always comes with it.
+SEGMENT_SIGN_EXPIRY: Final = timedelta(hours=1)
+_SEGMENT: Final = re.compile(r"^(\d{1,12})\.ts$")
 
 TS_HEADERS: Final = {
     "Content-Type": "video/mp2t",
@@ -33,6 +44,8 @@ def async_register_views(hass: HomeAssistant) -> None:
     """Register the views once (views cannot be unregistered)."""
     hass.http.register_view(ContentIdStreamView())
     hass.http.register_view(InfohashStreamView())
+    hass.http.register_view(ContentIdHlsView())
+    hass.http.register_view(InfohashHlsView())
 
 
 def _error(
@@ -144,3 +157,92 @@ class InfohashStreamView(HomeAssistantView):
     async def head(self, request: web.Request, infohash: str) -> web.StreamResponse:
         """Headers only."""
         return _head(request, ContentKind.INFOHASH, infohash)
+
+
+def _hls_client(request: web.Request) -> str:
+    """Who is fetching: HLS has no connection to count, only requests."""
+    return f"{request.remote}|{request.headers.get('User-Agent', '')}"
+
+
+async def _serve_hls(
+    request: web.Request, kind: ContentKind, value: str, name: str
+) -> web.StreamResponse:
+    ref = _parse(kind, value)
+    if isinstance(ref, web.Response):
+        return ref
+    if name == "index.m3u8":
+        return await _serve_hls_playlist(request, ref)
+    if match := _SEGMENT.match(name):
+        return _serve_hls_segment(request, ref, int(match.group(1)))
+    return _error(HTTPStatus.NOT_FOUND, "no such HLS resource")
+
+
+async def _serve_hls_playlist(request: web.Request, ref: ContentRef) -> web.Response:
+    hass = request.app[KEY_HASS]
+    try:
+        hls = await get_hub(hass).async_open_hls(ref, _hls_client(request))
+    except (NoEngineError, CapacityError, ViewerLimitError, EngineError) as err:
+        return _error_for(err)
+    if not await hls.wait_for_segment(HLS_START_TIMEOUT):
+        return _error(
+            HTTPStatus.GATEWAY_TIMEOUT, "the broadcast produced no segment in time"
+        )
+    folder = request.path.rsplit("/", 1)[0]
+    # Each segment URL carries its own signature (with the requester's identity),
+    # so a player that got one signed playlist URL can play to the end.
+    playlist = hls.segmenter.playlist(
+        lambda segment: async_sign_path(
+            hass, f"{folder}/{segment.seq}.ts", SEGMENT_SIGN_EXPIRY
+        )
+    )
+    return web.Response(
+        text=playlist, content_type=HLS_MIME, headers={"Cache-Control": "no-cache"}
+    )
+
+
+def _serve_hls_segment(request: web.Request, ref: ContentRef, seq: int) -> web.Response:
+    hls = get_hub(request.app[KEY_HASS]).hls_for(ref)
+    segment = hls.segmenter.get(seq) if hls is not None else None
+    if hls is None or segment is None:
+        return _error(HTTPStatus.NOT_FOUND, "segment not (or no longer) available")
+    try:
+        hls.touch(_hls_client(request))
+    except ViewerLimitError as err:
+        return _error_for(err)
+    except BroadcastClosedError:
+        return _error(HTTPStatus.NOT_FOUND, "the broadcast ended")
+    return web.Response(
+        body=segment.data,
+        content_type="video/mp2t",
+        headers={"Cache-Control": "max-age=60"},
+    )
+
+
+class ContentIdHlsView(HomeAssistantView):
+    """``/api/acestream_proxy/hls/{content_id}/index.m3u8`` and its segments."""
+
+    url = f"{URL_PREFIX}/hls/{{content_id}}/{{name}}"
+    name = "api:acestream_proxy:hls"
+    requires_auth = True
+    cors_allowed = True
+
+    async def get(
+        self, request: web.Request, content_id: str, name: str
+    ) -> web.StreamResponse:
+        """Playlist or segment."""
+        return await _serve_hls(request, ContentKind.CONTENT_ID, content_id, name)
+
+
+class InfohashHlsView(HomeAssistantView):
+    """``/api/acestream_proxy/hls/infohash/{infohash}/index.m3u8`` and segments."""
+
+    url = f"{URL_PREFIX}/hls/infohash/{{infohash}}/{{name}}"
+    name = "api:acestream_proxy:hls_infohash"
+    requires_auth = True
+    cors_allowed = True
+
+    async def get(
+        self, request: web.Request, infohash: str, name: str
+    ) -> web.StreamResponse:
+        """Playlist or segment."""
+        return await _serve_hls(request, ContentKind.INFOHASH, infohash, name)
