@@ -44,6 +44,9 @@ _LOGGER = logging.getLogger(__name__)
 KEEPALIVE: Final = null_packets(7)
 BITRATE_WINDOW: Final = 5  # seconds
 JOIN_GRACE: Final = 5.0  # seconds a new broadcast waits for its first viewer
+# Reads are gathered into ring chunks of about this size or age.
+FLUSH_BYTES: Final = 64 * 1024
+FLUSH_SECONDS: Final = 0.1
 
 
 class BroadcastState(StrEnum):
@@ -142,18 +145,33 @@ class BroadcastStats:
 class Viewer:
     """One client of a broadcast; :meth:`stream` runs in the client's own task."""
 
-    __slots__ = ("_broadcast", "_left", "bytes_sent", "internal", "joined_at", "skips")
+    __slots__ = (
+        "_broadcast",
+        "_dropped",
+        "_left",
+        "_task",
+        "bytes_sent",
+        "internal",
+        "joined_at",
+        "skips",
+        "write_since",
+    )
 
     def __init__(self, broadcast: Broadcaster, *, internal: bool = False) -> None:
         """Attach to ``broadcast`` (use Broadcaster.join)."""
         self._broadcast = broadcast
         self._left = False
+        self._dropped = False
+        self._task: asyncio.Task[Any] | None = None
         # Internal viewers (the HLS segmenter) keep the broadcast alive but are
         # not people: the viewer count leaves them out.
         self.internal = internal
         self.bytes_sent = 0
         self.skips = 0
         self.joined_at = time.monotonic()
+        # When the pending write started (0: not writing); the broadcaster's
+        # watchdog drops viewers stuck in a write, so no timer is armed per write.
+        self.write_since = 0.0
 
     @property
     def broadcast(self) -> Broadcaster:
@@ -164,18 +182,35 @@ class Viewer:
         self, write: Callable[[bytes | memoryview], Awaitable[None]]
     ) -> EndReason:
         """Send the broadcast to ``write`` until it ends or the client stalls."""
+        self._task = task = asyncio.current_task()
+        try:
+            return await self._stream(write)
+        except asyncio.CancelledError:
+            if not self._dropped or task is None:
+                raise
+            task.uncancel()
+            return EndReason.DROPPED
+        finally:
+            self._task = None
+            self.write_since = 0.0
+
+    async def _stream(
+        self, write: Callable[[bytes | memoryview], Awaitable[None]]
+    ) -> EndReason:
         b = self._broadcast
         ring = b.ring
-        cfg = b.config
+        batch = b.config.write_batch
+        keepalive = b.config.keepalive_interval
         cursor: Cursor | None = None
+        last_sent = time.monotonic()
         while not b.closed:
             if cursor is None:
                 cursor = ring.newest_rap()
                 if cursor is not None:
                     # PAT + PMT first, so the decoder can read the keyframe at once.
                     header = b.program.header
-                    if header and not await self._send(write, header, cfg):
-                        return EndReason.DROPPED
+                    if header:
+                        await self._send(write, header)
                     continue  # the ring moved while we wrote: look again
             elif ring.behind(cursor):
                 # Fell out of the window: skip to the newest keyframe.
@@ -184,45 +219,47 @@ class Viewer:
                 cursor = None
                 continue
             else:
-                pieces = ring.read(cursor, cfg.write_batch)
+                pieces = ring.read(cursor, batch)
                 if pieces:
-                    data = pieces[0] if len(pieces) == 1 else b"".join(pieces)
-                    if not await self._send(write, data, cfg):
-                        return EndReason.DROPPED
+                    await self._send(
+                        write, pieces[0] if len(pieces) == 1 else b"".join(pieces)
+                    )
+                    last_sent = time.monotonic()
                     continue
-            wake = b.wake
-            try:
-                async with asyncio.timeout(cfg.keepalive_interval):
-                    await wake.wait()
-            except TimeoutError:
+            # Woken by new data, or by the broadcaster's tick when none came.
+            await b.wake.wait()
+            starved = cursor is None or b.state is not BroadcastState.PLAYING
+            if starved and time.monotonic() - last_sent >= keepalive:
                 # Cold start or upstream restart: keep the player's read alive.
-                starved = cursor is None or b.state is not BroadcastState.PLAYING
-                if starved and not await self._send(write, KEEPALIVE, cfg):
-                    return EndReason.DROPPED
+                await self._send(write, KEEPALIVE)
+                last_sent = time.monotonic()
         return EndReason.ENDED
 
     async def _send(
         self,
         write: Callable[[bytes | memoryview], Awaitable[None]],
         data: bytes | memoryview,
-        cfg: BroadcastConfig,
-    ) -> bool:
-        try:
-            async with asyncio.timeout(cfg.write_timeout):
-                await write(data)
-        except TimeoutError:
-            b = self._broadcast
-            b.stats.viewers_dropped += 1
-            _LOGGER.info(
-                "Viewer of %s dropped: it took no data for %.0f s",
-                b.name,
-                cfg.write_timeout,
-            )
-            return False
+    ) -> None:
+        self.write_since = time.monotonic()
+        await write(data)
+        self.write_since = 0.0
         size = len(data)
         self.bytes_sent += size
         self._broadcast.stats.bytes_out += size
-        return True
+
+    def drop(self) -> None:
+        """Disconnect a viewer stuck in a write (called by the watchdog)."""
+        if self._task is None or self._dropped:
+            return
+        self._dropped = True
+        b = self._broadcast
+        b.stats.viewers_dropped += 1
+        _LOGGER.info(
+            "Viewer of %s dropped: it took no data for %.0f s",
+            b.name,
+            b.config.write_timeout,
+        )
+        self._task.cancel()
 
     def leave(self) -> None:
         """Detach (idempotent); the last viewer out starts the linger."""
@@ -278,6 +315,11 @@ class Broadcaster:
         self._discontinuity = False
         self._no_rap_bytes = 0
         self._no_rai = False
+        self._pending: list[bytes] = []
+        self._pending_size = 0
+        self._pending_since = 0.0
+        self._last_append = time.monotonic()
+        self._ticker: asyncio.TimerHandle | None = None
         self._rate: deque[list[int]] = deque(maxlen=BITRATE_WINDOW + 1)
         self.failure: str | None = None
 
@@ -289,6 +331,7 @@ class Broadcaster:
         # The viewer that asked for the broadcast joins a few loop turns later; with
         # linger 0 the timer must not beat it.
         self._arm_linger(max(self.config.linger, JOIN_GRACE))
+        self._tick()
 
     def join(self, *, internal: bool = False) -> Viewer:
         """Add a viewer (synchronous: nothing can interleave)."""
@@ -375,6 +418,9 @@ class Broadcaster:
         if self._linger is not None:
             self._linger.cancel()
             self._linger = None
+        if self._ticker is not None:
+            self._ticker.cancel()
+            self._ticker = None
         self._wake_viewers()
         task = self._task
         if task is not None and task is not asyncio.current_task():
@@ -496,9 +542,12 @@ class Broadcaster:
         finally:
             self._reader = None
             resp.close()
+            if self._pending:
+                # What this session delivered still reaches viewers.
+                self._flush(time.monotonic())
 
     def _feed(self, data: bytes) -> None:
-        """The per-chunk hot path: O(chunk), never O(viewers)."""
+        """The per-read hot path: O(bytes), never O(viewers)."""
         stats = self.stats
         size = len(data)
         stats.bytes_in += size
@@ -509,9 +558,25 @@ class Broadcaster:
             rate[-1][1] += size
         else:
             rate.append([second, size])
-        chunk = self._aligner.feed(data)
-        if not chunk:
-            return
+        aligned = self._aligner.feed(data)
+        if aligned:
+            if not self._pending:
+                self._pending_since = now
+            self._pending.append(aligned)
+            self._pending_size += len(aligned)
+        # Reads come in whatever sizes the socket gives; viewers are woken and
+        # written to per ring chunk, so gather reads into fewer, larger chunks.
+        if self._pending and (
+            self._pending_size >= FLUSH_BYTES
+            or now - self._pending_since >= FLUSH_SECONDS
+        ):
+            self._flush(now)
+
+    def _flush(self, now: float) -> None:
+        pending = self._pending
+        chunk = pending[0] if len(pending) == 1 else b"".join(pending)
+        self._pending = []
+        self._pending_size = 0
         program = self.program
         if self._await_rap and not program.complete:
             program.scan(chunk)
@@ -523,7 +588,8 @@ class Broadcaster:
             if not chunk:
                 return
         self.ring.append(chunk, raps, now)
-        stats.chunks += 1
+        self._last_append = now
+        self.stats.chunks += 1
         self._wake_viewers()
 
     def _start_at_rap(self, chunk: bytes, raps: list[int]) -> tuple[bytes, list[int]]:
@@ -554,6 +620,24 @@ class Broadcaster:
         elif was is BroadcastState.BUFFERING:
             self._emit(BroadcastEvent.RECOVERED)
         return chunk, raps
+
+    def _tick(self) -> None:
+        """Once per keepalive interval, whatever the number of chunks.
+
+        Wakes viewers when no data came (so they can send keep-alive packets during
+        a cold start or a restart), and drops viewers stuck in one write for longer
+        than the write timeout: one timer per broadcast instead of one per write.
+        """
+        now = time.monotonic()
+        cfg = self.config
+        if now - self._last_append >= cfg.keepalive_interval:
+            self._wake_viewers()
+        horizon = now - cfg.write_timeout
+        for viewer in [v for v in self.viewers if 0 < v.write_since < horizon]:
+            viewer.drop()
+        self._ticker = asyncio.get_running_loop().call_later(
+            cfg.keepalive_interval, self._tick
+        )
 
     def _wake_viewers(self) -> None:
         # One swap per chunk whatever the number of viewers.
