@@ -4,10 +4,12 @@
 #                      Home Assistant 2025.4.4 in .venv (the minimum we support)
 #   make test-compat   the pytest suite against Home Assistant 2026.2.3 in
 #                      .venv-compat, installed from the lock requirements_test_compat.txt
-#   make compat-lock   regenerate requirements_test_compat.txt (needs uv, which is
-#                      installed into .venv-tools; run only when bumping versions)
+#   make compat-lock   regenerate requirements_test_compat.txt (uses uv, installed
+#                      into .venv-tools, and script/compat_requirements.py; run it
+#                      when bumping versions or adding test requirements, then commit)
 #   make demo          Home Assistant + engine simulator with the integration set up
-#   make bench         script/bench.py
+#                      (script/demo.py; `make demo ARGS=--check` is a smoke test)
+#   make bench         script/bench.py (ARGS=... are passed on)
 #   make lint          ruff check, ruff format --check, mypy
 #   make format        ruff format + ruff check --fix
 #   make clean         remove the virtual environments, demo state and caches
@@ -32,6 +34,7 @@ COMPAT_LOCK := requirements_test_compat.txt
 # Requires-Python >=3.13.2 while the machines here have 3.13.0, so the lock is
 # resolved by uv for 3.13.2 and installed with pip --no-deps --ignore-requires-python.
 COMPAT_PHACC := pytest-homeassistant-custom-component==0.13.316
+COMPAT_HA_VERSION := 2026.2.3
 COMPAT_PYTHON_VERSION := 3.13.2
 UV_VERSION := 0.13.9
 
@@ -154,23 +157,33 @@ test-compat: compat-venv ffmpeg
 	@$(COMPAT_VENV)/bin/python -c 'import homeassistant.const as c; print(">>> Home Assistant", c.__version__)'
 	PYTHONWARNINGS="$(COMPAT_PYTHONWARNINGS)" $(COMPAT_VENV)/bin/pytest
 
-# Regenerates the compat lock from COMPAT_PHACC plus the extra test packages of
-# requirements_test.txt. Commit the result; `make test-compat` never needs uv.
+# Regenerates the compat lock from COMPAT_PHACC, the extra test packages of
+# requirements_test.txt, and the requirements of the Home Assistant components the
+# tests set up (script/compat_requirements.py reads them from the HA wheel: pip is
+# skipped under phacc, so they must be locked). Commit the result;
+# `make test-compat` never needs uv.
 compat-lock: $(TOOLS_VENV)/.uv-$(UV_VERSION).stamp
+	@rm -rf "$(TOOLS_VENV)/wheels"
+	"$(TOOLS_VENV)/bin/python" -m pip download --quiet --disable-pip-version-check \
+	  --no-deps --only-binary=:all: --python-version "$(COMPAT_PYTHON_VERSION)" \
+	  --dest "$(TOOLS_VENV)/wheels" "homeassistant==$(COMPAT_HA_VERSION)" 2>&1 | $(PIP_NOISE_FILTER)
 	@$(FIND_PYTHON); py="$$(find_python)"; \
 	if [ -f "$(COMPAT_LOCK)" ]; then cp "$(COMPAT_LOCK)" "$(COMPAT_LOCK).tmp"; fi; \
 	{ echo "$(COMPAT_PHACC)"; \
+	  echo "homeassistant==$(COMPAT_HA_VERSION)"; \
 	  sed -e 's/#.*//' -e 's/[[:space:]]//g' "$(REQUIREMENTS)" \
 	    | grep -v '^$$' \
 	    | sed -E 's/[=<>!~;[].*//' \
 	    | grep -viE '^($(COMPAT_SKIP))$$' || true; \
+	  "$(TOOLS_VENV)/bin/python" script/compat_requirements.py \
+	    --wheel "$$(ls "$(TOOLS_VENV)"/wheels/homeassistant-$(COMPAT_HA_VERSION)-*.whl)"; \
 	} | tee /dev/stderr | "$(TOOLS_VENV)/bin/uv" pip compile - \
 	  --python "$$py" \
 	  --python-version "$(COMPAT_PYTHON_VERSION)" \
 	  --custom-compile-command "make compat-lock" \
 	  --quiet \
 	  --output-file "$(COMPAT_LOCK).tmp"
-	@{ echo "# Lock for 'make test-compat' (Home Assistant 2026.2.3), resolved for Python $(COMPAT_PYTHON_VERSION)."; \
+	@{ echo "# Lock for 'make test-compat' (Home Assistant $(COMPAT_HA_VERSION)), resolved for Python $(COMPAT_PYTHON_VERSION)."; \
 	  echo "# Installed with: pip install --no-deps --ignore-requires-python -r $(COMPAT_LOCK)"; \
 	  cat "$(COMPAT_LOCK).tmp"; } > "$(COMPAT_LOCK)"
 	@rm -f "$(COMPAT_LOCK).tmp"

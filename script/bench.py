@@ -753,12 +753,13 @@ def interpret(rows: list[Row]) -> list[str]:
     seed_c = [r.chunks_per_s for r in by.values() if r.design == "seed"]
     if ours_c and seed_c:
         out.append(
-            f"- Write rate: ours hands viewers each upstream read as it arrives "
-            f"({statistics.median(ours_c):.1f} chunks/s from the simulator, so about "
-            "that many writes and wake-ups per viewer per second while it keeps up); "
-            f"seed re-chunks to 64 KiB ({statistics.median(seed_c):.1f} chunks/s). "
-            "Per-viewer cost is mostly per write (socket send, aiohttp's chunked "
-            "framing, asyncio bookkeeping), so the chunk rate weighs on CPU."
+            f"- Write rate: ours gathers upstream reads into ring chunks of 64 KiB or "
+            f"100 ms ({statistics.median(ours_c):.1f} chunks/s, about that many writes "
+            "and wake-ups per viewer per second while it keeps up); seed re-chunks to "
+            f"64 KiB ({statistics.median(seed_c):.1f} chunks/s). Per-viewer cost is "
+            "mostly per write (socket send, aiohttp's chunked framing, asyncio "
+            "bookkeeping), so the chunk rate weighs on CPU; ours arms no timer per "
+            "write (one watchdog tick per broadcast)."
         )
     for r in by.values():
         if r.design == "seed" and r.rates and r.source_kbps > 0:

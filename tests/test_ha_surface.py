@@ -170,6 +170,7 @@ async def test_events_and_device_trigger_automation(
         "stream_stopped",
         "stream_failed",
         "stream_recovered",
+        "stream_failover",
         "viewer_joined",
         "viewer_left",
     }

@@ -4,15 +4,26 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from aiohttp.test_utils import TestClient
 from homeassistant.const import CONF_HOST, CONF_PORT, EVENT_HOMEASSISTANT_STOP
 from homeassistant.core import HomeAssistant
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_capture_events,
+)
 
-from custom_components.acestream_proxy.const import DOMAIN
+from custom_components.acestream_proxy.const import DOMAIN, EVENT_TYPE
 from custom_components.acestream_proxy.hub import get_hub
-from tests.helpers import read_bytes, strip_nulls
+from tests.helpers import (
+    discontinuities,
+    first_video_frame,
+    pids,
+    read_bytes,
+    read_for,
+    strip_nulls,
+)
 from tests.simulator import EngineSimulator
 
 CID = "0123456789abcdef0123456789abcdef01234567"
@@ -98,3 +109,114 @@ async def test_home_assistant_stop_stops_engine_sessions(
     assert engine_sim.counters.sessions_stopped == 1
     assert engine_sim.active_sessions() == 0
     assert get_hub(hass).broadcasts == {}
+
+
+async def _second_engine(hass: HomeAssistant, sim: EngineSimulator) -> MockConfigEntry:
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="second engine",
+        data={CONF_HOST: "127.0.0.1", CONF_PORT: sim.port},
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    return entry
+
+
+async def test_selection_spreads_broadcasts(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    engine_sim: EngineSimulator,
+    hass_client: ClientFactory,
+) -> None:
+    """Three broadcasts on two healthy engines: 2 + 1, least loaded first."""
+    async with EngineSimulator(cold_start=0.2) as other:
+        second = await _second_engine(hass, other)
+        client = await hass_client()
+        ids = [f"{n:040x}" for n in (1, 2, 3)]
+        responses = [
+            await client.get(f"/api/acestream_proxy/stream/{cid}") for cid in ids
+        ]
+        try:
+            assert all(resp.status == 200 for resp in responses)
+            hub = get_hub(hass)
+            counts = sorted(
+                hub.broadcast_count(entry_id)
+                for entry_id in (loaded_entry.entry_id, second.entry_id)
+            )
+            assert counts == [1, 2]
+            assert (
+                engine_sim.counters.sessions_opened + other.counters.sessions_opened
+                == 3
+            )
+        finally:
+            for resp in responses:
+                resp.close()
+        assert await hass.config_entries.async_unload(second.entry_id)
+
+
+async def test_failover_keeps_viewers(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    engine_sim: EngineSimulator,
+    hass_client: ClientFactory,
+    tmp_path: Path,
+) -> None:
+    """The engine under a broadcast dies: it moves to the other one, viewers stay."""
+    from homeassistant.setup import async_setup_component  # noqa: F401
+
+    async with EngineSimulator(cold_start=0.2) as other:
+        second = await _second_engine(hass, other)
+        events = async_capture_events(hass, EVENT_TYPE)
+        client = await hass_client()
+        async with client.get(f"/api/acestream_proxy/stream/{CID}") as resp:
+            await read_bytes(resp, 100_000)
+            hub = get_hub(hass)
+            [item] = hub.broadcasts.values()
+            serving = item.entry_id
+            sims = {loaded_entry.entry_id: engine_sim, second.entry_id: other}
+            dying = sims[serving]
+            survivor_id = next(e for e in sims if e != serving)
+            await dying.stop()
+            after = await read_for(resp, 4.0)
+            assert item.entry_id == survivor_id
+            assert sims[survivor_id].counters.sessions_opened == 1
+        failover = [e.data for e in events if e.data["type"] == "stream_failover"]
+        assert len(failover) == 1
+        titles = {
+            loaded_entry.entry_id: loaded_entry.title,
+            second.entry_id: "second engine",
+        }
+        assert failover[0]["from_engine"] == titles[serving]
+        assert failover[0]["to_engine"] == titles[survivor_id]
+        assert discontinuities(after) >= 1
+        real = strip_nulls(after)
+        assert len(real) > 100_000
+        # After the switch: PAT + PMT, then a keyframe flagged discontinuous,
+        # which decodes on its own.
+        flagged = next(
+            i
+            for i in range(0, len(real), 188)
+            if real[i + 3] & 0x20 and real[i + 4] and real[i + 5] & 0x80
+        )
+        assert pids(real[flagged - 376 : flagged])[0] == 0
+        sample = tmp_path / "after.ts"
+        sample.write_bytes(real[flagged - 376 :])
+        frame = await first_video_frame(sample)
+        assert frame["key_frame"] == 1
+        assert await hass.config_entries.async_unload(second.entry_id)
+
+
+async def test_no_healthy_engine_is_503_with_retry_after(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    engine_sim: EngineSimulator,
+    hass_client: ClientFactory,
+) -> None:
+    """Every engine known down: 503 and Retry-After."""
+    await engine_sim.stop()
+    await loaded_entry.runtime_data.coordinator.async_refresh()
+    client = await hass_client()
+    resp = await client.get(f"/api/acestream_proxy/stream/{CID}")
+    assert resp.status == 503
+    assert int(resp.headers["Retry-After"]) > 0

@@ -17,6 +17,7 @@ from homeassistant.helpers.dispatcher import async_dispatcher_send
 from .const import DOMAIN, SUBENTRY_CHANNEL
 from .coordinator import EngineCoordinator
 from .data import AceStreamConfigEntry, AceStreamData
+from .discovery import async_setup_discovery
 from .engine import EngineClient
 from .hub import HUB_KEY, StreamHub, get_hub, signal_channels_changed
 from .playlist import PlaylistView
@@ -40,6 +41,7 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     hass.http.register_view(PlaylistView())
     async_register_services(hass)
     hass.bus.async_listen_once(EVENT_HOMEASSISTANT_STOP, hub.async_shutdown)
+    async_setup_discovery(hass)
     return True
 
 

@@ -25,6 +25,7 @@ import aiohttp
 from .engine import (
     ContentKind,
     ContentRef,
+    EngineConnectionError,
     EngineError,
     StreamSession,
 )
@@ -68,6 +69,7 @@ class BroadcastEvent(StrEnum):
     FAILED = "stream_failed"
     RESTARTING = "stream_restarting"
     RECOVERED = "stream_recovered"
+    FAILOVER = "stream_failover"
     VIEWER_JOINED = "viewer_joined"
     VIEWER_LEFT = "viewer_left"
 
@@ -270,6 +272,10 @@ class Viewer:
 
 type Spawn = Callable[[Coroutine[Any, Any, None], str], asyncio.Task[None]]
 type Listener = Callable[["Broadcaster", BroadcastEvent], None]
+type Failover = Callable[["Broadcaster"], tuple[str, EngineApi] | None]
+# Failed (re)opens on one engine before another healthy engine is tried; an
+# engine that refuses connections is left at once.
+FAILOVER_AFTER: Final = 2
 
 
 class Broadcaster:
@@ -285,9 +291,15 @@ class Broadcaster:
         spawn: Spawn,
         listener: Listener,
         name: str | None = None,
+        engine_id: str = "",
+        failover: Failover | None = None,
     ) -> None:
         """Prepare a broadcast on an already opened engine session."""
         self.client = client
+        # Which engine serves it, and how to find another one when it dies.
+        self.engine_id = engine_id
+        self.previous_engine_id: str | None = None
+        self._failover = failover
         self.session: StreamSession | None = session
         self.infohash = session.infohash
         self.content = content
@@ -433,6 +445,20 @@ class Broadcaster:
             else BroadcastEvent.STOPPED
         )
 
+    async def _fail_over(self) -> bool:
+        """Move to another healthy engine, if the owner knows one."""
+        target = self._failover(self) if self._failover else None
+        if target is None:
+            return False
+        await self._stop_session()
+        self.previous_engine_id = self.engine_id
+        self.engine_id, self.client = target
+        _LOGGER.warning(
+            "Broadcast %s moves to another engine; viewers stay connected", self.name
+        )
+        self._emit(BroadcastEvent.FAILOVER)
+        return True
+
     async def _stop_session(self) -> None:
         session, self.session = self.session, None
         if session is None:
@@ -448,59 +474,8 @@ class Broadcaster:
 
     async def _run(self) -> None:
         """Read the engine; reopen the session on failures while viewers wait."""
-        cfg = self.config
-        failing_since: float | None = None
-        attempt = 0
-        loop = asyncio.get_running_loop()
         try:
-            while True:
-                error: str
-                try:
-                    if self.session is None:
-                        self.session = self._adopted or await self.client.start_session(
-                            ContentRef(ContentKind.INFOHASH, self.infohash),
-                            start_timeout=cfg.getstream_timeout,
-                        )
-                        self._adopted = None
-                    data_seen = await self._pump(self.session)
-                    error = "the engine ended the stream"
-                except (EngineError, aiohttp.ClientError, TimeoutError) as err:
-                    data_seen = False
-                    error = str(err) or type(err).__name__
-                if data_seen:
-                    failing_since = None
-                    attempt = 0
-                if self._adopted is not None:
-                    # Superseded on purpose: read the new session, never stop the old
-                    # one (stopping it could end the new reader of the same infohash).
-                    self.session = self._adopted
-                    self._adopted = None
-                    self._reopened()
-                    continue
-                now = loop.time()
-                if failing_since is None:
-                    failing_since = now
-                elif now - failing_since > cfg.retry_give_up:
-                    self.failure = error
-                    _LOGGER.warning(
-                        "Broadcast %s failed: %s (gave up after %.0f s)",
-                        self.name,
-                        error,
-                        now - failing_since,
-                    )
-                    self.state = BroadcastState.FAILED
-                    self.close_soon(BroadcastState.FAILED)
-                    return
-                _LOGGER.info(
-                    "Broadcast %s interrupted (%s); reopening", self.name, error
-                )
-                self.stats.upstream_restarts += 1
-                self._reopened()
-                self._emit(BroadcastEvent.RESTARTING)
-                # Never two engine sessions for one broadcast: end the old one first.
-                await self._stop_session()
-                await asyncio.sleep(min(2.0**attempt * 0.5, cfg.retry_backoff_max))
-                attempt += 1
+            await self._read_until_failed()
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -508,6 +483,69 @@ class Broadcaster:
             self.failure = "internal error"
             self.state = BroadcastState.FAILED
             self.close_soon(BroadcastState.FAILED)
+
+    async def _attempt(self) -> tuple[bool, str, bool]:
+        """Open (if needed) and read one session: (data seen, error, unreachable)."""
+        try:
+            if self.session is None:
+                self.session = self._adopted or await self.client.start_session(
+                    ContentRef(ContentKind.INFOHASH, self.infohash),
+                    start_timeout=self.config.getstream_timeout,
+                )
+                self._adopted = None
+            return await self._pump(self.session), "the engine ended the stream", False
+        except (EngineError, aiohttp.ClientError, TimeoutError) as err:
+            unreachable = isinstance(
+                err, EngineConnectionError | aiohttp.ClientConnectorError
+            )
+            return False, str(err) or type(err).__name__, unreachable
+
+    async def _read_until_failed(self) -> None:
+        cfg = self.config
+        failing_since: float | None = None
+        attempt = 0
+        engine_failures = 0
+        loop = asyncio.get_running_loop()
+        while True:
+            data_seen, error, unreachable = await self._attempt()
+            if data_seen:
+                failing_since = None
+                attempt = engine_failures = 0
+            if self._adopted is not None:
+                # Superseded on purpose: read the new session, never stop the old
+                # one (stopping it could end the new reader of the same infohash).
+                self.session = self._adopted
+                self._adopted = None
+                self._reopened()
+                continue
+            now = loop.time()
+            if failing_since is None:
+                failing_since = now
+            elif now - failing_since > cfg.retry_give_up:
+                self.failure = error
+                _LOGGER.warning(
+                    "Broadcast %s failed: %s (gave up after %.0f s)",
+                    self.name,
+                    error,
+                    now - failing_since,
+                )
+                self.state = BroadcastState.FAILED
+                self.close_soon(BroadcastState.FAILED)
+                return
+            _LOGGER.info("Broadcast %s interrupted (%s); reopening", self.name, error)
+            self.stats.upstream_restarts += 1
+            self._reopened()
+            self._emit(BroadcastEvent.RESTARTING)
+            engine_failures += 1
+            if (unreachable or engine_failures >= FAILOVER_AFTER) and (
+                await self._fail_over()
+            ):
+                engine_failures = 0
+                continue
+            # Never two engine sessions for one broadcast: end the old one first.
+            await self._stop_session()
+            await asyncio.sleep(min(2.0**attempt * 0.5, cfg.retry_backoff_max))
+            attempt += 1
 
     def _reopened(self) -> None:
         """After a restart viewers get null packets, then data from a keyframe."""
@@ -607,8 +645,14 @@ class Broadcaster:
         if first:
             chunk = chunk[first:]
             raps = [offset - first for offset in raps]
-        if self._discontinuity and chunk[3] & 0x20:
-            chunk = mark_discontinuity(chunk, 0)
+        if self._discontinuity:
+            # Viewers already playing get the new session's PAT + PMT, then its
+            # first keyframe flagged as a discontinuity (decoders reset there).
+            if chunk[3] & 0x20:
+                chunk = mark_discontinuity(chunk, 0)
+            header = self.program.header
+            chunk = header + chunk
+            raps = [offset + len(header) for offset in raps]
         self._await_rap = False
         was = self.state
         self.state = (

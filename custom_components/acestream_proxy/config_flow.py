@@ -29,6 +29,8 @@ from homeassistant.helpers.selector import (
     TextSelectorConfig,
     TextSelectorType,
 )
+from homeassistant.helpers.service_info.hassio import HassioServiceInfo
+from homeassistant.helpers.typing import DiscoveryInfoType
 import voluptuous as vol
 
 from .channel import Channel, channel_unique_id, ref_from_link
@@ -61,6 +63,7 @@ from .const import (
     SUBENTRY_CHANNEL,
     SUBENTRY_PLAYLIST,
 )
+from .discovery import engine_key
 from .engine import ContentKind, ContentRef, EngineClient, EngineError, EngineVersion
 from .playlist import PlaylistFetchError, fetch_playlist, import_channels
 
@@ -127,6 +130,7 @@ class AceStreamConfigFlow(ConfigFlow, domain=DOMAIN):
 
     VERSION = 1
     MINOR_VERSION = 1
+    _discovered: tuple[str, int]
 
     @staticmethod
     @callback
@@ -148,29 +152,72 @@ class AceStreamConfigFlow(ConfigFlow, domain=DOMAIN):
         """Ask for the engine's address."""
         errors: dict[str, str] = {}
         if user_input is not None:
-            # The engine has no serial or id of its own, so the address is the only
-            # identity; matching on data keeps host/IP out of the unique id.
-            self._async_abort_entries_match(
-                {
-                    CONF_HOST: str(user_input[CONF_HOST]).strip(),
-                    CONF_PORT: int(user_input[CONF_PORT]),
-                }
-            )
+            host = str(user_input[CONF_HOST]).strip()
+            port = int(user_input[CONF_PORT])
+            # The engine has no serial or id of its own: its address is the only
+            # identity there is (needed so an ignored discovery stays ignored).
+            # Entities never use it: their unique ids come from the entry id.
+            await self.async_set_unique_id(engine_key(host, port))
+            self._abort_if_unique_id_configured()
+            self._async_abort_entries_match({CONF_HOST: host, CONF_PORT: port})
             version = await validate_connection(self.hass, user_input, errors)
             if version is not None:
-                return self.async_create_entry(
-                    title=f"AceStream engine {user_input[CONF_HOST]}:"
-                    f"{user_input[CONF_PORT]}",
-                    data={
-                        CONF_HOST: user_input[CONF_HOST],
-                        CONF_PORT: int(user_input[CONF_PORT]),
-                    },
-                )
+                return self._create(host, port)
         return self.async_show_form(
             step_id="user",
             data_schema=self.add_suggested_values_to_schema(
                 connection_schema({}), user_input
             ),
+            errors=errors,
+        )
+
+    @callback
+    def _create(self, host: str, port: int) -> ConfigFlowResult:
+        return self.async_create_entry(
+            title=f"AceStream engine {host}:{port}",
+            data={CONF_HOST: host, CONF_PORT: port},
+        )
+
+    async def async_step_integration_discovery(
+        self, discovery_info: DiscoveryInfoType
+    ) -> ConfigFlowResult:
+        """An engine answered one of the discovery probes."""
+        return await self._async_discovered(
+            str(discovery_info[CONF_HOST]), int(discovery_info[CONF_PORT])
+        )
+
+    async def async_step_hassio(
+        self, discovery_info: HassioServiceInfo
+    ) -> ConfigFlowResult:
+        """An add-on announced an engine through the Supervisor."""
+        config = discovery_info.config
+        return await self._async_discovered(
+            str(config[CONF_HOST]), int(config.get(CONF_PORT, DEFAULT_PORT))
+        )
+
+    async def _async_discovered(self, host: str, port: int) -> ConfigFlowResult:
+        await self.async_set_unique_id(engine_key(host, port))
+        self._abort_if_unique_id_configured()
+        self._async_abort_entries_match({CONF_HOST: host, CONF_PORT: port})
+        self._discovered = (host, port)
+        self.context["title_placeholders"] = {"host": host, "port": str(port)}
+        return await self.async_step_discovery_confirm()
+
+    async def async_step_discovery_confirm(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Ask before adding a found engine; check it still answers."""
+        host, port = self._discovered
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            version = await validate_connection(
+                self.hass, {CONF_HOST: host, CONF_PORT: port}, errors
+            )
+            if version is not None:
+                return self._create(host, port)
+        return self.async_show_form(
+            step_id="discovery_confirm",
+            description_placeholders={"host": host, "port": str(port)},
             errors=errors,
         )
 
@@ -194,6 +241,9 @@ class AceStreamConfigFlow(ConfigFlow, domain=DOMAIN):
             if version is not None:
                 return self.async_update_reload_and_abort(
                     entry,
+                    unique_id=engine_key(
+                        str(user_input[CONF_HOST]), int(user_input[CONF_PORT])
+                    ),
                     title=f"AceStream engine {user_input[CONF_HOST]}:"
                     f"{user_input[CONF_PORT]}",
                     data_updates={

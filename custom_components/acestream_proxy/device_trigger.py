@@ -30,6 +30,7 @@ TRIGGER_TYPES: Final = (
     "stream_stopped",
     "stream_failed",
     "stream_recovered",
+    "stream_failover",
     "viewer_joined",
     "viewer_left",
 )

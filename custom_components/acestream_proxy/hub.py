@@ -42,7 +42,7 @@ from .const import (
     EVENT_TYPE,
     LOGGER,
 )
-from .engine import ContentKind, ContentRef, EngineError, SessionStats
+from .engine import ContentKind, ContentRef, EngineClient, EngineError, SessionStats
 from .hls import HlsOutput
 from .playlist import iter_channels
 
@@ -72,6 +72,7 @@ BUS_EVENTS: Final = frozenset(
         BroadcastEvent.STOPPED,
         BroadcastEvent.FAILED,
         BroadcastEvent.RECOVERED,
+        BroadcastEvent.FAILOVER,
         BroadcastEvent.VIEWER_JOINED,
         BroadcastEvent.VIEWER_LEFT,
     }
@@ -261,13 +262,14 @@ class StreamHub:
             LOGGER.debug("Stats of %s unavailable: %s", item.broadcaster.name, err)
             item.engine_stats = None
 
-    def _select_engine(self) -> AceStreamConfigEntry:
+    def _select_engine(self, exclude: str | None = None) -> AceStreamConfigEntry:
         if not self.engines:
             raise NoEngineError("no AceStream engine is configured and loaded")
         healthy = [
             entry
             for entry in self.engines.values()
             if entry.runtime_data.coordinator.last_update_success
+            and entry.entry_id != exclude
         ]
         if not healthy:
             raise CapacityError(
@@ -412,6 +414,8 @@ class StreamHub:
             config=config,
             spawn=spawn,
             listener=self._on_event,
+            engine_id=entry.entry_id,
+            failover=self._failover_target,
         )
         item = _Broadcast(broadcaster, entry.entry_id)
         self.broadcasts[session.infohash] = item
@@ -434,6 +438,16 @@ class StreamHub:
         self._start_ticking()
         self.request_update()
         return broadcaster
+
+    def _failover_target(
+        self, broadcaster: Broadcaster
+    ) -> tuple[str, EngineClient] | None:
+        """Another healthy engine with room for the broadcast, if any."""
+        try:
+            entry = self._select_engine(exclude=broadcaster.engine_id)
+        except (NoEngineError, CapacityError):
+            return None
+        return entry.entry_id, entry.runtime_data.client
 
     @staticmethod
     def _config_for(entry: AceStreamConfigEntry) -> BroadcastConfig:
@@ -501,23 +515,38 @@ class StreamHub:
         device = dr.async_get(self.hass).async_get_device(
             identifiers={(DOMAIN, target.device_identifier)}
         )
-        self.hass.bus.async_fire(
-            EVENT_TYPE,
-            {
-                "type": event.value,
-                "device_id": device.id if device else None,
-                "content_id": self.content_id_of(broadcaster),
-                "infohash": broadcaster.infohash,
-                "channel": target.name if target.subentry_id else None,
-                "viewers": broadcaster.viewer_count,
-            },
-        )
+        data: dict[str, Any] = {
+            "type": event.value,
+            "device_id": device.id if device else None,
+            "content_id": self.content_id_of(broadcaster),
+            "infohash": broadcaster.infohash,
+            "channel": target.name if target.subentry_id else None,
+            "viewers": broadcaster.viewer_count,
+        }
+        if event is BroadcastEvent.FAILOVER:
+            data["from_engine"] = self._engine_title(broadcaster.previous_engine_id)
+            data["to_engine"] = self._engine_title(broadcaster.engine_id)
+        self.hass.bus.async_fire(EVENT_TYPE, data)
+
+    def _engine_title(self, entry_id: str | None) -> str | None:
+        entry = self.hass.config_entries.async_get_entry(entry_id) if entry_id else None
+        return entry.title if entry else entry_id
 
     @callback
     def _on_event(self, broadcaster: Broadcaster, event: BroadcastEvent) -> None:
         item = self.broadcasts.get(broadcaster.infohash)
         if item is None or item.broadcaster is not broadcaster:
             return
+        if event is BroadcastEvent.FAILOVER:
+            item.entry_id = broadcaster.engine_id
+        elif event is BroadcastEvent.RESTARTING and (
+            engine := self.engines.get(item.entry_id)
+        ):
+            # A failing stream is news about the engine: check it now.
+            self.hass.async_create_task(
+                engine.runtime_data.coordinator.async_request_refresh(),
+                eager_start=True,
+            )
         if event in BUS_EVENTS:
             self._fire(broadcaster, event)
         if event is BroadcastEvent.FAILED:

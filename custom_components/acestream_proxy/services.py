@@ -30,7 +30,8 @@ from homeassistant.helpers.service import async_extract_entity_ids
 from homeassistant.util import dt as dt_util
 import voluptuous as vol
 
-from .const import DOMAIN
+from .const import DEFAULT_PORT, DOMAIN
+from .discovery import async_discover
 from .engine import ContentKind, ContentRef
 from .hub import get_hub
 from .playlist import PLAYLIST_PATH, hls_path, iter_channels, stream_path, wants_hls
@@ -43,6 +44,8 @@ ATTR_DAYS: Final = "days"
 SERVICE_PLAY: Final = "play"
 SERVICE_STOP: Final = "stop"
 SERVICE_PLAYLIST_URL: Final = "playlist_url"
+SERVICE_DISCOVER: Final = "discover"
+ATTR_HOSTS: Final = "hosts"
 
 TS_MIME: Final = "video/mp2t"
 HLS_MIME: Final = "application/vnd.apple.mpegurl"
@@ -57,6 +60,27 @@ PLAY_SCHEMA: Final = vol.Schema(_PLAY_FIELDS)
 STOP_SCHEMA: Final = vol.Schema(_WHAT)
 PLAYLIST_URL_SCHEMA: Final = vol.Schema(
     {vol.Optional(ATTR_DAYS, default=30): vol.All(vol.Coerce(int), vol.Range(1, 365))}
+)
+
+
+def _host_port(value: Any) -> tuple[str, int]:
+    """``host`` or ``host:port`` (IPv6 as ``[::1]:6878``)."""
+    text = cv.string(value).strip()
+    host, port = text, DEFAULT_PORT
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        if rest.startswith(":"):
+            port = int(rest[1:])
+    elif text.count(":") == 1:
+        host, _, number = text.partition(":")
+        port = int(number)
+    if not host or not 0 < port < 65536:
+        raise vol.Invalid(f"not a host or host:port: {text}")
+    return host, port
+
+
+DISCOVER_SCHEMA: Final = vol.Schema(
+    {vol.Optional(ATTR_HOSTS, default=list): vol.All(cv.ensure_list, [_host_port])}
 )
 
 
@@ -150,6 +174,11 @@ async def _async_playlist_url(call: ServiceCall) -> ServiceResponse:
     }
 
 
+async def _async_discover(call: ServiceCall) -> ServiceResponse:
+    found = await async_discover(call.hass, call.data[ATTR_HOSTS])
+    return {"found": [f"{host}:{port}" for host, port in found]}
+
+
 def async_register_services(hass: HomeAssistant) -> None:
     """Register the actions once, in async_setup."""
     hass.services.async_register(DOMAIN, SERVICE_PLAY, _async_play, PLAY_SCHEMA)
@@ -160,4 +189,11 @@ def async_register_services(hass: HomeAssistant) -> None:
         _async_playlist_url,
         PLAYLIST_URL_SCHEMA,
         supports_response=SupportsResponse.ONLY,
+    )
+    hass.services.async_register(
+        DOMAIN,
+        SERVICE_DISCOVER,
+        _async_discover,
+        DISCOVER_SCHEMA,
+        supports_response=SupportsResponse.OPTIONAL,
     )
