@@ -39,15 +39,7 @@ async def test_one_broadcast_across_two_engines(
 ) -> None:
     """An infohash playing on engine A stays there when its content id lands on B."""
     async with EngineSimulator(cold_start=0.2) as other:
-        second = MockConfigEntry(
-            domain=DOMAIN,
-            title="second",
-            data={CONF_HOST: "127.0.0.1", CONF_PORT: other.port},
-        )
-        second.add_to_hass(hass)
-        assert await hass.config_entries.async_setup(second.entry_id)
-        await hass.async_block_till_done()
-
+        second = await _second_engine(hass, other)
         infohash = engine_sim.infohash_for(CID)
         client = await hass_client()
         async with client.get(f"/api/acestream_proxy/stream/infohash/{infohash}") as a:
@@ -205,18 +197,3 @@ async def test_failover_keeps_viewers(
         frame = await first_video_frame(sample)
         assert frame["key_frame"] == 1
         assert await hass.config_entries.async_unload(second.entry_id)
-
-
-async def test_no_healthy_engine_is_503_with_retry_after(
-    hass: HomeAssistant,
-    loaded_entry: MockConfigEntry,
-    engine_sim: EngineSimulator,
-    hass_client: ClientFactory,
-) -> None:
-    """Every engine known down: 503 and Retry-After."""
-    await engine_sim.stop()
-    await loaded_entry.runtime_data.coordinator.async_refresh()
-    client = await hass_client()
-    resp = await client.get(f"/api/acestream_proxy/stream/{CID}")
-    assert resp.status == 503
-    assert int(resp.headers["Retry-After"]) > 0

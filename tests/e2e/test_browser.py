@@ -1,0 +1,343 @@
+"""A real browser (headless Chromium + hls.js) plays a stream through Home Assistant.
+
+Home Assistant runs with the integration loaded against the engine simulator; the test
+signs the HLS playlist path, serves a tiny page (tests/e2e/page.html) and hls.js from
+a second loopback server (another origin, so CORS is exercised), opens it in headless
+Chromium with ``?src=<signed playlist URL>`` and reads the ``<video>`` element over
+the DevTools protocol (aiohttp's websocket client: no extra Python packages).
+
+Needs /usr/bin/chromium and hls.js: ``bash script/e2e_setup.sh`` installs both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+import contextlib
+from datetime import timedelta
+import json
+import os
+from pathlib import Path
+import signal
+import time
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from homeassistant.components.http.auth import async_sign_path
+from homeassistant.core import HomeAssistant
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+from yarl import URL
+
+from custom_components.acestream_proxy.hub import get_hub
+from tests.simulator import EngineSimulator
+
+HERE = Path(__file__).parent
+PAGE = HERE / "page.html"
+HLS_JS = HERE / "node_modules" / "hls.js" / "dist" / "hls.min.js"
+CHROMIUM = Path("/usr/bin/chromium")
+SETUP_HINT = "run `bash script/e2e_setup.sh` (as root) to install Chromium and hls.js"
+
+CID = "0123456789abcdef0123456789abcdef01234567"
+HLS = f"/api/acestream_proxy/hls/{CID}/index.m3u8"
+
+# How long the page gets to play more than PLAYED seconds, counted from launch.
+PLAY_DEADLINE = 30.0
+PLAYED = 2.0
+# The fixture's picture (script/make_fixture.sh).
+FIXTURE_SIZE = (640, 360)
+
+CHROMIUM_FLAGS = (
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--no-default-browser-check",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-extensions",
+    "--disable-dev-shm-usage",
+    "--mute-audio",
+    "--password-store=basic",
+    "--autoplay-policy=no-user-gesture-required",
+    "--remote-debugging-address=127.0.0.1",
+    "--remote-debugging-port=0",
+)
+
+type ClientFactory = Callable[[], Awaitable[TestClient]]
+
+
+def _require(path: Path, what: str) -> None:
+    if not path.exists():
+        pytest.fail(f"{what} not found at {path}: {SETUP_HINT}", pytrace=False)
+
+
+class Chromium:
+    """Headless Chromium in its own process group, driven over the DevTools protocol."""
+
+    def __init__(self, workdir: Path) -> None:
+        """Prepare in ``workdir``; nothing runs until ``start``."""
+        self.user_data_dir = workdir / "profile"
+        # Crashpad handlers detach into sessions of their own (outside the process
+        # group); pointing their database here names them, so close() finds them.
+        self.crash_dir = workdir / "crash"
+        self.log_path = workdir / "chromium.log"
+        self.proc: asyncio.subprocess.Process | None = None
+        self.session: aiohttp.ClientSession | None = None
+        self.ws: aiohttp.ClientWebSocketResponse | None = None
+        self._next_id = 0
+
+    async def start(self, url: str, timeout: float = 20.0) -> None:
+        """Launch with ``url`` open and connect to its page target."""
+        self.user_data_dir.mkdir(parents=True, exist_ok=True)
+        self.crash_dir.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "BREAKPAD_DUMP_LOCATION": str(self.crash_dir)}
+        with self.log_path.open("wb") as log:
+            self.proc = await asyncio.create_subprocess_exec(
+                str(CHROMIUM),
+                *CHROMIUM_FLAGS,
+                f"--user-data-dir={self.user_data_dir}",
+                url,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                env=env,
+                start_new_session=True,  # its own process group, killed as one
+            )
+        port_file = self.user_data_dir / "DevToolsActivePort"
+        async with asyncio.timeout(timeout):
+            while not port_file.exists() or not port_file.read_text().strip():
+                if self.proc.returncode is not None:
+                    raise AssertionError(
+                        f"chromium exited with {self.proc.returncode}: {self.log_tail()}"
+                    )
+                await asyncio.sleep(0.05)
+            port = int(port_file.read_text().split()[0])
+            self.session = aiohttp.ClientSession()
+            ws_url = None
+            while ws_url is None:
+                async with self.session.get(f"http://127.0.0.1:{port}/json/list") as r:
+                    targets = await r.json()
+                ws_url = next(
+                    (t["webSocketDebuggerUrl"] for t in targets if t["type"] == "page"),
+                    None,
+                )
+                if ws_url is None:
+                    await asyncio.sleep(0.05)
+            self.ws = await self.session.ws_connect(ws_url, max_msg_size=0)
+
+    async def call(self, method: str, **params: Any) -> dict[str, Any]:
+        """One DevTools command; its result."""
+        assert self.ws is not None
+        self._next_id += 1
+        msg_id = self._next_id
+        await self.ws.send_json({"id": msg_id, "method": method, "params": params})
+        async with asyncio.timeout(10):
+            while True:
+                msg = await self.ws.receive()
+                if msg.type is not aiohttp.WSMsgType.TEXT:
+                    raise AssertionError(f"DevTools connection ended: {msg!r}")
+                data = json.loads(msg.data)
+                if data.get("id") == msg_id:
+                    if "error" in data:
+                        raise AssertionError(f"{method}: {data['error']}")
+                    result: dict[str, Any] = data["result"]
+                    return result
+
+    async def evaluate(self, expression: str) -> Any:
+        """Evaluate JavaScript in the page; its value (JSON-able)."""
+        result = await self.call(
+            "Runtime.evaluate", expression=expression, returnByValue=True
+        )
+        if "exceptionDetails" in result:
+            raise AssertionError(f"{expression}: {result['exceptionDetails']}")
+        return result["result"].get("value")
+
+    async def state(self) -> dict[str, Any] | None:
+        """The page's ``e2eState()`` (None until the page script ran)."""
+        value = await self.evaluate("window.e2eState ? window.e2eState() : null")
+        return value if isinstance(value, dict) else None
+
+    def log_tail(self, size: int = 3000) -> str:
+        """The end of Chromium's own output, for failure messages."""
+        try:
+            return self.log_path.read_bytes()[-size:].decode(errors="replace")
+        except OSError:
+            return ""
+
+    async def close(self) -> None:
+        """Close the DevTools connection, then end the whole process group."""
+        if self.ws is not None:
+            await self.ws.close()
+        if self.session is not None:
+            await self.session.close()
+        proc = self.proc
+        if proc is None:
+            return
+        pgid = proc.pid  # start_new_session: the group is led by the browser
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGTERM)
+        try:
+            async with asyncio.timeout(5):
+                await proc.wait()
+        except TimeoutError:
+            pass
+        # Helpers (renderer, GPU, zygote...) that outlived the browser process.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGKILL)
+        await proc.wait()
+        # Crash handlers exit by themselves once the browser is gone; make sure.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 3
+        while (handlers := self._crash_handlers()) and loop.time() < deadline:
+            await asyncio.sleep(0.1)
+        for pid in handlers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+    def _crash_handlers(self) -> list[int]:
+        """Live crashpad handlers of this browser, found by their database path."""
+        marker = f"--database={self.crash_dir}".encode()
+        pids = []
+        for proc_dir in Path("/proc").iterdir():
+            if proc_dir.name.isdigit():
+                try:  # a zombie's cmdline is empty: only live processes match
+                    args = (proc_dir / "cmdline").read_bytes().split(b"\0")
+                except OSError:
+                    continue
+                if marker in args:
+                    pids.append(int(proc_dir.name))
+        return pids
+
+
+@contextlib.asynccontextmanager
+async def page_server() -> AsyncIterator[URL]:
+    """page.html and hls.min.js on a loopback port of their own (another origin)."""
+    files = {"/page.html": PAGE, "/hls.min.js": HLS_JS}
+
+    async def serve(request: web.Request) -> web.StreamResponse:
+        path = files.get(request.path)
+        if path is None:
+            return web.Response(status=404)
+        return web.FileResponse(path, headers={"Cache-Control": "no-store"})
+
+    app = web.Application()
+    app.router.add_get("/{name}", serve)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        yield server.make_url("/page.html")
+    finally:
+        await server.close()
+
+
+def _signed(hass: HomeAssistant, path: str, token: str) -> str:
+    refresh = hass.auth.async_validate_access_token(token)
+    assert refresh is not None
+    return async_sign_path(
+        hass, path, timedelta(minutes=5), refresh_token_id=refresh.id
+    )
+
+
+async def _wait_for(
+    browser: Chromium,
+    done: Callable[[dict[str, Any]], bool],
+    timeout: float,
+    what: str,
+) -> dict[str, Any]:
+    """Poll the page's state until ``done(state)``; fail with diagnostics."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    state = None
+    while True:
+        state = await browser.state()
+        if state is not None and done(state):
+            return state
+        if loop.time() > deadline:
+            pytest.fail(
+                f"{what}: not within {timeout} s\n"
+                f"page state: {json.dumps(state, indent=1)}\n"
+                f"chromium output (tail):\n{browser.log_tail()}",
+                pytrace=False,
+            )
+        await asyncio.sleep(0.1)
+
+
+@pytest.mark.timeout(120)
+async def test_chromium_plays_hls_through_home_assistant(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    engine_sim: EngineSimulator,
+    hass_client: ClientFactory,
+    hass_access_token: str,
+    tmp_path: Path,
+) -> None:
+    """hls.js in headless Chromium plays the signed playlist URL, cross-origin."""
+    _require(CHROMIUM, "Chromium")
+    _require(HLS_JS, "hls.js")
+    client = await hass_client()
+    src = str(client.make_url(_signed(hass, HLS, hass_access_token)))
+    browser = Chromium(tmp_path)
+    async with page_server() as page_url:
+        assert page_url.origin() != URL(src).origin()  # cross-origin: CORS applies
+        loop = asyncio.get_running_loop()
+        launched_wall = time.time()
+        launched = loop.time()
+        try:
+            await browser.start(str(page_url.with_query(src=src)))
+            # Plays: more than PLAYED seconds within PLAY_DEADLINE of the launch.
+            state = await _wait_for(
+                browser,
+                lambda s: s["currentTime"] > PLAYED,
+                PLAY_DEADLINE - (loop.time() - launched),
+                f"more than {PLAYED} s of playback",
+            )
+            played_at = loop.time() - launched
+            first = state["currentTime"]
+            # Keeps playing live: the playlist is reloaded, the next segment (its own
+            # signed URL from the reloaded playlist) loads, and currentTime advances
+            # past the first segment.
+            state = await _wait_for(
+                browser,
+                lambda s: (
+                    s["currentTime"] > first + 2.0
+                    and s["counts"]["fragments"] >= 2
+                    and s["counts"]["playlists"] >= 2
+                ),
+                15.0,
+                f"playback advancing from {first:.2f} s into the next segment",
+            )
+            assert (state["videoWidth"], state["videoHeight"]) == FIXTURE_SIZE, state
+            assert state["error"] is None, state
+            fatal = [e for e in state["errors"] if " fatal:" in e]
+            assert not fatal, state
+        finally:
+            await browser.close()
+
+    # One engine session, one HLS output, the browser counted as its client.
+    assert engine_sim.counters.sessions_opened == 1
+    [item] = get_hub(hass).broadcasts.values()
+    assert item.hls is not None
+    assert item.hls.clients
+
+    marks = {name: ms / 1000 for name, ms in state["marks"].items()}
+    navigation = state["timeOrigin"] / 1000 - launched_wall
+    first_frame = navigation + marks["firstProgress"]
+    print(
+        "\n>>> cold start through HA, simulator cold start 0.3 s "
+        f"(Chromium headless, hls.js {state['hlsVersion']}, 3 s segments):\n"
+        f"    browser launch -> first frame (currentTime > 0): {first_frame:.2f} s\n"
+        f"      launch -> page navigation start {navigation:.2f} s; then "
+        + ", ".join(f"{name} +{t:.2f} s" for name, t in marks.items())
+        + f"\n      (first playlist request -> answer, waiting for the first segment:"
+        f" {marks['manifestParsed'] - marks['loadSource']:.2f} s)\n"
+        f"    currentTime > {PLAYED} s at {played_at:.2f} s after launch;"
+        f" at the end {state['currentTime']:.2f} s played,"
+        f" {state['counts']['fragments']} segments,"
+        f" {state['counts']['playlists']} playlist loads\n"
+        f"    non-fatal hls.js errors: {state['errors'] or 'none'}"
+    )
