@@ -10,6 +10,7 @@
 #   make demo          Home Assistant + engine simulator with the integration set up
 #                      (script/demo.py; `make demo ARGS=--check` is a smoke test)
 #   make bench         script/bench.py (ARGS=... are passed on)
+#   make e2e           headless Chromium + hls.js plays HLS through Home Assistant
 #   make lint          ruff check, ruff format --check, mypy
 #   make format        ruff format + ruff check --fix
 #   make clean         remove the virtual environments, demo state and caches
@@ -81,7 +82,7 @@ if ! "$(1)/bin/python" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))
 fi
 endef
 
-.PHONY: test test-compat compat-lock compat-lock-check lint format demo bench clean venv compat-venv ffmpeg
+.PHONY: test test-compat e2e compat-lock compat-lock-check lint format demo bench clean venv compat-venv ffmpeg
 
 ## ---------------------------------------------------------------- environments
 
@@ -205,6 +206,12 @@ demo: venv
 
 bench: venv
 	$(VENV)/bin/python script/bench.py $(ARGS)
+
+# A real browser (headless Chromium + hls.js) plays the HLS stream through Home
+# Assistant. script/e2e_setup.sh installs Chromium (apt) and hls.js (npm) if missing.
+e2e: venv ffmpeg
+	bash script/e2e_setup.sh
+	$(VENV)/bin/pytest -o addopts="" -p no:cacheprovider tests/e2e -s
 
 clean:
 	rm -rf $(VENV) $(COMPAT_VENV) $(TOOLS_VENV) .demo \

@@ -31,6 +31,7 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from yarl import URL
 
+from custom_components.acestream_proxy.const import DEFAULT_HLS_SEGMENT
 from custom_components.acestream_proxy.hub import get_hub
 from tests.simulator import EngineSimulator
 
@@ -329,15 +330,17 @@ async def test_chromium_plays_hls_through_home_assistant(
     first_frame = navigation + marks["firstProgress"]
     print(
         "\n>>> cold start through HA, simulator cold start 0.3 s "
-        f"(Chromium headless, hls.js {state['hlsVersion']}, 3 s segments):\n"
+        f"(Chromium headless, hls.js {state['hlsVersion']},"
+        f" {DEFAULT_HLS_SEGMENT} s segments):\n"
         f"    browser launch -> first frame (currentTime > 0): {first_frame:.2f} s\n"
         f"      launch -> page navigation start {navigation:.2f} s; then "
         + ", ".join(f"{name} +{t:.2f} s" for name, t in marks.items())
-        + f"\n      (first playlist request -> answer, waiting for the first segment:"
+        + "\n      (first playlist request -> parsed; HA waits for the first segment:"
         f" {marks['manifestParsed'] - marks['loadSource']:.2f} s)\n"
         f"    currentTime > {PLAYED} s at {played_at:.2f} s after launch;"
         f" at the end {state['currentTime']:.2f} s played,"
         f" {state['counts']['fragments']} segments,"
-        f" {state['counts']['playlists']} playlist loads\n"
+        f" {state['counts']['playlists']} playlist loads;"
+        f" stalls after the first frame (ms): {state['stalls'] or 'none'}\n"
         f"    non-fatal hls.js errors: {state['errors'] or 'none'}"
     )
