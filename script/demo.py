@@ -411,11 +411,19 @@ class HomeAssistantApi:
         internet access or packages the demo does not install. Their failures
         are logged; removing the broken entries keeps the UI clean.
         """
+        deadline = time.monotonic() + 15
+        while True:
+            entries = await self._request("GET", "/api/config/config_entries/entry")
+            settling = [e for e in entries if e["state"] == "setup_in_progress"]
+            if not settling or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.5)
         removed = []
-        for entry in await self._request("GET", "/api/config/config_entries/entry"):
-            if entry["domain"] != DOMAIN and entry["state"] not in (
-                "loaded",
-                "not_loaded",
+        for entry in entries:
+            if entry["domain"] != DOMAIN and entry["state"] in (
+                "setup_error",
+                "setup_retry",
+                "migration_error",
             ):
                 await self._request(
                     "DELETE", f"/api/config/config_entries/entry/{entry['entry_id']}"
@@ -642,12 +650,12 @@ async def run(args: argparse.Namespace, stop: asyncio.Event) -> int:
             log("onboarding (creating the demo user)")
             await api.onboard()
             await api.wait_running(hass, HA_START_TIMEOUT)
-            if removed := await api.remove_failed_entries():
-                log(f"removed onboarding defaults that need internet: {removed}")
             log("adding the AceStream Proxy config entry")
             entry_id = await api.add_entry("127.0.0.1", sim_port)
             entry = await api.wait_entry_loaded(entry_id, ENTRY_LOAD_TIMEOUT)
             log(f"config entry '{entry['title']}' is {entry['state']}")
+            if removed := await api.remove_failed_entries():
+                log(f"removed onboarding defaults that need internet: {removed}")
 
             stream_path = f"/api/{DOMAIN}/stream/{SAMPLE_CONTENT_ID}"
             signed, token = await api.websocket(

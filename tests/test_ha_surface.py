@@ -305,7 +305,7 @@ async def test_play_and_stop_actions(
         ({"entity_id": "media_player.bedroom"}, "Say what to play"),
         ({"entity_id": "media_player.bedroom", "channel": "nope"}, "No channel"),
         ({"entity_id": "media_player.bedroom", "content_id": "xyz"}, "40 hexadecimal"),
-        ({"content_id": CID}, "at least one media player"),
+        ({"entity_id": "light.kitchen", "content_id": CID}, "at least one media"),
     ]
     for data, message in bad_calls:
         with pytest.raises(ServiceValidationError, match=message):

@@ -22,11 +22,11 @@ from homeassistant.core import (
     ServiceCall,
     ServiceResponse,
     SupportsResponse,
+    split_entity_id,
 )
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.network import NoURLAvailableError, get_url
-from homeassistant.helpers.service import async_extract_entity_ids
 from homeassistant.util import dt as dt_util
 import voluptuous as vol
 
@@ -55,7 +55,10 @@ _WHAT: Final[dict[vol.Marker, Any]] = {
     vol.Exclusive(ATTR_CONTENT_ID, "broadcast"): cv.string,
     vol.Exclusive(ATTR_INFOHASH, "broadcast"): cv.string,
 }
-_PLAY_FIELDS: Final[dict[Any, Any]] = {**cv.ENTITY_SERVICE_FIELDS, **_WHAT}
+_PLAY_FIELDS: Final[dict[Any, Any]] = {
+    vol.Required(ATTR_ENTITY_ID): cv.entity_ids,
+    **_WHAT,
+}
 PLAY_SCHEMA: Final = vol.Schema(_PLAY_FIELDS)
 STOP_SCHEMA: Final = vol.Schema(_WHAT)
 PLAYLIST_URL_SCHEMA: Final = vol.Schema(
@@ -116,7 +119,11 @@ def _resolve(hass: HomeAssistant, data: dict[str, Any]) -> tuple[ContentRef, str
 async def _async_play(call: ServiceCall) -> None:
     hass = call.hass
     ref, _ = _resolve(hass, dict(call.data))
-    players = sorted(await async_extract_entity_ids(hass, call))
+    players = [
+        player
+        for player in call.data[ATTR_ENTITY_ID]
+        if split_entity_id(player)[0] == MEDIA_PLAYER_DOMAIN
+    ]
     if not players:
         raise _error("no_player")
     if not get_hub(hass).engines:
