@@ -52,8 +52,6 @@ DEMO_USER = "demo"
 DEMO_PASSWORD = "demo-demo-1234"  # throwaway local demo account
 DEFAULT_HA_PORT = 8123
 DEFAULT_SIM_PORT = 6878
-# Any 40-hex content id plays on the simulator; this one is just stable.
-SAMPLE_CONTENT_ID = hashlib.sha1(b"acestream-proxy demo").hexdigest()
 SIGNED_URL_LIFETIME = 24 * 3600
 
 # Components beyond what the integration itself pulls in. default_config is
@@ -67,6 +65,12 @@ COMPONENTS = (
     "logbook",
     "automation",
     "script",
+    # Demo media players (and the rest of HA's demo) to try acestream_proxy.play.
+    "demo",
+)
+CHANNELS = (
+    ("Demo Sports", hashlib.sha1(b"acestream-proxy demo sports").hexdigest(), "Sports"),
+    ("Demo News", hashlib.sha1(b"acestream-proxy demo news").hexdigest(), "News"),
 )
 
 TS_PACKET = 188
@@ -450,6 +454,28 @@ class HomeAssistantApi:
         entry_id: str = result["result"]["entry_id"]
         return entry_id
 
+    async def add_channel(
+        self, entry_id: str, name: str, content: str, group: str
+    ) -> None:
+        """Add a channel (a config subentry) through its flow."""
+        flow = await self._request(
+            "POST",
+            "/api/config/config_entries/subentries/flow",
+            json={"handler": [entry_id, "channel"], "show_advanced_options": False},
+        )
+        result = await self._request(
+            "POST",
+            f"/api/config/config_entries/subentries/flow/{flow['flow_id']}",
+            json={
+                "name": name,
+                "content": content,
+                "kind": "content_id",
+                "group": group,
+            },
+        )
+        if result.get("type") != "create_entry":
+            raise DemoError(f"channel flow did not create a channel: {result}")
+
     async def wait_entry_loaded(self, entry_id: str, within: float) -> dict[str, Any]:
         """Wait for the entry to reach state 'loaded'; return it."""
         deadline = time.monotonic() + within
@@ -537,6 +563,24 @@ async def check_stream(session: aiohttp.ClientSession, url: str) -> str:
     )
 
 
+async def verify(
+    session: aiohttp.ClientSession, signed_url: str, hls_url: str, playlist_url: str
+) -> None:
+    """--check: the TS stream, the HLS playlist and the M3U all answer."""
+    log("reading the signed stream URL")
+    log(f"stream OK: {await check_stream(session, signed_url)}")
+    log("reading the signed HLS playlist and the M3U")
+    async with session.get(hls_url) as resp:
+        text = await resp.text()
+        if resp.status != 200 or "#EXTINF" not in text:
+            raise DemoError(f"HLS playlist: HTTP {resp.status}: {text[:200]}")
+    async with session.get(playlist_url) as resp:
+        m3u = await resp.text()
+        if resp.status != 200 or m3u.count("#EXTINF") != len(CHANNELS):
+            raise DemoError(f"M3U playlist: HTTP {resp.status}: {m3u[:200]}")
+    log("HLS and M3U OK")
+
+
 # ------------------------------------------------------------------------ main
 
 
@@ -562,6 +606,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=int,
         default=DEFAULT_SIM_PORT,
         help="simulator port (default %(default)s, another if taken)",
+    )
+    parser.add_argument(
+        "--engines",
+        type=int,
+        default=2,
+        choices=(1, 2, 3),
+        help="engine simulators to run, each its own entry (default %(default)s)",
     )
     parser.add_argument(
         "--cold-start",
@@ -597,30 +648,36 @@ async def run(args: argparse.Namespace, stop: asyncio.Event) -> int:
     """Bring everything up; in --check mode verify and return, else wait."""
     demo_dir: Path = args.demo_dir.resolve()
     config_dir = demo_dir / "config"
-    sim_port = pick_port(args.sim_port, set())
-    ha_port = pick_port(args.ha_port, {sim_port})
+    taken: set[int] = set()
+    sim_ports: list[int] = []
+    for index in range(args.engines):
+        sim_ports.append(pick_port(args.sim_port + index, taken))
+        taken.add(sim_ports[-1])
+    ha_port = pick_port(args.ha_port, taken)
     ha_url = f"http://127.0.0.1:{ha_port}"
-    sim_url = f"http://127.0.0.1:{sim_port}"
 
     ensure_requirements((*COMPONENTS, DOMAIN))
     write_config(config_dir, ha_port)
 
-    sim = Child(
-        "engine simulator",
-        [
-            sys.executable,
-            "-m",
-            "tests.simulator",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(sim_port),
-            "--cold-start",
-            str(args.cold_start),
-        ],
-        cwd=ROOT,
-        log_path=demo_dir / "simulator.log",
-    )
+    sims = [
+        Child(
+            f"engine simulator {index + 1}",
+            [
+                sys.executable,
+                "-m",
+                "tests.simulator",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--cold-start",
+                str(args.cold_start),
+            ],
+            cwd=ROOT,
+            log_path=demo_dir / f"simulator-{index + 1}.log",
+        )
+        for index, port in enumerate(sim_ports)
+    ]
     # cwd is the demo folder, not the repo: the repo's custom_components package
     # must not shadow the config folder's one.
     hass = Child(
@@ -629,39 +686,54 @@ async def run(args: argparse.Namespace, stop: asyncio.Event) -> int:
         cwd=demo_dir,
         log_path=demo_dir / "hass-console.log",
     )
-    children = (hass, sim)
+    children = (hass, *sims)
     CHILDREN.extend(children)
     try:
-        log(f"starting the engine simulator on {sim_url}")
-        await sim.start(verbose=args.verbose)
+        for sim, port in zip(sims, sim_ports, strict=True):
+            log(f"starting {sim.name} on http://127.0.0.1:{port}")
+            await sim.start(verbose=args.verbose)
         log(f"starting Home Assistant on {ha_url} (config: {config_dir})")
         await hass.start(verbose=args.verbose)
 
         async with aiohttp.ClientSession() as session:
-            await wait_http(
-                session,
-                f"{sim_url}/webui/api/service?method=get_version",
-                sim,
-                SIM_START_TIMEOUT,
-            )
-            log("engine simulator is up")
+            for sim, port in zip(sims, sim_ports, strict=True):
+                await wait_http(
+                    session,
+                    f"http://127.0.0.1:{port}/webui/api/service?method=get_version",
+                    sim,
+                    SIM_START_TIMEOUT,
+                )
+            log("engine simulators are up")
             await wait_http(session, f"{ha_url}/api/onboarding", hass, HA_START_TIMEOUT)
             api = HomeAssistantApi(session, ha_url)
             log("onboarding (creating the demo user)")
             await api.onboard()
             await api.wait_running(hass, HA_START_TIMEOUT)
-            log("adding the AceStream Proxy config entry")
-            entry_id = await api.add_entry("127.0.0.1", sim_port)
-            entry = await api.wait_entry_loaded(entry_id, ENTRY_LOAD_TIMEOUT)
-            log(f"config entry '{entry['title']}' is {entry['state']}")
             if removed := await api.remove_failed_entries():
                 log(f"removed onboarding defaults that need internet: {removed}")
+            entry_ids = []
+            for port in sim_ports:
+                log(f"adding the AceStream Proxy entry for the engine on port {port}")
+                entry_id = await api.add_entry("127.0.0.1", port)
+                entry = await api.wait_entry_loaded(entry_id, ENTRY_LOAD_TIMEOUT)
+                log(f"config entry '{entry['title']}' is {entry['state']}")
+                entry_ids.append(entry_id)
+            for name, content_id, group in CHANNELS:
+                await api.add_channel(entry_ids[0], name, content_id, group)
+            log(f"added channels: {', '.join(name for name, _, _ in CHANNELS)}")
 
-            stream_path = f"/api/{DOMAIN}/stream/{SAMPLE_CONTENT_ID}"
-            signed, token = await api.websocket(
+            channel_id = CHANNELS[0][1]
+            stream_path = f"/api/{DOMAIN}/stream/{channel_id}"
+            hls_path = f"/api/{DOMAIN}/hls/{channel_id}/index.m3u8"
+            signed, signed_hls, token, playlist = await api.websocket(
                 {
                     "type": "auth/sign_path",
                     "path": stream_path,
+                    "expires": SIGNED_URL_LIFETIME,
+                },
+                {
+                    "type": "auth/sign_path",
+                    "path": hls_path,
                     "expires": SIGNED_URL_LIFETIME,
                 },
                 {
@@ -669,29 +741,43 @@ async def run(args: argparse.Namespace, stop: asyncio.Event) -> int:
                     "client_name": "AceStream Proxy demo",
                     "lifespan": 30,
                 },
+                {
+                    "type": "call_service",
+                    "domain": DOMAIN,
+                    "service": "playlist_url",
+                    "service_data": {"days": 1},
+                    "return_response": True,
+                },
             )
             signed_url = f"{ha_url}{signed['path']}"
-            entities = await api.entity_states(entry_id)
+            hls_url = f"{ha_url}{signed_hls['path']}"
+            playlist_url = str(playlist["response"]["url"])
+            entities = await api.entity_states(entry_ids[0])
 
-            verdict = ""
             if args.check:
-                log("reading the signed stream URL")
-                verdict = await check_stream(session, signed_url)
-                log(f"stream OK: {verdict}")
+                await verify(session, signed_url, hls_url, playlist_url)
 
         info = {
             "Home Assistant": ha_url,
             "login": f"{DEMO_USER} / {DEMO_PASSWORD}",
-            "engine simulator": sim_url,
+            "engine simulators": ", ".join(f"http://127.0.0.1:{p}" for p in sim_ports),
+            "channels": ", ".join(name for name, _, _ in CHANNELS),
             "stream URL": f"{ha_url}{stream_path}",
             "signed (24 h)": signed_url,
             "play it": f"vlc '{signed_url}'",
-            "or": f"ffprobe '{signed_url}'",
+            "HLS (signed)": hls_url,
+            "HLS in a player": f"ffplay '{hls_url}'",
+            "M3U for IPTV apps": f"vlc '{playlist_url}'",
             "API token": f"curl -H 'Authorization: Bearer {token}' "
             f"{ha_url}{stream_path} | ffprobe -",
+            "cast it": "Developer tools > Actions > AceStream Proxy: Play, "
+            "media player media_player.living_room, channel Demo Sports",
+            "failover": f"while playing, stop the simulator serving it "
+            f"(kill the 'tests.simulator --port' process of {sims[0].log_path.name} "
+            "or the other); the broadcast moves, the player keeps going",
             "entities": ", ".join(f"{eid}={state}" for eid, state in entities)
             or "(none)",
-            "logs": f"{config_dir / 'home-assistant.log'}, {sim.log_path}",
+            "logs": f"{config_dir / 'home-assistant.log'}, {demo_dir}/simulator-*.log",
         }
         print_summary(info)
         if args.check:
@@ -702,21 +788,20 @@ async def run(args: argparse.Namespace, stop: asyncio.Event) -> int:
         WAITING.set()
         waiters: list[asyncio.Future[Any]] = [asyncio.ensure_future(stop.wait())]
         waiters += [
-            asyncio.ensure_future(child.proc.wait())
-            for child in children
-            if child.proc is not None
+            asyncio.ensure_future(hass.proc.wait())
+            for _ in (1,)
+            if hass.proc is not None
         ]
         try:
             await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for waiter in waiters:
                 waiter.cancel()
-        for child in children:
-            child.check_alive()
+        hass.check_alive()
         return 0
     finally:
-        log("stopping Home Assistant and the engine simulator")
-        await asyncio.gather(hass.stop(grace=60), sim.stop(grace=10))
+        log("stopping Home Assistant and the engine simulators")
+        await asyncio.gather(hass.stop(grace=60), *(sim.stop(grace=10) for sim in sims))
         log("stopped")
 
 
