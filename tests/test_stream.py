@@ -179,7 +179,7 @@ async def test_paused_viewer_is_dropped_and_hurts_nobody(
             sock.close()
         assert broadcaster.viewer_count == 1
         # The fast viewer kept receiving at least the broadcast's real-time rate.
-        assert len(received) * 8 / elapsed > engine_sim.bitrate * 0.9
+        assert len(received) / elapsed > engine_sim.bitrate * 0.75  # bytes/s
         more = await read_for(fast, 0.5)
         assert more
 
@@ -235,13 +235,14 @@ async def test_cold_start_is_bridged(
     hass_client: ClientFactory,
 ) -> None:
     """Headers at once, null packets during the cold start, then PAT first."""
-    engine_sim.cold_start = 1.5
+    engine_sim.cold_start = 3.0
     client = await hass_client()
     loop = asyncio.get_running_loop()
     start = loop.time()
     async with client.get(URL) as resp:
         assert resp.status == 200
-        assert loop.time() - start < 1.0
+        # The response started while the engine was still in its cold start.
+        assert loop.time() - start < engine_sim.cold_start
         early = await read_for(resp, 1.0)
         assert early
         assert set(pids(early)) == {0x1FFF}
@@ -287,15 +288,14 @@ async def test_rejoin_during_linger(
     broadcaster = _broadcaster(hass, engine_sim.infohash_for(CID))
     await _until(lambda: broadcaster.state is BroadcastState.LINGERING)
     await asyncio.sleep(0.5)
-    loop = asyncio.get_running_loop()
-    start = loop.time()
     async with client.get(URL) as resp:
         data = await read_bytes(resp, 50_000)
-        first_data = loop.time() - start
         assert broadcaster.state is BroadcastState.PLAYING
+    # Straight from the running session: PAT first, no new engine session (so no
+    # cold start), no new reader.
     assert pids(data[:188]) == [0]
-    assert first_data < 1.0  # no cold start
     assert engine_sim.counters.sessions_opened == 1
+    assert engine_sim.counters.readers_opened == 1
     assert engine_sim.counters.sessions_stopped == 0
 
 
