@@ -8,8 +8,7 @@ from homeassistant.components.button import ButtonEntity
 from homeassistant.exceptions import HomeAssistantError
 
 from .const import DOMAIN
-from .entity import BroadcastEntity
-from .platform import async_setup_broadcast_platform
+from .entity import BroadcastEntity, async_setup_broadcast_platform
 
 if TYPE_CHECKING:
     from homeassistant.core import HomeAssistant

@@ -3,17 +3,33 @@ a channel's (or an ad-hoc broadcast's) device."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
-from homeassistant.core import callback
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
-from .const import DOMAIN
+from .channel import Channel
+from .const import DOMAIN, SUBENTRY_CHANNEL
 from .coordinator import EngineCoordinator
-from .hub import SIGNAL_UPDATED, BroadcastTarget, StreamHub, _Broadcast
+from .hub import (
+    SIGNAL_UPDATED,
+    BroadcastTarget,
+    StreamHub,
+    _Broadcast,
+    channel_target,
+    get_hub,
+    signal_channels_changed,
+    signal_new_broadcast,
+)
+
+if TYPE_CHECKING:
+    from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+
+    from .data import AceStreamConfigEntry
 
 
 class EngineEntity(CoordinatorEntity[EngineCoordinator]):
@@ -99,3 +115,51 @@ class BroadcastEntity(Entity):
         if snapshot != self._last:
             self._last = snapshot
             self.async_write_ha_state()
+
+
+type EntityFactory = Callable[[StreamHub, BroadcastTarget, str], Sequence[Entity]]
+
+
+@callback
+def async_setup_broadcast_platform(
+    hass: HomeAssistant,
+    entry: AceStreamConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+    factory: EntityFactory,
+) -> None:
+    """Entities for the entry's channels now and later, and for ad-hoc broadcasts."""
+    hub = get_hub(hass)
+    known: set[str] = set()
+
+    @callback
+    def add_channels() -> None:
+        for subentry in entry.subentries.values():
+            if (
+                subentry.subentry_type != SUBENTRY_CHANNEL
+                or subentry.subentry_id in known
+            ):
+                continue
+            known.add(subentry.subentry_id)
+            target = channel_target(
+                subentry.subentry_id, Channel.from_data(subentry.data)
+            )
+            async_add_entities(
+                factory(hub, target, entry.entry_id),
+                config_subentry_id=subentry.subentry_id,
+            )
+
+    @callback
+    def add_broadcast(target: BroadcastTarget) -> None:
+        async_add_entities(factory(hub, target, entry.entry_id))
+
+    add_channels()
+    entry.async_on_unload(
+        async_dispatcher_connect(
+            hass, signal_channels_changed(entry.entry_id), add_channels
+        )
+    )
+    entry.async_on_unload(
+        async_dispatcher_connect(
+            hass, signal_new_broadcast(entry.entry_id), add_broadcast
+        )
+    )

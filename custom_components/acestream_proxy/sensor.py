@@ -15,9 +15,8 @@ from homeassistant.components.sensor import (
 from homeassistant.const import EntityCategory, UnitOfDataRate, UnitOfTime
 
 from .broadcaster import BroadcastState
-from .entity import BroadcastEntity, EngineEntity
+from .entity import BroadcastEntity, EngineEntity, async_setup_broadcast_platform
 from .hub import BroadcastTarget, StreamHub, _Broadcast, get_hub
-from .platform import async_setup_broadcast_platform
 
 if TYPE_CHECKING:
     from homeassistant.core import HomeAssistant
