@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 import json
 from pathlib import Path
 from typing import Any
 
 from aiohttp import ClientResponse
+from homeassistant.components.http.auth import async_sign_path
+from homeassistant.core import HomeAssistant
 
 PACKET = 188
 NULL_PID = 0x1FFF
@@ -124,3 +127,12 @@ async def first_video_frame(target: str | Path) -> dict[str, Any]:
     frames = json.loads(out)["frames"]
     assert frames, err
     return dict(frames[0])
+
+
+def signed_path(hass: HomeAssistant, path: str, token: str) -> str:
+    """``path?authSig=...`` signed for 5 minutes as the owner of ``token``."""
+    refresh = hass.auth.async_validate_access_token(token)
+    assert refresh is not None
+    return async_sign_path(
+        hass, path, timedelta(minutes=5), refresh_token_id=refresh.id
+    )

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
 from pathlib import Path
 
 from aiohttp.test_utils import TestClient
-from homeassistant.components.http.auth import async_sign_path
 from homeassistant.core import HomeAssistant
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -24,7 +22,7 @@ from custom_components.acestream_proxy.ts import (
     packet_pid,
     random_access_offsets,
 )
-from tests.helpers import read_bytes, run
+from tests.helpers import read_bytes, run, signed_path
 from tests.simulator import EngineSimulator
 
 FIXTURE = Path(__file__).parent / "fixtures" / "sample.ts"
@@ -108,14 +106,6 @@ def quick_idle(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(hls_module, "IDLE_MIN", 2.0)
 
 
-def _signed(hass: HomeAssistant, path: str, token: str) -> str:
-    refresh = hass.auth.async_validate_access_token(token)
-    assert refresh is not None
-    return async_sign_path(
-        hass, path, timedelta(minutes=5), refresh_token_id=refresh.id
-    )
-
-
 async def test_ffmpeg_plays_hls_through_home_assistant(
     hass: HomeAssistant,
     loaded_entry: MockConfigEntry,
@@ -125,7 +115,7 @@ async def test_ffmpeg_plays_hls_through_home_assistant(
 ) -> None:
     """A signed playlist URL is all ffmpeg needs; H.264 + AAC decode over segments."""
     client = await hass_client()
-    url = client.make_url(_signed(hass, HLS, hass_access_token))
+    url = client.make_url(signed_path(hass, HLS, hass_access_token))
     code, _, err = await run(
         "ffmpeg",
         "-v",
@@ -201,7 +191,9 @@ async def test_signed_playlist_signs_its_segments(
     """Anonymous: 401. Signed playlist: its signed segments play; tampered fail."""
     client = await hass_client_no_auth()
     assert (await client.get(HLS)).status == 401
-    playlist = await (await client.get(_signed(hass, HLS, hass_access_token))).text()
+    playlist = await (
+        await client.get(signed_path(hass, HLS, hass_access_token))
+    ).text()
     segment = _media_lines(playlist)[-1]
     ok = await client.get(segment)
     assert ok.status == 200

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterator
-from datetime import timedelta
 from functools import partial
 from pathlib import Path
 import socket
 from unittest.mock import patch
 
 from aiohttp.test_utils import TestClient
-from homeassistant.components.http.auth import async_sign_path
 from homeassistant.core import HomeAssistant
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -34,6 +32,7 @@ from tests.helpers import (
     pids,
     read_bytes,
     read_for,
+    signed_path,
     strip_nulls,
 )
 from tests.simulator import EngineSimulator
@@ -110,11 +109,7 @@ async def test_proxied_stream_is_h264_and_aac(
 ) -> None:
     """ffprobe, a real client, reads the stream through a signed URL."""
     client = await hass_client()
-    refresh = hass.auth.async_validate_access_token(hass_access_token)
-    assert refresh is not None
-    signed = async_sign_path(
-        hass, URL, timedelta(minutes=5), refresh_token_id=refresh.id
-    )
+    signed = signed_path(hass, URL, hass_access_token)
     streams = await ffprobe_streams(client.make_url(signed))
     codecs = {stream["codec_type"]: stream["codec_name"] for stream in streams}
     assert codecs == {"video": "h264", "audio": "aac"}
@@ -543,11 +538,7 @@ async def test_auth_required(
     assert resp.status == 401
     assert engine_sim.counters.getstream_calls == 0
 
-    refresh = hass.auth.async_validate_access_token(hass_access_token)
-    assert refresh is not None
-    signed = async_sign_path(
-        hass, URL, timedelta(minutes=1), refresh_token_id=refresh.id
-    )
+    signed = signed_path(hass, URL, hass_access_token)
     tampered = signed.replace(CID, CID2)
     resp = await client.get(tampered)
     assert resp.status == 401

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 import contextlib
-from datetime import timedelta
 import json
 import os
 from pathlib import Path
@@ -25,7 +24,6 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from homeassistant.components.http.auth import async_sign_path
 from homeassistant.core import HomeAssistant
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -33,6 +31,7 @@ from yarl import URL
 
 from custom_components.acestream_proxy.const import DEFAULT_HLS_SEGMENT
 from custom_components.acestream_proxy.hub import get_hub
+from tests.helpers import signed_path
 from tests.simulator import EngineSimulator
 
 HERE = Path(__file__).parent
@@ -236,14 +235,6 @@ async def page_server() -> AsyncIterator[URL]:
         await server.close()
 
 
-def _signed(hass: HomeAssistant, path: str, token: str) -> str:
-    refresh = hass.auth.async_validate_access_token(token)
-    assert refresh is not None
-    return async_sign_path(
-        hass, path, timedelta(minutes=5), refresh_token_id=refresh.id
-    )
-
-
 async def _wait_for(
     browser: Chromium,
     done: Callable[[dict[str, Any]], bool],
@@ -281,7 +272,7 @@ async def test_chromium_plays_hls_through_home_assistant(
     _require(CHROMIUM, "Chromium")
     _require(HLS_JS, "hls.js")
     client = await hass_client()
-    src = str(client.make_url(_signed(hass, HLS, hass_access_token)))
+    src = str(client.make_url(signed_path(hass, HLS, hass_access_token)))
     browser = Chromium(tmp_path)
     async with page_server() as page_url:
         assert page_url.origin() != URL(src).origin()  # cross-origin: CORS applies
