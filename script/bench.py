@@ -882,13 +882,14 @@ async def hls_figures(sim: Any, fixture_path: Path) -> list[str]:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
     lines.append(
-        f"- First segment, cold (getstream to a segment, simulator cold start "
-        f"{sim.cold_start:.1f} s): {cold_total * 1000:.0f} ms "
+        f"- First playlist ready, cold (getstream to the two startup segments, "
+        f"simulator cold start {sim.cold_start:.1f} s): {cold_total * 1000:.0f} ms "
         f"(the playlist request itself waited {cold * 1000:.0f} ms)."
     )
     lines.append(
-        f"- First segment, warm (broadcast already playing, HLS asked the first time): "
-        f"{warm * 1000:.0f} ms: the next keyframe plus one target duration of media."
+        f"- First playlist ready, warm (broadcast already playing, HLS asked the first "
+        f"time): {warm * 1000:.0f} ms: the next keyframe, a one-keyframe-interval first "
+        "segment, then one target duration of media."
     )
     lines.append(
         f"- Playlist when segments exist: {float(ready or 0) * 1000:.2f} ms "

@@ -59,7 +59,8 @@ def test_segmenter_cuts_at_keyframes() -> None:
         first_rap = random_access_offsets(segment.data, program.video_pid)[0]
         assert first_rap == 2 * PACKET_SIZE
         assert keyframe_pts(segment.data[first_rap : first_rap + PACKET_SIZE])
-    assert [round(s.duration) for s in segments[:2]] == [3, 3]
+    # A short first segment (one keyframe interval), then the target duration.
+    assert [round(s.duration) for s in segments[:3]] == [1, 3, 3]
     playlist = segmenter.playlist(lambda s: f"{s.seq}.ts")
     assert _tag(playlist, "#EXT-X-TARGETDURATION") == "3"
     assert int(_tag(playlist, "#EXT-X-MEDIA-SEQUENCE")) == segments[0].seq

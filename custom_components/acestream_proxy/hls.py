@@ -27,6 +27,11 @@ PTS_HZ: Final = 90_000
 # An HLS client that fetched nothing for this long (or 4 segment durations, if
 # longer) no longer counts as a viewer.
 IDLE_MIN: float = 10.0
+# Length of the first segment of a broadcast's HLS output, and how many segments
+# the first playlist waits for: a player that starts with two segments buffered
+# does not stall waiting for the third.
+STARTUP_SEGMENT: Final = 1.0
+STARTUP_SEGMENTS: Final = 2
 PTS_WRAP: Final = 1 << 33
 
 
@@ -79,6 +84,7 @@ class Segmenter:
         self._discontinuity = False
         self._resume_discontinuity = False
         self.cut = asyncio.Event()
+        self._startup_target = min(target_duration, STARTUP_SEGMENT)
 
     def resume(self) -> None:
         """The consumer rejoins after a pause: what follows is discontinuous."""
@@ -107,7 +113,10 @@ class Segmenter:
                 start = offset
                 continue
             elapsed = ((pts - self._start_pts) % PTS_WRAP) / PTS_HZ
-            if discontinuity or elapsed >= self.target_duration:
+            # The first segment after a start is one keyframe interval (or up to
+            # STARTUP_SEGMENT): players get two segments of buffer sooner.
+            target = self.target_duration if self.segments else self._startup_target
+            if discontinuity or elapsed >= target:
                 self._pieces.append(chunk[start:offset])
                 self._finish(elapsed if not discontinuity else None)
                 self._begin(pts, discontinuity)
@@ -242,13 +251,13 @@ class HlsOutput:
             raise _Idle
 
     async def wait_for_segment(self, limit: float) -> bool:
-        """Wait (bounded) until at least one segment exists."""
+        """Wait (bounded) for the startup segments; True if at least one exists."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + limit
-        while not self.segmenter.segments:
+        while len(self.segmenter.segments) < STARTUP_SEGMENTS:
             left = deadline - loop.time()
             if self.broadcaster.closed or left <= 0:
-                return False
+                return bool(self.segmenter.segments)
             try:
                 async with asyncio.timeout(min(1.0, left)):
                     await self.segmenter.cut.wait()
