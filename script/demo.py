@@ -772,9 +772,11 @@ async def run(args: argparse.Namespace, stop: asyncio.Event) -> int:
             f"{ha_url}{stream_path} | ffprobe -",
             "cast it": "Developer tools > Actions > AceStream Proxy: Play, "
             "media player media_player.living_room, channel Demo Sports",
-            "failover": f"while playing, stop the simulator serving it "
-            f"(kill the 'tests.simulator --port' process of {sims[0].log_path.name} "
-            "or the other); the broadcast moves, the player keeps going",
+            "failover": "while a channel plays, stop the engine serving it, e.g. "
+            f"pkill -f 'tests.simulator --host 127.0.0.1 --port {sim_ports[0]}' "
+            "(the first broadcast goes to the first engine): it moves to the other "
+            "engine, the player keeps going, and Developer tools > Events shows "
+            "acestream_proxy_event stream_failover",
             "entities": ", ".join(f"{eid}={state}" for eid, state in entities)
             or "(none)",
             "logs": f"{config_dir / 'home-assistant.log'}, {demo_dir}/simulator-*.log",
