@@ -418,6 +418,8 @@ async def test_diagnostics_are_redacted(
     client = await hass_client()
     async with client.get(f"/api/acestream_proxy/stream/{CID}") as resp:
         await read_bytes(resp, 50_000)
+        hls = await client.get(f"/api/acestream_proxy/hls/{CID}/index.m3u8")
+        assert hls.status == 200
         diagnostics = await get_diagnostics_for_config_entry(
             hass, hass_client, loaded_entry
         )
@@ -426,7 +428,8 @@ async def test_diagnostics_are_redacted(
     assert "/ace/r/" not in text
     assert diagnostics["engine"]["reachable"] is True
     [broadcast] = diagnostics["broadcasts"]
-    assert broadcast["viewers"] == 1
+    assert broadcast["viewers"] == 2  # one TS, one HLS client
+    assert broadcast["hls"]["segments"] >= 2
     assert broadcast["stats"]["bytes_in"] > 0
     assert broadcast["session"]["playback_url"] == "**REDACTED**"
 

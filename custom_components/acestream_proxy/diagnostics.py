@@ -52,6 +52,13 @@ async def async_get_config_entry_diagnostics(
                 else None,
                 "session": asdict(b.session) if b.session else None,
                 "ring": {"chunks": len(b.ring), "bytes": b.ring.size},
+                "hls": {
+                    "segments": len(item.hls.segmenter.segments),
+                    "next_seq": item.hls.segmenter.next_seq,
+                    "clients": item.hls.active_clients,
+                }
+                if item.hls
+                else None,
             }
         )
     return async_redact_data(
