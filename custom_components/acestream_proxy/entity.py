@@ -17,9 +17,9 @@ from .const import DOMAIN, SUBENTRY_CHANNEL
 from .coordinator import EngineCoordinator
 from .hub import (
     SIGNAL_UPDATED,
+    BroadcastRecord,
     BroadcastTarget,
     StreamHub,
-    _Broadcast,
     channel_target,
     get_hub,
     signal_channels_changed,
@@ -95,7 +95,7 @@ class BroadcastEntity(Entity):
         self._last: Any = object()
 
     @property
-    def record(self) -> _Broadcast | None:
+    def record(self) -> BroadcastRecord | None:
         """The broadcast now playing for this target, if any."""
         return self.hub.record(self.target)
 

@@ -108,7 +108,7 @@ def get_hub(hass: HomeAssistant) -> StreamHub:
 
 
 @dataclass(slots=True)
-class _Broadcast:
+class BroadcastRecord:
     broadcaster: Broadcaster
     entry_id: str
     engine_stats: SessionStats | None = None
@@ -148,7 +148,7 @@ class StreamHub:
 
     hass: HomeAssistant
     engines: dict[str, AceStreamConfigEntry] = field(default_factory=dict)
-    broadcasts: dict[str, _Broadcast] = field(default_factory=dict)
+    broadcasts: dict[str, BroadcastRecord] = field(default_factory=dict)
     aliases: dict[ContentRef, str] = field(default_factory=dict)
     _starting: dict[ContentRef, tuple[str, asyncio.Task[Broadcaster]]] = field(
         default_factory=dict
@@ -250,7 +250,7 @@ class StreamHub:
             )
         self.request_update()
 
-    async def _async_poll_stats(self, item: _Broadcast) -> None:
+    async def _async_poll_stats(self, item: BroadcastRecord) -> None:
         session = item.broadcaster.session
         entry = self.engines.get(item.entry_id)
         if session is None or entry is None:
@@ -417,7 +417,7 @@ class StreamHub:
             engine_id=entry.entry_id,
             failover=self._failover_target,
         )
-        item = _Broadcast(broadcaster, entry.entry_id)
+        item = BroadcastRecord(broadcaster, entry.entry_id)
         self.broadcasts[session.infohash] = item
         broadcaster.name = self.target_for(broadcaster).name
         if self.channel_for(broadcaster) is None:
@@ -476,7 +476,7 @@ class StreamHub:
         await broadcaster.async_close()
         return True
 
-    def record(self, target: BroadcastTarget) -> _Broadcast | None:
+    def record(self, target: BroadcastTarget) -> BroadcastRecord | None:
         """The live broadcast a channel or ad-hoc target follows."""
         broadcaster = self.find(target.ref)
         return self.broadcasts[broadcaster.infohash] if broadcaster else None

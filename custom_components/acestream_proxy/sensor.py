@@ -16,7 +16,7 @@ from homeassistant.const import EntityCategory, UnitOfDataRate, UnitOfTime
 
 from .broadcaster import BroadcastState
 from .entity import BroadcastEntity, EngineEntity, async_setup_broadcast_platform
-from .hub import BroadcastTarget, StreamHub, _Broadcast, get_hub
+from .hub import BroadcastRecord, BroadcastTarget, StreamHub, get_hub
 
 if TYPE_CHECKING:
     from homeassistant.core import HomeAssistant
@@ -95,23 +95,25 @@ class EngineCountSensor(EngineEntity, SensorEntity):
         return hub.broadcast_count(entry_id)
 
 
-def _status(hub: StreamHub, target: BroadcastTarget, item: _Broadcast | None) -> str:
+def _status(
+    hub: StreamHub, target: BroadcastTarget, item: BroadcastRecord | None
+) -> str:
     if item is None:
         return BroadcastState.FAILED.value if hub.failed(target) else STATUS_IDLE
     state = item.broadcaster.state
     return STATUS_IDLE if state is BroadcastState.STOPPED else state.value
 
 
-def _bitrate(item: _Broadcast | None) -> int:
+def _bitrate(item: BroadcastRecord | None) -> int:
     # kbit/s rounded to 10: finer detail is noise in history graphs.
     return round(item.broadcaster.bitrate / 10_000) * 10 if item else 0
 
 
 def _engine_stat(
     name: str,
-) -> Callable[[StreamHub, BroadcastTarget, _Broadcast | None], Any]:
+) -> Callable[[StreamHub, BroadcastTarget, BroadcastRecord | None], Any]:
     def value(
-        _hub: StreamHub, _target: BroadcastTarget, item: _Broadcast | None
+        _hub: StreamHub, _target: BroadcastTarget, item: BroadcastRecord | None
     ) -> Any:
         if item is None or item.engine_stats is None:
             return None
@@ -124,7 +126,7 @@ def _engine_stat(
 class BroadcastSensorDescription(SensorEntityDescription):
     """How a broadcast sensor reads its value."""
 
-    value: Callable[[StreamHub, BroadcastTarget, _Broadcast | None], Any]
+    value: Callable[[StreamHub, BroadcastTarget, BroadcastRecord | None], Any]
 
 
 BROADCAST_SENSORS: tuple[BroadcastSensorDescription, ...] = (
