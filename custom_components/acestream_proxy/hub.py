@@ -109,6 +109,8 @@ def get_hub(hass: HomeAssistant) -> StreamHub:
 
 @dataclass(slots=True)
 class BroadcastRecord:
+    """What the hub keeps about one broadcast."""
+
     broadcaster: Broadcaster
     entry_id: str
     engine_stats: SessionStats | None = None
