@@ -241,7 +241,10 @@ class HlsOutput:
             self.broadcaster.extra_viewers = 0
 
     async def _write(self, data: bytes | memoryview) -> None:
+        cut = self.segmenter.next_seq
         self.segmenter.feed(data)
+        if self.segmenter.next_seq == cut:
+            return  # clients are recounted once per segment, not per chunk
         horizon = time.monotonic() - self.idle_after
         for client, seen in list(self.clients.items()):
             if seen < horizon:

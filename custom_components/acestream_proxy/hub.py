@@ -295,11 +295,13 @@ class StreamHub:
 
     # -- broadcasts ----------------------------------------------------------------
 
+    def infohash_of(self, ref: ContentRef) -> str | None:
+        """The infohash a ref names: itself, or what the engine told for a content id."""
+        return ref.value if ref.kind is ContentKind.INFOHASH else self.aliases.get(ref)
+
     def find(self, ref: ContentRef) -> Broadcaster | None:
         """The live broadcast a content id or infohash names, if any."""
-        infohash = (
-            ref.value if ref.kind is ContentKind.INFOHASH else self.aliases.get(ref)
-        )
+        infohash = self.infohash_of(ref)
         if infohash is None:
             return None
         item = self.broadcasts.get(infohash)
@@ -384,7 +386,7 @@ class StreamHub:
     ) -> Broadcaster:
         # A broadcast of this infohash still closing must finish stopping its engine
         # session first: a stop sent after our getstream could end our new reader.
-        known = ref.value if ref.kind is ContentKind.INFOHASH else self.aliases.get(ref)
+        known = self.infohash_of(ref)
         old = self.broadcasts.get(known) if known is not None else None
         if old is not None and old.broadcaster.closed:
             await old.broadcaster.async_close()
@@ -464,10 +466,7 @@ class StreamHub:
 
     def failed(self, target: BroadcastTarget) -> str | None:
         """Why the target's last broadcast failed, until it plays again."""
-        ref = target.ref
-        infohash = (
-            ref.value if ref.kind is ContentKind.INFOHASH else self.aliases.get(ref)
-        )
+        infohash = self.infohash_of(target.ref)
         return self.failures.get(infohash) if infohash else None
 
     async def async_stop(self, ref: ContentRef) -> bool:
@@ -497,10 +496,9 @@ class StreamHub:
     ) -> tuple[ConfigSubentry, Channel] | None:
         """The configured channel a broadcast plays, if any."""
         for _, subentry, channel in iter_channels(self.hass):
-            ref = channel.ref
-            if ref == broadcaster.content or broadcaster.infohash in (
-                ref.value if ref.kind is ContentKind.INFOHASH else None,
-                self.aliases.get(ref),
+            if (
+                channel.ref == broadcaster.content
+                or self.infohash_of(channel.ref) == broadcaster.infohash
             ):
                 return subentry, channel
         return None
