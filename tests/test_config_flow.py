@@ -208,3 +208,25 @@ async def test_options_flow(hass: HomeAssistant, loaded_entry: MockConfigEntry) 
     schema = result["data_schema"].schema
     defaults = {str(key): key.default() for key in schema}
     assert defaults == new
+
+
+async def test_options_allow_thousands_of_viewers(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry
+) -> None:
+    """The viewer limit goes up to 5,000 per broadcast (2,000 are benchmarked)."""
+    values = {
+        CONF_LINGER: 30,
+        CONF_REPLAY_WINDOW: 10,
+        CONF_MAX_BROADCASTS: 10,
+        CONF_HLS_SEGMENT: 3,
+    }
+    result = await hass.config_entries.options.async_init(loaded_entry.entry_id)
+    with pytest.raises(InvalidData):
+        await hass.config_entries.options.async_configure(
+            result["flow_id"], {**values, CONF_MAX_VIEWERS: 5001}
+        )
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {**values, CONF_MAX_VIEWERS: 2000}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert loaded_entry.options[CONF_MAX_VIEWERS] == 2000

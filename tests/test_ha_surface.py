@@ -225,6 +225,62 @@ async def test_events_and_device_trigger_automation(
     assert len(fired) == 1
 
 
+async def test_viewer_events_scale_with_people_not_connections(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    hass_client: ClientFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """200 quick reconnects: a few coalesced events, and the sensor stays exact."""
+    hold = 1.0
+    monkeypatch.setattr(hub_module, "VIEWER_EVENT_HOLD", hold)
+    subentry_id = await _add_channel(hass, loaded_entry, "Sports 1", CID)
+    device = _device(hass, f"channel_{subentry_id}")
+    assert device is not None
+    ids = _entities(hass, device.id)
+    events = async_capture_events(hass, EVENT_TYPE)
+    url = f"/api/acestream_proxy/stream/{CID}"
+    client = await hass_client()
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    async with client.get(url) as first:
+        await read_bytes(first, 50_000)
+        for _ in range(200):  # an IPTV app that keeps reconnecting
+            async with client.get(url) as again:
+                assert again.status == 200
+                assert await again.content.readany()
+        async with client.get(url) as second, client.get(url) as third:
+            assert await second.content.readany()
+            assert await third.content.readany()
+            await _wait_state(hass, ids["viewers"], lambda s: s == "3")
+    await _wait_state(hass, ids["viewers"], lambda s: s == "0")
+
+    def told() -> list[dict[str, Any]]:
+        return [
+            dict(e.data)
+            for e in events
+            if e.data["type"] in ("viewer_joined", "viewer_left")
+        ]
+
+    async with asyncio.timeout(hold + 5):
+        while not told() or told()[-1]["viewers"] != 0:
+            await asyncio.sleep(0.05)
+    elapsed = loop.time() - started
+    viewer_events = told()
+    # The first viewer is told at once, then at most one event per hold.
+    assert viewer_events[0]["type"] == "viewer_joined"
+    assert viewer_events[0]["viewers"] == 1
+    assert viewer_events[-1]["type"] == "viewer_left"
+    assert len(viewer_events) <= 2 + elapsed / hold
+    assert len(viewer_events) < 0.1 * 2 * 203
+    for before, after in zip(viewer_events, viewer_events[1:], strict=False):
+        # Each event tells a change of the count, in its direction.
+        assert before["viewers"] != after["viewers"]
+        assert (after["type"] == "viewer_joined") == (
+            after["viewers"] > before["viewers"]
+        )
+
+
 @pytest.mark.parametrize("entry_options", [{CONF_LINGER: 0}])
 async def test_adhoc_broadcast_device_comes_and_goes(
     hass: HomeAssistant,

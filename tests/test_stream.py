@@ -115,6 +115,34 @@ async def test_proxied_stream_is_h264_and_aac(
     assert codecs == {"video": "h264", "audio": "aac"}
 
 
+async def test_stream_body_is_raw_ts_delimited_by_close(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    hass_client: ClientFactory,
+    hass_access_token: str,
+) -> None:
+    """An HTTP/1.1 client gets the TS bytes as they are: no chunked framing."""
+    client = await hass_client()
+    signed = signed_path(hass, URL, hass_access_token)
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    try:
+        writer.write(
+            f"GET {signed} HTTP/1.1\r\nHost: {client.host}\r\n\r\n".encode()
+        )
+        async with asyncio.timeout(10):
+            head = await reader.readuntil(b"\r\n\r\n")
+            body = await reader.readexactly(188 * 500)
+    finally:
+        writer.close()
+    lines = head.decode().lower().split("\r\n")
+    assert lines[0] == "http/1.1 200 ok"
+    assert "connection: close" in lines
+    assert not any(line.startswith("transfer-encoding") for line in lines)
+    assert not any(line.startswith("content-length") for line in lines)
+    # Every 188th byte is a sync byte: nothing was inserted between packets.
+    assert all(body[i] == 0x47 for i in range(0, len(body), 188))
+
+
 async def test_late_joiner_starts_at_pat_and_decodes_at_once(
     hass: HomeAssistant,
     loaded_entry: MockConfigEntry,

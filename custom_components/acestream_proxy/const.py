@@ -29,7 +29,8 @@ DEFAULT_HLS_SEGMENT: Final = 3
 # (minimum, maximum) accepted by the options flow.
 LINGER_RANGE: Final = (0, 3600)
 REPLAY_WINDOW_RANGE: Final = (2, 60)
-MAX_VIEWERS_RANGE: Final = (1, 1000)
+# A broadcast can serve thousands (make bench measures 2,000 at 8 Mbit/s).
+MAX_VIEWERS_RANGE: Final = (1, 5000)
 MAX_BROADCASTS_RANGE: Final = (1, 100)
 HLS_SEGMENT_RANGE: Final = (1, 10)
 

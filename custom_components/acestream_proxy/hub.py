@@ -65,6 +65,16 @@ SIGNAL_UPDATED: Final = f"{DOMAIN}_updated"
 UPDATE_MIN_INTERVAL: Final = 2.0
 TICK: Final = timedelta(seconds=5)
 STATS_EVERY_TICKS: Final = 3  # engine stat_url every 15 s
+# viewer_joined / viewer_left reach the bus (and the recorder) at most once per
+# broadcast per this many seconds: an IPTV app that reconnects, or a crowd joining,
+# must not flood it. A change after a quiet spell is told at once; changes within
+# the hold are told together when it ends, as one event whose type is the net
+# direction and whose ``viewers`` is the exact count (no event if it came back to
+# where it was). The viewers sensors are never held back.
+VIEWER_EVENT_HOLD: Final = 5.0
+VIEWER_EVENTS: Final = frozenset(
+    {BroadcastEvent.VIEWER_JOINED, BroadcastEvent.VIEWER_LEFT}
+)
 # Broadcast events on the bus (device triggers offer the same types).
 BUS_EVENTS: Final = frozenset(
     {
@@ -116,6 +126,11 @@ class BroadcastRecord:
     engine_stats: SessionStats | None = None
     adhoc_device_id: str | None = None
     hls: HlsOutput | None = None
+    # Viewer events (see VIEWER_EVENT_HOLD): the count last told, when, and the
+    # timer that tells the changes held back since.
+    viewers_told: int = 0
+    viewers_told_at: float = -VIEWER_EVENT_HOLD
+    viewers_timer: asyncio.TimerHandle | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -528,6 +543,33 @@ class StreamHub:
             data["to_engine"] = self._engine_title(broadcaster.engine_id)
         self.hass.bus.async_fire(EVENT_TYPE, data)
 
+    def _viewers_changed(self, item: BroadcastRecord) -> None:
+        if item.viewers_timer is not None:
+            return  # the pending event will tell the count
+        wait = item.viewers_told_at + VIEWER_EVENT_HOLD - time.monotonic()
+        if wait <= 0:
+            self._tell_viewers(item)
+        else:
+            item.viewers_timer = self.hass.loop.call_later(
+                wait, self._tell_viewers, item
+            )
+
+    @callback
+    def _tell_viewers(self, item: BroadcastRecord) -> None:
+        if item.viewers_timer is not None:
+            item.viewers_timer.cancel()
+            item.viewers_timer = None
+        count = item.broadcaster.viewer_count
+        if count == item.viewers_told:
+            return
+        item.viewers_told_at = time.monotonic()
+        joined = count > item.viewers_told
+        item.viewers_told = count
+        self._fire(
+            item.broadcaster,
+            BroadcastEvent.VIEWER_JOINED if joined else BroadcastEvent.VIEWER_LEFT,
+        )
+
     def _engine_title(self, entry_id: str | None) -> str | None:
         entry = self.hass.config_entries.async_get_entry(entry_id) if entry_id else None
         return entry.title if entry else entry_id
@@ -547,7 +589,12 @@ class StreamHub:
                 engine.runtime_data.coordinator.async_request_refresh(),
                 eager_start=True,
             )
-        if event in BUS_EVENTS:
+        if event in VIEWER_EVENTS:
+            self._viewers_changed(item)
+        elif event in BUS_EVENTS:
+            if event in (BroadcastEvent.STOPPED, BroadcastEvent.FAILED):
+                # What the hold kept back is told before the end.
+                self._tell_viewers(item)
             self._fire(broadcaster, event)
         if event is BroadcastEvent.FAILED:
             self.failures[broadcaster.infohash] = broadcaster.failure or "failed"

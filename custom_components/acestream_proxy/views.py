@@ -40,6 +40,25 @@ TS_HEADERS: Final = {
 }
 
 
+class LiveStreamResponse(web.StreamResponse):
+    """A live body delimited by the end of the connection, not chunked.
+
+    aiohttp frames a body of unknown length in HTTP/1.1 as chunked: a size line and a
+    CRLF around every write, which (before Python 3.13.2, where aiohttp cannot use
+    writelines) copies every chunk once per viewer. A live stream never ends on its
+    own and its connection is never reused, so ``Connection: close`` delimits the
+    body (RFC 9112 section 6.3) and the ring's chunks go to the socket as they are.
+    aiohttp's WebSocketResponse turns the length check off the same way.
+    """
+
+    _length_check = False
+
+    def __init__(self) -> None:
+        """A TS response whose connection closes when the stream ends."""
+        super().__init__(headers=TS_HEADERS)
+        self.force_close()
+
+
 def async_register_views(hass: HomeAssistant) -> None:
     """Register the views once (views cannot be unregistered)."""
     hass.http.register_view(ContentIdStreamView())
@@ -99,7 +118,7 @@ async def _serve(
     except (NoEngineError, CapacityError, ViewerLimitError, EngineError) as err:
         return _error_for(err)
 
-    response = web.StreamResponse(headers=TS_HEADERS)
+    response = LiveStreamResponse()
     try:
         await response.prepare(request)
         reason = await viewer.stream(response.write)
