@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+import itertools
 from typing import Any
 
 import aiohttp
@@ -273,7 +274,7 @@ async def test_viewer_events_scale_with_people_not_connections(
     assert viewer_events[-1]["type"] == "viewer_left"
     assert len(viewer_events) <= 2 + elapsed / hold
     assert len(viewer_events) < 0.1 * 2 * 203
-    for before, after in zip(viewer_events, viewer_events[1:], strict=False):
+    for before, after in itertools.pairwise(viewer_events):
         # Each event tells a change of the count, in its direction.
         assert before["viewers"] != after["viewers"]
         assert (after["type"] == "viewer_joined") == (

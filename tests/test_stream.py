@@ -126,9 +126,7 @@ async def test_stream_body_is_raw_ts_delimited_by_close(
     signed = signed_path(hass, URL, hass_access_token)
     reader, writer = await asyncio.open_connection(client.host, client.port)
     try:
-        writer.write(
-            f"GET {signed} HTTP/1.1\r\nHost: {client.host}\r\n\r\n".encode()
-        )
+        writer.write(f"GET {signed} HTTP/1.1\r\nHost: {client.host}\r\n\r\n".encode())
         async with asyncio.timeout(10):
             head = await reader.readuntil(b"\r\n\r\n")
             body = await reader.readexactly(188 * 500)
