@@ -23,7 +23,7 @@ from custom_components.acestream_proxy.engine import (
     EngineClient,
 )
 from custom_components.acestream_proxy.ts import PACKET_SIZE, packet_pid
-from tests.helpers import pids
+from tests.helpers import NULL_PID, pids, strip_nulls
 from tests.simulator import EngineSimulator
 
 CID = ContentRef.parse(ContentKind.CONTENT_ID, "12" * 20)
@@ -174,3 +174,31 @@ async def test_stream_without_keyframe_flags_still_plays(
     real = [pid for pid in pids(bytes(sink.data)) if pid != 0x1FFF]
     assert real[0] == 0  # still starts with PAT + PMT
     assert packet_pid(bytes(sink.data), 0) in (0, 0x1FFF)
+
+
+async def test_mid_stream_stall_sends_keepalive_and_flushes(
+    harness: Harness, engine_sim: EngineSimulator
+) -> None:
+    """Defect 6: a stall mid-stream keeps viewers fed with null packets at once, and
+    the last data before it reaches them without waiting for the stall timeout."""
+    broadcaster = await harness.open(stall_timeout=30.0, keepalive_interval=0.2)
+    sink = Sink()
+    viewer = broadcaster.join()
+    task = asyncio.create_task(viewer.stream(sink.write))
+    await _until(lambda: len(strip_nulls(bytes(sink.data))) > 300_000)
+    engine_sim.stall = True
+    session = engine_sim.session_for(broadcaster.infohash)
+    assert session is not None
+    await _until(lambda: broadcaster.stats.bytes_in == session.position)
+    tail = engine_sim.fixture.read(session.position - 20 * PACKET_SIZE, 20 * 188)
+    # The gathered tail is flushed by its timer, not by the next read or the stall.
+    await _until(lambda: strip_nulls(bytes(sink.data)).endswith(tail), timeout=2)
+    mark = len(sink.data)
+    await _until(lambda: NULL_PID in pids(bytes(sink.data[mark:])), timeout=2)
+    assert broadcaster.state is BroadcastState.PLAYING  # a stall, not yet a restart
+    assert broadcaster.stats.upstream_restarts == 0
+    engine_sim.stall = False
+    mark = len(sink.data)
+    await _until(lambda: len(strip_nulls(bytes(sink.data[mark:]))) > 100_000)
+    await broadcaster.async_close()
+    assert await task is EndReason.ENDED

@@ -230,9 +230,9 @@ class Viewer:
                     continue
             # Woken by new data, or by the broadcaster's tick when none came.
             await b.wake.wait()
-            starved = cursor is None or b.state is not BroadcastState.PLAYING
-            if starved and time.monotonic() - last_sent >= keepalive:
-                # Cold start or upstream restart: keep the player's read alive.
+            if time.monotonic() - last_sent >= keepalive:
+                # Cold start, stall or restart: keep the player's read alive (null
+                # packets go between whole packets, so the stream stays valid).
                 await self._send(write, KEEPALIVE)
                 last_sent = time.monotonic()
         return EndReason.ENDED
@@ -330,6 +330,7 @@ class Broadcaster:
         self._pending: list[bytes] = []
         self._pending_size = 0
         self._pending_since = 0.0
+        self._flush_timer: asyncio.TimerHandle | None = None
         self._last_append = time.monotonic()
         self._ticker: asyncio.TimerHandle | None = None
         self._rate: deque[list[int]] = deque(maxlen=BITRATE_WINDOW + 1)
@@ -430,9 +431,10 @@ class Broadcaster:
         if self._linger is not None:
             self._linger.cancel()
             self._linger = None
-        if self._ticker is not None:
-            self._ticker.cancel()
-            self._ticker = None
+        for timer in (self._ticker, self._flush_timer):
+            if timer is not None:
+                timer.cancel()
+        self._ticker = self._flush_timer = None
         self._wake_viewers()
         task = self._task
         if task is not None and task is not asyncio.current_task():
@@ -600,6 +602,10 @@ class Broadcaster:
         if aligned:
             if not self._pending:
                 self._pending_since = now
+                # Data that arrives just before a stall must not wait for it.
+                self._flush_timer = asyncio.get_running_loop().call_later(
+                    FLUSH_SECONDS, self._flush_due
+                )
             self._pending.append(aligned)
             self._pending_size += len(aligned)
         # Reads come in whatever sizes the socket gives; viewers are woken and
@@ -610,7 +616,15 @@ class Broadcaster:
         ):
             self._flush(now)
 
+    def _flush_due(self) -> None:
+        self._flush_timer = None
+        if self._pending:
+            self._flush(time.monotonic())
+
     def _flush(self, now: float) -> None:
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
         pending = self._pending
         chunk = pending[0] if len(pending) == 1 else b"".join(pending)
         self._pending = []

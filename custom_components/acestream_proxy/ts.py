@@ -1,5 +1,11 @@
 """MPEG-TS packet helpers for the broadcaster (no Home Assistant imports).
 
+Every function here is total: whatever bytes the engine sends (truncated packets,
+corrupt sections, a file that is not MPEG-TS at all), they return a result and never
+raise, so a bad stream can fail a broadcast with a reason but never crash its
+producer. Parsers only look at whole 188-byte packets and check every length they
+read before indexing with it.
+
 Only what the fan-out needs: keep the stream packet-aligned, find where a decoder can
 start (a video packet with ``random_access_indicator``), remember the PAT and PMT that a
 joining viewer must see first, and mark a discontinuity after an upstream restart.
@@ -32,23 +38,40 @@ def null_packets(count: int) -> bytes:
 
 
 def packet_pid(data: bytes | bytearray | memoryview, offset: int) -> int:
-    """PID of the packet at ``offset``."""
+    """PID of the packet at ``offset``; -1 when there is no packet header there."""
+    if offset < 0 or offset + 3 > len(data):
+        return -1
     return ((data[offset + 1] & 0x1F) << 8) | data[offset + 2]
 
 
 class TsAligner:
-    """Turns arbitrary reads into whole, sync-checked 188-byte packets."""
+    """Turns arbitrary reads into whole, sync-checked 188-byte packets.
 
-    __slots__ = ("_pending", "resyncs")
+    Total: any bytes in, aligned packets (possibly none) out, never an exception.
+    Out of sync (at the start, after a reset, or after a packet without its sync
+    byte) a position is trusted only when three packets in a row start with 0x47,
+    so non-TS data (an MKV file, an HTML page) yields nothing and is counted in
+    ``discarded``. ``resyncs`` counts how often sync was lost mid-stream.
+    """
+
+    __slots__ = ("_pending", "_synced", "discarded", "resyncs")
 
     def __init__(self) -> None:
-        """Start with nothing pending."""
+        """Start with nothing pending and no sync."""
         self._pending = b""
+        self._synced = False
         self.resyncs = 0
+        self.discarded = 0
+
+    @property
+    def synced(self) -> bool:
+        """Whether the last bytes seen were aligned packets."""
+        return self._synced
 
     def reset(self) -> None:
         """Drop a partial packet (the upstream was reopened)."""
         self._pending = b""
+        self._synced = False
 
     def feed(self, data: bytes) -> bytes:
         """Return the longest run of aligned packets available so far."""
@@ -59,12 +82,20 @@ class TsAligner:
         pieces: list[bytes] = []
         pos = 0
         while pos < size:
-            if data[pos] != SYNC_BYTE:
-                pos = self._resync(data, pos)
-                if pos < 0:
-                    # Keep a tail: the next read may complete a sync run.
-                    self._pending = data[-(PACKET_SIZE * 3) :]
+            if not self._synced or data[pos] != SYNC_BYTE:
+                if self._synced:
+                    self.resyncs += 1
+                    self._synced = False
+                found = _find_sync(data, pos)
+                if found < 0:
+                    # Keep the tail a sync run could still start in.
+                    keep = max(pos, size - 2 * PACKET_SIZE)
+                    self.discarded += keep - pos
+                    self._pending = data[keep:]
                     break
+                self.discarded += found - pos
+                pos = found
+                self._synced = True
             end = pos + (size - pos) // PACKET_SIZE * PACKET_SIZE
             run = data[pos:end]
             bad = _first_bad_sync(run)
@@ -76,18 +107,18 @@ class TsAligner:
             pos += bad
         return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
-    def _resync(self, data: bytes, start: int) -> int:
-        """First offset from ``start`` where three packets in a row start with 0x47."""
-        self.resyncs += 1
-        pos = data.find(SYNC_BYTE, start)
-        while pos >= 0 and pos + 2 * PACKET_SIZE < len(data):
-            if (
-                data[pos + PACKET_SIZE] == SYNC_BYTE
-                and data[pos + 2 * PACKET_SIZE] == SYNC_BYTE
-            ):
-                return pos
-            pos = data.find(SYNC_BYTE, pos + 1)
-        return -1
+
+def _find_sync(data: bytes, start: int) -> int:
+    """First offset from ``start`` where three packets in a row start with 0x47."""
+    pos = data.find(SYNC_BYTE, start)
+    while pos >= 0 and pos + 2 * PACKET_SIZE < len(data):
+        if (
+            data[pos + PACKET_SIZE] == SYNC_BYTE
+            and data[pos + 2 * PACKET_SIZE] == SYNC_BYTE
+        ):
+            return pos
+        pos = data.find(SYNC_BYTE, pos + 1)
+    return -1
 
 
 def _first_bad_sync(chunk: bytes) -> int:
@@ -130,7 +161,7 @@ class ProgramInfo:
 
     def scan(self, chunk: bytes) -> None:
         """Look for PAT, then PMT, until both are known."""
-        for offset in range(0, len(chunk), PACKET_SIZE):
+        for offset in range(0, len(chunk) - PACKET_SIZE + 1, PACKET_SIZE):
             pid = packet_pid(chunk, offset)
             if pid == PAT_PID and self.pat is None:
                 self._read_pat(chunk, offset)
@@ -142,7 +173,8 @@ class ProgramInfo:
     @staticmethod
     def _section(chunk: bytes, offset: int) -> bytes | None:
         packet = chunk[offset : offset + PACKET_SIZE]
-        if not packet[1] & 0x40:  # payload_unit_start: a section starts here
+        # payload_unit_start: a section starts in this packet.
+        if len(packet) < PACKET_SIZE or not packet[1] & 0x40:
             return None
         pos = 4
         if packet[3] & 0x20:
@@ -172,7 +204,9 @@ class ProgramInfo:
 
     def _read_pmt(self, chunk: bytes, offset: int) -> None:
         section = self._section(chunk, offset)
-        if section is None or section[0] != 0x02:
+        # table_id, lengths, program number, version, section numbers, PCR PID,
+        # program_info_length (12 bytes), then the CRC: shorter is malformed.
+        if section is None or section[0] != 0x02 or len(section) < 16:
             return
         info_length = ((section[10] & 0x0F) << 8) | section[11]
         pos = 12 + info_length
@@ -190,7 +224,8 @@ class ProgramInfo:
 
 def random_access_offsets(chunk: bytes, video_pid: int | None) -> list[int]:
     """Offsets of packets flagged random_access_indicator (on the video PID if known)."""
-    flags = chunk[3::PACKET_SIZE].translate(_AF_PRESENT)
+    whole = len(chunk) // PACKET_SIZE * PACKET_SIZE  # a partial packet is no join point
+    flags = chunk[3:whole:PACKET_SIZE].translate(_AF_PRESENT)
     found: list[int] = []
     index = flags.find(1)
     while index >= 0:
@@ -207,7 +242,8 @@ def random_access_offsets(chunk: bytes, video_pid: int | None) -> list[int]:
 
 def pat_offsets(chunk: bytes) -> list[int]:
     """Offsets of packets starting a PAT: join points of a stream without RAI flags."""
-    low = chunk[2::PACKET_SIZE]  # low byte of the PID: 0 for the PAT
+    whole = len(chunk) // PACKET_SIZE * PACKET_SIZE
+    low = chunk[2:whole:PACKET_SIZE]  # low byte of the PID: 0 for the PAT
     found: list[int] = []
     index = low.find(0)
     while index >= 0:
@@ -219,7 +255,18 @@ def pat_offsets(chunk: bytes) -> list[int]:
 
 
 def mark_discontinuity(chunk: bytes, offset: int) -> bytes:
-    """Set discontinuity_indicator on the packet at ``offset`` (it has an AF)."""
+    """Set discontinuity_indicator on the packet at ``offset``.
+
+    Only a packet with a non-empty adaptation field has the flag; any other input
+    comes back unchanged.
+    """
+    if (
+        offset < 0
+        or offset + 6 > len(chunk)
+        or not chunk[offset + 3] & 0x20
+        or chunk[offset + 4] == 0
+    ):
+        return chunk
     patched = bytearray(chunk)
     patched[offset + 5] |= 0x80
     return bytes(patched)
