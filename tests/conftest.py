@@ -12,6 +12,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 # Imported before the hass fixture puts phacc's testing_config on sys.path, so our
 # custom_components package wins (otherwise: "Integration not found").
+from custom_components.acestream_proxy import discovery
 from custom_components.acestream_proxy.const import DOMAIN
 from tests.simulator import EngineSimulator
 
@@ -19,6 +20,13 @@ from tests.simulator import EngineSimulator
 @pytest.fixture(autouse=True)
 def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
     """Load custom_components in every test."""
+
+
+@pytest.fixture(autouse=True)
+def probe_port_nothing_listens_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Discovery probes 6878 on this machine; other engines may run there, so tests
+    aim it at port 1 (nothing listens) unless they point it at a simulator."""
+    monkeypatch.setattr(discovery, "ENGINE_PORT", 1)
 
 
 @pytest.fixture

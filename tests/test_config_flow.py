@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from unittest.mock import patch
 
-from homeassistant.config_entries import SOURCE_USER
+from homeassistant.config_entries import SOURCE_IGNORE, SOURCE_USER
 from homeassistant.const import CONF_HOST, CONF_PORT
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType, InvalidData
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from custom_components.acestream_proxy import discovery
 from custom_components.acestream_proxy.const import (
     CONF_HLS_SEGMENT,
     CONF_LINGER,
@@ -23,11 +24,12 @@ from tests.simulator import EngineSimulator
 
 
 async def _start_user_flow(hass: HomeAssistant) -> str:
+    """No engine answers where discovery looks: straight to the address form."""
     result = await hass.config_entries.flow.async_init(
         DOMAIN, context={"source": SOURCE_USER}
     )
     assert result["type"] is FlowResultType.FORM
-    assert result["step_id"] == "user"
+    assert result["step_id"] == "manual"
     assert result["errors"] == {}
     return result["flow_id"]
 
@@ -230,3 +232,151 @@ async def test_options_allow_thousands_of_viewers(
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert loaded_entry.options[CONF_MAX_VIEWERS] == 2000
+
+
+def _offered(result: dict) -> list[str]:
+    """Values of the user step's engine selector."""
+    [key] = result["data_schema"].schema
+    return [o["value"] for o in result["data_schema"].schema[key].config["options"]]
+
+
+@pytest.fixture
+def probe_the_simulator(
+    monkeypatch: pytest.MonkeyPatch, engine_sim: EngineSimulator
+) -> EngineSimulator:
+    """The simulator listens where discovery looks for this machine's engine."""
+    monkeypatch.setattr(discovery, "ENGINE_PORT", engine_sim.port)
+    return engine_sim
+
+
+async def test_fresh_install_offers_the_engine_found_here(
+    hass: HomeAssistant, probe_the_simulator: EngineSimulator
+) -> None:
+    """No entry yet: the user step finds this machine's engine and adds it."""
+    sim = probe_the_simulator
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_USER}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "user"
+    # 127.0.0.1 and localhost reach the same engine: offered once.
+    assert _offered(result) == [f"127.0.0.1:{sim.port}", "manual"]
+    [key] = result["data_schema"].schema
+    labels = [o["label"] for o in result["data_schema"].schema[key].config["options"]]
+    assert labels[0] == f"127.0.0.1:{sim.port} (3.2.12)"
+    assert sim.counters.version_calls >= 1
+    assert sim.counters.getstream_calls == 0
+
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"engine": f"127.0.0.1:{sim.port}"}
+    )
+    await hass.async_block_till_done()
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["data"] == {CONF_HOST: "127.0.0.1", CONF_PORT: sim.port}
+    assert sim.counters.getstream_calls == 0
+    assert await hass.config_entries.async_unload(result["result"].entry_id)
+
+
+async def test_found_engines_leave_manual_entry_open(
+    hass: HomeAssistant, probe_the_simulator: EngineSimulator
+) -> None:
+    """'Enter manually' leads to the address form, which keeps its validation."""
+    async with EngineSimulator() as other:
+        result = await hass.config_entries.flow.async_init(
+            DOMAIN, context={"source": SOURCE_USER}
+        )
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], {"engine": "manual"}
+        )
+        assert result["step_id"] == "manual"
+        assert result["errors"] == {}
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], {CONF_HOST: "not a host", CONF_PORT: other.port}
+        )
+        assert result["errors"] == {CONF_HOST: "invalid_host"}
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], {CONF_HOST: "127.0.0.1", CONF_PORT: other.port}
+        )
+        await hass.async_block_till_done()
+        assert result["type"] is FlowResultType.CREATE_ENTRY
+        assert result["data"] == {CONF_HOST: "127.0.0.1", CONF_PORT: other.port}
+        assert await hass.config_entries.async_unload(result["result"].entry_id)
+
+
+async def test_found_engine_gone_before_it_is_picked(
+    hass: HomeAssistant, probe_the_simulator: EngineSimulator
+) -> None:
+    """The chosen engine is checked again: gone is cannot_connect on the same form."""
+    sim = probe_the_simulator
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_USER}
+    )
+    await sim.stop()
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"engine": f"127.0.0.1:{sim.port}"}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "user"
+    assert result["errors"] == {"base": "cannot_connect"}
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"engine": "manual"}
+    )
+    assert result["step_id"] == "manual"
+    hass.config_entries.flow.async_abort(result["flow_id"])
+
+
+async def test_configured_engine_is_not_offered(
+    hass: HomeAssistant, probe_the_simulator: EngineSimulator, loaded_entry
+) -> None:
+    """Once the engine here is an entry, the user step goes to the address form."""
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_USER}
+    )
+    assert result["step_id"] == "manual"
+
+
+async def test_picking_an_engine_another_flow_is_adding(
+    hass: HomeAssistant, probe_the_simulator: EngineSimulator
+) -> None:
+    """A discovery flow already offers this engine: already_in_progress."""
+    sim = probe_the_simulator
+    assert await discovery.async_discover(hass) == [("127.0.0.1", sim.port)]
+    await hass.async_block_till_done(wait_background_tasks=True)
+    [offered] = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_USER}
+    )
+    # Still offered: only configured engines are left out of the user step.
+    assert _offered(result)[0] == f"127.0.0.1:{sim.port}"
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"engine": f"127.0.0.1:{sim.port}"}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_in_progress"
+    hass.config_entries.flow.async_abort(offered["flow_id"])
+
+
+async def test_ignored_engine_can_still_be_added_by_hand(
+    hass: HomeAssistant, probe_the_simulator: EngineSimulator
+) -> None:
+    """Ignoring stops the periodic offer, not the user's own choice."""
+    sim = probe_the_simulator
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN,
+        context={"source": SOURCE_IGNORE},
+        data={"unique_id": f"127.0.0.1:{sim.port}", "title": "ignored"},
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert await discovery.async_discover(hass) == []
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_USER}
+    )
+    assert _offered(result) == [f"127.0.0.1:{sim.port}", "manual"]
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"engine": f"127.0.0.1:{sim.port}"}
+    )
+    await hass.async_block_till_done()
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    [entry] = hass.config_entries.async_entries(DOMAIN, include_ignore=True)
+    assert entry.source == SOURCE_USER
+    assert await hass.config_entries.async_unload(entry.entry_id)

@@ -136,3 +136,30 @@ async def test_discover_action(
         await hass.async_block_till_done(wait_background_tasks=True)
         for flow in _flows(hass):
             hass.config_entries.flow.async_abort(flow["flow_id"])
+
+
+async def test_supervisor_addon_host_names(
+    hass: HomeAssistant, engine_sim: EngineSimulator
+) -> None:
+    """Under the Supervisor the usual add-on names and the installed AceStream
+    add-ons' host names are probed too; without it, none of them."""
+    from homeassistant.components.hassio.const import DATA_ADDONS_INFO
+
+    from custom_components.acestream_proxy import discovery
+
+    assert discovery._addon_hosts(hass) == []
+    hass.config.components.add("hassio")
+    hass.data[DATA_ADDONS_INFO] = {
+        "a0d7b954_acestream_engine": {},
+        "core_mosquitto": {},
+        "local_acestream": {},
+    }
+    assert discovery._addon_hosts(hass) == [
+        "acestream",
+        "acestream-engine",
+        "local-acestream",
+        "a0d7b954-acestream-engine",
+    ]
+    # Names that do not resolve here are simply not found; the others still are.
+    found = await discovery.async_find_engines(hass, [("127.0.0.1", engine_sim.port)])
+    assert [(e.host, e.port) for e in found] == [("127.0.0.1", engine_sim.port)]

@@ -22,6 +22,7 @@ from homeassistant.helpers.selector import (
     NumberSelector,
     NumberSelectorConfig,
     NumberSelectorMode,
+    SelectOptionDict,
     SelectSelector,
     SelectSelectorConfig,
     SelectSelectorMode,
@@ -63,12 +64,16 @@ from .const import (
     SUBENTRY_CHANNEL,
     SUBENTRY_PLAYLIST,
 )
-from .discovery import engine_key
+from .discovery import FoundEngine, async_find_engines, engine_key
 from .engine import ContentKind, ContentRef, EngineClient, EngineError, EngineVersion
 from .playlist import PlaylistFetchError, fetch_playlist, import_channels
 
 if TYPE_CHECKING:
     from .data import AceStreamConfigEntry
+
+# The user step's choice: a found engine's key, or this to type an address.
+CONF_ENGINE: Final = "engine"
+MANUAL: Final = "manual"
 
 _HOSTNAME: Final = re.compile(
     r"^(?=.{1,253}$)([a-zA-Z0-9_]([a-zA-Z0-9_-]{0,61}[a-zA-Z0-9])?)"
@@ -126,11 +131,13 @@ async def validate_connection(
 
 
 class AceStreamConfigFlow(ConfigFlow, domain=DOMAIN):
-    """Add an engine: asks for host and port, checks the engine answers."""
+    """Add an engine: offers the ones found, or asks for host and port; checks the
+    engine answers."""
 
     VERSION = 1
     MINOR_VERSION = 1
     _discovered: tuple[str, int]
+    _found: dict[str, FoundEngine]
 
     @staticmethod
     @callback
@@ -149,27 +156,83 @@ class AceStreamConfigFlow(ConfigFlow, domain=DOMAIN):
     async def async_step_user(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
+        """Offer the engines that answer around here, or go to the address form.
+
+        This is how the first engine is found: the periodic probe only runs once
+        the integration has an entry.
+        """
+        if user_input is None:
+            self._found = {
+                engine.key: engine
+                for engine in await async_find_engines(self.hass, include_ignored=False)
+            }
+            if not self._found:
+                return await self.async_step_manual()
+            return self._show_found({})
+        engine = self._found.get(str(user_input[CONF_ENGINE]))
+        if engine is None:
+            return await self.async_step_manual()
+        await self._async_abort_configured(engine.host, engine.port)
+        errors: dict[str, str] = {}
+        version = await validate_connection(
+            self.hass, {CONF_HOST: engine.host, CONF_PORT: engine.port}, errors
+        )
+        if version is not None:
+            return self._create(engine.host, engine.port)
+        return self._show_found(errors)
+
+    @callback
+    def _show_found(self, errors: dict[str, str]) -> ConfigFlowResult:
+        options = [
+            SelectOptionDict(
+                value=key, label=f"{engine.host}:{engine.port} ({engine.version})"
+            )
+            for key, engine in self._found.items()
+        ]
+        # Labelled through selector.engine.options.manual in the translations.
+        options.append(SelectOptionDict(value=MANUAL, label=MANUAL))
+        schema = vol.Schema(
+            {
+                vol.Required(CONF_ENGINE, default=next(iter(self._found))): (
+                    SelectSelector(
+                        SelectSelectorConfig(
+                            options=options,
+                            translation_key=CONF_ENGINE,
+                            mode=SelectSelectorMode.LIST,
+                        )
+                    )
+                )
+            }
+        )
+        return self.async_show_form(step_id="user", data_schema=schema, errors=errors)
+
+    async def async_step_manual(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
         """Ask for the engine's address."""
         errors: dict[str, str] = {}
         if user_input is not None:
             host = str(user_input[CONF_HOST]).strip()
             port = int(user_input[CONF_PORT])
-            # The engine has no serial or id of its own: its address is the only
-            # identity there is (needed so an ignored discovery stays ignored).
-            # Entities never use it: their unique ids come from the entry id.
-            await self.async_set_unique_id(engine_key(host, port))
-            self._abort_if_unique_id_configured()
-            self._async_abort_entries_match({CONF_HOST: host, CONF_PORT: port})
+            await self._async_abort_configured(host, port)
             version = await validate_connection(self.hass, user_input, errors)
             if version is not None:
                 return self._create(host, port)
         return self.async_show_form(
-            step_id="user",
+            step_id="manual",
             data_schema=self.add_suggested_values_to_schema(
                 connection_schema({}), user_input
             ),
             errors=errors,
         )
+
+    async def _async_abort_configured(self, host: str, port: int) -> None:
+        # The engine has no serial or id of its own: its address is the only
+        # identity there is (needed so an ignored discovery stays ignored).
+        # Entities never use it: their unique ids come from the entry id.
+        await self.async_set_unique_id(engine_key(host, port))
+        self._abort_if_unique_id_configured()
+        self._async_abort_entries_match({CONF_HOST: host, CONF_PORT: port})
 
     @callback
     def _create(self, host: str, port: int) -> ConfigFlowResult:
@@ -196,9 +259,7 @@ class AceStreamConfigFlow(ConfigFlow, domain=DOMAIN):
         )
 
     async def _async_discovered(self, host: str, port: int) -> ConfigFlowResult:
-        await self.async_set_unique_id(engine_key(host, port))
-        self._abort_if_unique_id_configured()
-        self._async_abort_entries_match({CONF_HOST: host, CONF_PORT: port})
+        await self._async_abort_configured(host, port)
         self._discovered = (host, port)
         self.context["title_placeholders"] = {"host": host, "port": str(port)}
         return await self.async_step_discovery_confirm()

@@ -4,13 +4,16 @@ Probes are version calls only (never a stream session), in parallel, with short
 timeouts. Engines do not announce themselves on the network, so this looks where
 they usually run: this machine, the Home Assistant host's own addresses, and
 add-on host names when the Supervisor is present; plus candidates a user gives
-to the ``acestream_proxy.discover`` action.
+to the ``acestream_proxy.discover`` action. The config flow's ``user`` step runs
+the same probe itself (``async_setup`` only runs once an entry exists, so the
+periodic probe can't find the first engine).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
 
@@ -24,14 +27,32 @@ from homeassistant.helpers.event import async_call_later, async_track_time_inter
 from homeassistant.helpers.hassio import is_hassio
 
 from .const import DEFAULT_PORT, DOMAIN, LOGGER
-from .engine import EngineClient, EngineError
+from .engine import EngineClient, EngineError, EngineVersion
 
 PROBE_TIMEOUT: Final = 2.0
 DISCOVERY_INTERVAL: Final = timedelta(minutes=30)
 DISCOVERY_DELAY: Final = timedelta(minutes=1)
 LOCAL_HOSTS: Final = ("127.0.0.1", "localhost")
-# Host names AceStream engine add-ons get on the Supervisor network.
+# Host names AceStream engine add-ons get on the Supervisor network, besides the
+# installed add-ons whose slug names AceStream (see _addon_hosts).
 ADDON_HOSTS: Final = ("acestream", "acestream-engine", "local-acestream")
+# Where engines listen unless told otherwise; a module attribute so tests can aim
+# the probes at a simulator instead of whatever runs on this machine's 6878.
+ENGINE_PORT = DEFAULT_PORT
+
+
+@dataclass(frozen=True, slots=True)
+class FoundEngine:
+    """An engine that answered a version probe."""
+
+    host: str
+    port: int
+    version: str
+
+    @property
+    def key(self) -> str:
+        """Its identity (see engine_key)."""
+        return engine_key(self.host, self.port)
 
 
 def engine_key(host: str, port: int) -> str:
@@ -40,27 +61,46 @@ def engine_key(host: str, port: int) -> str:
 
 
 async def _local_addresses(hass: HomeAssistant) -> set[str]:
-    addresses: set[str] = set()
-    try:
-        adapters = await network.async_get_adapters(hass)
-    except Exception as err:
-        LOGGER.debug("No network adapters for discovery: %s", err)
-        return addresses
-    for adapter in adapters:
-        if adapter["enabled"]:
-            addresses.update(str(ip["address"]) for ip in adapter["ipv4"])
-    return addresses
+    return {
+        str(ip["address"])
+        for adapter in await network.async_get_adapters(hass)
+        if adapter["enabled"]
+        for ip in adapter["ipv4"]
+    }
 
 
-async def _probe(client: EngineClient) -> bool:
+def _addon_hosts(hass: HomeAssistant) -> list[str]:
+    """Under the Supervisor: the usual add-on names and installed AceStream add-ons.
+
+    An add-on's host name is its slug with dashes, prefixed by its repository's
+    hash, so the installed ones are the only way to find third-party add-ons.
+    """
+    if not is_hassio(hass):
+        return []
+    # Imported here: the hassio integration is only loaded under the Supervisor.
+    from homeassistant.components.hassio import (  # noqa: PLC0415
+        hostname_from_addon_slug,
+    )
+    from homeassistant.components.hassio.coordinator import (  # noqa: PLC0415
+        get_addons_info,
+    )
+
+    installed = [
+        hostname_from_addon_slug(slug)
+        for slug in sorted(get_addons_info(hass) or {})
+        if "acestream" in slug.lower()
+    ]
+    return list(dict.fromkeys([*ADDON_HOSTS, *installed]))
+
+
+async def _probe(client: EngineClient) -> EngineVersion | None:
     try:
-        await client.get_version()
+        return await client.get_version()
     except EngineError:
-        return False
+        return None
     except Exception as err:
         LOGGER.debug("Probing %s failed: %s", client.base_url, err)
-        return False
-    return True
+        return None
 
 
 @callback
@@ -83,15 +123,12 @@ def async_setup_discovery(hass: HomeAssistant) -> None:
     hass.bus.async_listen_once(EVENT_HOMEASSISTANT_STOP, stop)
 
 
-async def async_discover(
-    hass: HomeAssistant, extra: Iterable[tuple[str, int]] = ()
-) -> list[tuple[str, int]]:
-    """Probe the candidates; start a discovery flow for each new engine found."""
-    local = [*LOCAL_HOSTS, *sorted(await _local_addresses(hass))]
-    remote = list(ADDON_HOSTS) if is_hassio(hass) else []
-    known = {
+def _known_keys(hass: HomeAssistant, include_ignored: bool) -> set[str]:
+    return {
         key
-        for entry in hass.config_entries.async_entries(DOMAIN, include_ignore=True)
+        for entry in hass.config_entries.async_entries(
+            DOMAIN, include_ignore=include_ignored
+        )
         for key in (
             entry.unique_id,
             engine_key(entry.data[CONF_HOST], entry.data[CONF_PORT])
@@ -100,13 +137,29 @@ async def async_discover(
         )
         if key
     }
+
+
+async def async_find_engines(
+    hass: HomeAssistant,
+    extra: Iterable[tuple[str, int]] = (),
+    *,
+    include_ignored: bool = True,
+) -> list[FoundEngine]:
+    """Probe the candidates in parallel; return the engines not configured yet.
+
+    ``include_ignored``: ignored engines count as configured (periodic discovery
+    must not offer them again; a user adding an engine may still pick one).
+    """
+    port = ENGINE_PORT
+    local = [*LOCAL_HOSTS, *sorted(await _local_addresses(hass))]
+    known = _known_keys(hass, include_ignored)
     # This machine's addresses all reach the same engine: offer it once, and not
     # at all if it is already configured under any of them.
-    local_known = any(engine_key(host, DEFAULT_PORT) in known for host in local)
+    local_known = any(engine_key(host, port) in known for host in local)
     candidates: list[tuple[str, int]] = []
     if not local_known:
-        candidates += [(host, DEFAULT_PORT) for host in local]
-    candidates += [(host, DEFAULT_PORT) for host in remote]
+        candidates += [(host, port) for host in local]
+    candidates += [(host, port) for host in _addon_hosts(hass)]
     candidates += [(host, port) for host, port in extra]
     candidates = [c for c in dict.fromkeys(candidates) if engine_key(*c) not in known]
     session = async_get_clientsession(hass)
@@ -115,20 +168,29 @@ async def async_discover(
         for host, port in candidates
     ]
     answers = await asyncio.gather(*(_probe(client) for client in clients))
-    found: list[tuple[str, int]] = []
+    found: list[FoundEngine] = []
     local_offered = False
-    for (host, port), answered in zip(candidates, answers, strict=True):
-        if not answered:
+    for (host, at), version in zip(candidates, answers, strict=True):
+        if version is None:
             continue
-        is_local = host in local and port == DEFAULT_PORT
+        is_local = host in local and at == port
         if is_local and local_offered:
             continue
         local_offered = local_offered or is_local
-        found.append((host, port))
+        found.append(FoundEngine(host, at, version.version))
+    return found
+
+
+async def async_discover(
+    hass: HomeAssistant, extra: Iterable[tuple[str, int]] = ()
+) -> list[tuple[str, int]]:
+    """Probe the candidates; start a discovery flow for each new engine found."""
+    found = await async_find_engines(hass, extra)
+    for engine in found:
         discovery_flow.async_create_flow(
             hass,
             DOMAIN,
             context={"source": SOURCE_INTEGRATION_DISCOVERY},
-            data={CONF_HOST: host, CONF_PORT: port},
+            data={CONF_HOST: engine.host, CONF_PORT: engine.port},
         )
-    return found
+    return [(engine.host, engine.port) for engine in found]
