@@ -14,7 +14,7 @@ from .entity import EngineEntity
 
 if TYPE_CHECKING:
     from homeassistant.core import HomeAssistant
-    from homeassistant.helpers.entity_platform import AddEntitiesCallback
+    from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
     from .coordinator import EngineCoordinator
     from .data import AceStreamConfigEntry
@@ -26,7 +26,7 @@ PARALLEL_UPDATES = 0
 async def async_setup_entry(
     hass: HomeAssistant,
     entry: AceStreamConfigEntry,
-    async_add_entities: AddEntitiesCallback,
+    async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add the connectivity sensor of the engine."""
     async_add_entities([EngineConnectivity(entry.runtime_data.coordinator)])
