@@ -140,10 +140,10 @@ async def test_channel_errors_then_success(
     assert result["errors"] == {"content": "already_configured"}
 
 
-async def test_reconfigure_channel_reloads(
+async def test_reconfigure_channel(
     hass: HomeAssistant, loaded_entry: MockConfigEntry
 ) -> None:
-    """Editing a channel updates it (and its device name after the reload)."""
+    """Editing a channel updates it and renames its device (no reload)."""
     await _add_channel(hass, loaded_entry, name="Old", content=CID)
     await hass.async_block_till_done()
     subentry = next(iter(loaded_entry.subentries.values()))

@@ -10,16 +10,34 @@ from homeassistant.const import (
     EVENT_HOMEASSISTANT_STOP,
     Platform,
 )
-from homeassistant.helpers import config_validation as cv
+from homeassistant.core import callback
+from homeassistant.helpers import config_validation as cv, device_registry as dr
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
-from homeassistant.helpers.dispatcher import async_dispatcher_send
+from homeassistant.helpers.dispatcher import (
+    async_dispatcher_connect,
+    async_dispatcher_send,
+)
 
+from .channel import Channel
 from .const import DOMAIN, SUBENTRY_CHANNEL
 from .coordinator import EngineCoordinator
 from .data import AceStreamConfigEntry, AceStreamData
+from .devices import (
+    async_channel_edited,
+    async_move_adhoc,
+    async_remove_stale_devices,
+    device_is_removable,
+)
 from .discovery import async_setup_discovery
 from .engine import EngineClient
-from .hub import HUB_KEY, StreamHub, get_hub, signal_channels_changed
+from .hub import (
+    HUB_KEY,
+    SIGNAL_ADHOC_MOVED,
+    BroadcastTarget,
+    StreamHub,
+    get_hub,
+    signal_channels_changed,
+)
 from .playlist import PlaylistView
 from .services import async_register_services
 from .views import async_register_views
@@ -42,6 +60,17 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     async_register_services(hass)
     hass.bus.async_listen_once(EVENT_HOMEASSISTANT_STOP, hub.async_shutdown)
     async_setup_discovery(hass)
+
+    @callback
+    def adhoc_moved(target: BroadcastTarget, from_id: str, to_id: str) -> None:
+        if (entry := hass.config_entries.async_get_entry(to_id)) is not None:
+            entry.async_create_background_task(
+                hass,
+                async_move_adhoc(hass, target, from_id, to_id),
+                f"{DOMAIN} move {target.device_identifier}",
+            )
+
+    async_dispatcher_connect(hass, SIGNAL_ADHOC_MOVED, adhoc_moved)
     return True
 
 
@@ -63,8 +92,13 @@ async def async_setup_entry(hass: HomeAssistant, entry: AceStreamConfigEntry) ->
     entry.runtime_data = AceStreamData(
         client=client, coordinator=coordinator, channels=_channels(entry)
     )
+    hub = get_hub(hass)
+    # Left by a crash (a clean stop removes them with their broadcast).
+    async_remove_stale_devices(hass, entry)
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
-    get_hub(hass).add_engine(entry)
+    hub.add_engine(entry)
+    # Broadcast entities are available only while their engine answers.
+    entry.async_on_unload(coordinator.async_add_listener(hub.request_update))
     entry.async_on_unload(entry.add_update_listener(_async_entry_updated))
     return True
 
@@ -72,18 +106,16 @@ async def async_setup_entry(hass: HomeAssistant, entry: AceStreamConfigEntry) ->
 async def _async_entry_updated(
     hass: HomeAssistant, entry: AceStreamConfigEntry
 ) -> None:
-    """Channels added: new entities. Channels edited: reload. Options: next start."""
+    """Channels added: new entities. Channels edited: renamed in place, without a
+    reload (which would end every broadcast of the engine). Options: next start."""
     data = entry.runtime_data
     channels = _channels(entry)
-    edited = any(
-        channels.get(subentry_id, old) != old
-        for subentry_id, old in data.channels.items()
-    )
     added = set(channels) - set(data.channels)
+    for subentry_id, channel in channels.items():
+        if data.channels.get(subentry_id, channel) != channel:
+            async_channel_edited(hass, subentry_id, Channel.from_data(channel))
     data.channels = channels
-    if edited:
-        hass.config_entries.async_schedule_reload(entry.entry_id)
-    elif added:
+    if added:
         async_dispatcher_send(hass, signal_channels_changed(entry.entry_id))
     get_hub(hass).request_update()
 
@@ -92,3 +124,11 @@ async def async_unload_entry(hass: HomeAssistant, entry: AceStreamConfigEntry) -
     """End the engine's broadcasts and unload its entities."""
     await get_hub(hass).async_remove_engine(entry)
     return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+
+
+async def async_remove_config_entry_device(
+    hass: HomeAssistant, entry: AceStreamConfigEntry, device: dr.DeviceEntry
+) -> bool:
+    """Let the user delete a stale device: a broadcast that no longer plays, or a
+    channel that no longer exists. Never the engine or a live broadcast."""
+    return device_is_removable(hass, entry, device)

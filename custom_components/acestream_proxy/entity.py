@@ -11,6 +11,7 @@ from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
+from homeassistant.util.hass_dict import HassKey
 
 from .channel import Channel
 from .const import DOMAIN, SUBENTRY_CHANNEL
@@ -30,6 +31,17 @@ if TYPE_CHECKING:
     from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
     from .data import AceStreamConfigEntry
+
+# Ad-hoc broadcast entities alive now, by device identifier: on a failover the old
+# engine entry's ones are removed before the new entry's platforms add theirs.
+ADHOC_ENTITIES: HassKey[dict[str, set[BroadcastEntity]]] = HassKey(
+    f"{DOMAIN}_adhoc_entities"
+)
+
+
+def signal_channel_edited(subentry_id: str) -> str:
+    """Dispatcher signal: a channel was edited; carries its new BroadcastTarget."""
+    return f"{DOMAIN}_channel_edited_{subentry_id}"
 
 
 class EngineEntity(CoordinatorEntity[EngineCoordinator]):
@@ -82,6 +94,7 @@ class BroadcastEntity(Entity):
         """Attach to ``target``; its device is the channel (or the broadcast)."""
         self.hub = hub
         self.target = target
+        self.engine_entry_id = engine_entry_id
         self._attr_translation_key = key
         self._attr_unique_id = f"{target.device_identifier}_{key}"
         device = DeviceInfo(
@@ -99,12 +112,39 @@ class BroadcastEntity(Entity):
         """The broadcast now playing for this target, if any."""
         return self.hub.record(self.target)
 
+    @property
+    def available(self) -> bool:
+        """Only while the engine under it is loaded and answers.
+
+        That is the engine playing the broadcast, or (nothing playing) the engine
+        entry the channel or ad-hoc broadcast belongs to.
+        """
+        item = self.record
+        engine = self.hub.engines.get(item.entry_id if item else self.engine_entry_id)
+        return (
+            engine is not None and engine.runtime_data.coordinator.last_update_success
+        )
+
     async def async_added_to_hass(self) -> None:
-        """Follow the hub."""
+        """Follow the hub, and edits of the channel."""
         self._last = self._snapshot()
         self.async_on_remove(
             async_dispatcher_connect(self.hass, SIGNAL_UPDATED, self._handle_update)
         )
+        if self.target.subentry_id is not None:
+            self.async_on_remove(
+                async_dispatcher_connect(
+                    self.hass,
+                    signal_channel_edited(self.target.subentry_id),
+                    self._handle_edit,
+                )
+            )
+        else:
+            live = self.hass.data.setdefault(ADHOC_ENTITIES, {})
+            live.setdefault(self.target.device_identifier, set()).add(self)
+            self.async_on_remove(
+                lambda: live[self.target.device_identifier].discard(self)
+            )
 
     def _snapshot(self) -> Any:
         return (self.available, self.state, self.extra_state_attributes)
@@ -115,6 +155,12 @@ class BroadcastEntity(Entity):
         if snapshot != self._last:
             self._last = snapshot
             self.async_write_ha_state()
+
+    @callback
+    def _handle_edit(self, target: BroadcastTarget) -> None:
+        """The channel now plays another id (its name is on the device)."""
+        self.target = target
+        self._handle_update()
 
 
 type EntityFactory = Callable[[StreamHub, BroadcastTarget, str], Sequence[Entity]]

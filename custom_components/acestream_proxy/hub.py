@@ -112,6 +112,11 @@ def signal_new_broadcast(entry_id: str) -> str:
     return f"{DOMAIN}_new_broadcast_{entry_id}"
 
 
+# Dispatcher signal: an ad-hoc broadcast moved to another engine entry
+# (target, from entry id, to entry id); its device and entities follow it.
+SIGNAL_ADHOC_MOVED: Final = f"{DOMAIN}_adhoc_moved"
+
+
 def get_hub(hass: HomeAssistant) -> StreamHub:
     """The hub created in async_setup."""
     return hass.data[HUB_KEY]
@@ -131,6 +136,8 @@ class BroadcastRecord:
     viewers_told: int = 0
     viewers_told_at: float = -VIEWER_EVENT_HOLD
     viewers_timer: asyncio.TimerHandle | None = None
+    # The engine's stat_url failed at the last poll (its sensors are unavailable).
+    stats_failed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,6 +285,9 @@ class StreamHub:
         except EngineError as err:
             LOGGER.debug("Stats of %s unavailable: %s", item.broadcaster.name, err)
             item.engine_stats = None
+            item.stats_failed = True
+        else:
+            item.stats_failed = False
 
     def _select_engine(self, exclude: str | None = None) -> AceStreamConfigEntry:
         if not self.engines:
@@ -580,7 +590,15 @@ class StreamHub:
         if item is None or item.broadcaster is not broadcaster:
             return
         if event is BroadcastEvent.FAILOVER:
-            item.entry_id = broadcaster.engine_id
+            previous, item.entry_id = item.entry_id, broadcaster.engine_id
+            if item.adhoc_device_id is not None:
+                async_dispatcher_send(
+                    self.hass,
+                    SIGNAL_ADHOC_MOVED,
+                    adhoc_target(broadcaster.infohash),
+                    previous,
+                    item.entry_id,
+                )
         elif event is BroadcastEvent.RESTARTING and (
             engine := self.engines.get(item.entry_id)
         ):

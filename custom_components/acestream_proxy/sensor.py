@@ -127,6 +127,8 @@ class BroadcastSensorDescription(SensorEntityDescription):
     """How a broadcast sensor reads its value."""
 
     value: Callable[[StreamHub, BroadcastTarget, BroadcastRecord | None], Any]
+    # Read from the engine's stat_url: unavailable while that fails.
+    engine_stat: bool = False
 
 
 BROADCAST_SENSORS: tuple[BroadcastSensorDescription, ...] = (
@@ -158,6 +160,7 @@ BROADCAST_SENSORS: tuple[BroadcastSensorDescription, ...] = (
         translation_key="peers",
         state_class=SensorStateClass.MEASUREMENT,
         value=_engine_stat("peers"),
+        engine_stat=True,
     ),
     BroadcastSensorDescription(
         key="download_speed",
@@ -166,6 +169,7 @@ BROADCAST_SENSORS: tuple[BroadcastSensorDescription, ...] = (
         state_class=SensorStateClass.MEASUREMENT,
         native_unit_of_measurement=UnitOfDataRate.KILOBYTES_PER_SECOND,
         value=_engine_stat("speed_down_kbps"),
+        engine_stat=True,
     ),
     BroadcastSensorDescription(
         key="live_delay",
@@ -176,6 +180,7 @@ BROADCAST_SENSORS: tuple[BroadcastSensorDescription, ...] = (
         entity_category=EntityCategory.DIAGNOSTIC,
         entity_registry_enabled_default=False,
         value=_engine_stat("live_delay"),
+        engine_stat=True,
     ),
 )
 
@@ -195,6 +200,14 @@ class BroadcastSensor(BroadcastEntity, SensorEntity):
         """Describe the sensor."""
         self.entity_description = description
         super().__init__(hub, target, description.key, entry_id)
+
+    @property
+    def available(self) -> bool:
+        """Engine statistics are unavailable (not unknown) while stat_url fails."""
+        if not super().available:
+            return False
+        item = self.record
+        return not (self.entity_description.engine_stat and item and item.stats_failed)
 
     @property
     def native_value(self) -> Any:

@@ -117,6 +117,8 @@ class EngineSimulator:
         # What stat_url reports during a stall ("buf" models a rebuffering engine).
         self.stall_stat_status: str = "dl"
         self.version_mode: str = "ok"
+        # stat_url answers this error while the stream goes on.
+        self.stat_error: str | None = None
         self.unknown_content: set[str] = set()
         # State.
         self.counters = SimCounters()
@@ -556,6 +558,8 @@ class EngineSimulator:
 
     async def _handle_stat(self, request: web.Request) -> web.StreamResponse:
         self.counters.stat_calls += 1
+        if self.stat_error is not None:
+            return self._json({"response": None, "error": self.stat_error})
         session = self._lookup(
             request.match_info["infohash"], request.match_info["token"]
         )

@@ -1,0 +1,287 @@
+"""Devices: stale broadcast devices, user deletion, failover, channel edits."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+from homeassistant.config_entries import (
+    SOURCE_RECONFIGURE,
+    SOURCE_USER,
+    ConfigEntryState,
+)
+from homeassistant.const import CONF_HOST, CONF_PORT
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import device_registry as dr, entity_registry as er
+from homeassistant.setup import async_setup_component
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.typing import WebSocketGenerator
+
+from custom_components.acestream_proxy.const import DOMAIN
+from custom_components.acestream_proxy.engine import ContentKind, ContentRef
+from custom_components.acestream_proxy.hub import get_hub
+from tests.helpers import read_bytes, read_for, strip_nulls
+from tests.simulator import EngineSimulator
+
+CID = "0a4848271c91ce2d8965ce416267c25047dc8141"
+CID2 = "1b4848271c91ce2d8965ce416267c25047dc8142"
+STALE = "5e" * 20
+
+type ClientFactory = Callable[[], Awaitable[TestClient]]
+
+
+def _device(hass: HomeAssistant, identifier: str) -> dr.DeviceEntry | None:
+    return dr.async_get(hass).async_get_device(identifiers={(DOMAIN, identifier)})
+
+
+def _entities(hass: HomeAssistant, device_id: str) -> list[er.RegistryEntry]:
+    return er.async_entries_for_device(er.async_get(hass), device_id, True)
+
+
+async def _wait(check: Callable[[], Any], timeout: float = 10) -> None:
+    async with asyncio.timeout(timeout):
+        while not check():
+            await asyncio.sleep(0.05)
+
+
+async def _add_channel(hass: HomeAssistant, entry: MockConfigEntry, name: str) -> str:
+    result = await hass.config_entries.subentries.async_init(
+        (entry.entry_id, "channel"), context={"source": SOURCE_USER}
+    )
+    await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {"name": name, "content": CID}
+    )
+    await hass.async_block_till_done()
+    return next(sub.subentry_id for sub in entry.subentries.values())
+
+
+def _leftover(hass: HomeAssistant, entry: MockConfigEntry) -> dr.DeviceEntry:
+    """What a crash leaves: an ad-hoc broadcast device with an entity, no broadcast."""
+    device = dr.async_get(hass).async_get_or_create(
+        config_entry_id=entry.entry_id,
+        identifiers={(DOMAIN, f"broadcast_{STALE}")},
+        name=f"AceStream {STALE[:8]}",
+    )
+    er.async_get(hass).async_get_or_create(
+        "sensor",
+        DOMAIN,
+        f"broadcast_{STALE}_viewers",
+        config_entry=entry,
+        device_id=device.id,
+    )
+    return device
+
+
+async def test_crash_leftover_broadcast_device_removed_at_setup(
+    hass: HomeAssistant, config_entry: MockConfigEntry
+) -> None:
+    """A broadcast device (and its entities) with nothing playing goes at setup;
+    the engine and channel devices stay."""
+    config_entry.add_to_hass(hass)
+    stale = _leftover(hass, config_entry)
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    await hass.async_block_till_done()
+    assert _device(hass, f"broadcast_{STALE}") is None
+    assert _entities(hass, stale.id) == []
+    assert (
+        er.async_get(hass).async_get_entity_id(
+            "sensor", DOMAIN, f"broadcast_{STALE}_viewers"
+        )
+        is None
+    )
+    assert _device(hass, config_entry.entry_id) is not None
+    subentry_id = await _add_channel(hass, config_entry, "Match")
+    assert await hass.config_entries.async_reload(config_entry.entry_id)
+    await hass.async_block_till_done()
+    assert _device(hass, f"channel_{subentry_id}") is not None
+
+
+async def _remove_device(
+    hass: HomeAssistant,
+    hass_ws_client: WebSocketGenerator,
+    entry: MockConfigEntry,
+    device: dr.DeviceEntry,
+) -> bool:
+    """What the device page's Delete button does."""
+    client = await hass_ws_client(hass)
+    await client.send_json_auto_id(
+        {
+            "type": "config/device_registry/remove_config_entry",
+            "config_entry_id": entry.entry_id,
+            "device_id": device.id,
+        }
+    )
+    response = await client.receive_json()
+    await hass.async_block_till_done()
+    return bool(response["success"])
+
+
+async def test_user_deletes_only_stale_devices(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    engine_sim: EngineSimulator,
+    hass_client: ClientFactory,
+    hass_ws_client: WebSocketGenerator,
+) -> None:
+    """A stale broadcast device can be deleted; the engine, a channel and a playing
+    broadcast cannot."""
+    assert await async_setup_component(hass, "config", {})
+    stale = _leftover(hass, loaded_entry)
+    assert await _remove_device(hass, hass_ws_client, loaded_entry, stale)
+    assert _device(hass, f"broadcast_{STALE}") is None
+
+    engine = _device(hass, loaded_entry.entry_id)
+    assert engine is not None
+    assert not await _remove_device(hass, hass_ws_client, loaded_entry, engine)
+    subentry_id = await _add_channel(hass, loaded_entry, "Match")
+    channel = _device(hass, f"channel_{subentry_id}")
+    assert channel is not None
+    assert not await _remove_device(hass, hass_ws_client, loaded_entry, channel)
+
+    infohash = engine_sim.infohash_for(CID2)
+    client = await hass_client()
+    async with client.get(f"/api/acestream_proxy/stream/{CID2}") as resp:
+        await read_bytes(resp, 20_000)
+        playing = _device(hass, f"broadcast_{infohash}")
+        assert playing is not None
+        assert not await _remove_device(hass, hass_ws_client, loaded_entry, playing)
+        assert _device(hass, f"broadcast_{infohash}") is not None
+    await get_hub(hass).async_stop(ContentRef(ContentKind.INFOHASH, infohash))
+    await hass.async_block_till_done()
+
+    # A channel device whose channel is gone (here: its subentry removed while the
+    # device was kept) may go too.
+    other = dr.async_get(hass).async_get_or_create(
+        config_entry_id=loaded_entry.entry_id,
+        identifiers={(DOMAIN, "channel_gone")},
+        name="Gone",
+    )
+    assert await _remove_device(hass, hass_ws_client, loaded_entry, other)
+
+
+async def test_adhoc_device_follows_its_broadcast_on_failover(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    engine_sim: EngineSimulator,
+    hass_client: ClientFactory,
+) -> None:
+    """The engine under an ad-hoc broadcast dies: its device (same id) and entities
+    move to the entry of the engine that now serves it."""
+    async with EngineSimulator(cold_start=0.2) as other:
+        second = MockConfigEntry(
+            domain=DOMAIN,
+            title="second engine",
+            data={CONF_HOST: "127.0.0.1", CONF_PORT: other.port},
+        )
+        second.add_to_hass(hass)
+        assert await hass.config_entries.async_setup(second.entry_id)
+        await hass.async_block_till_done()
+        sims = {loaded_entry.entry_id: engine_sim, second.entry_id: other}
+        infohash = engine_sim.infohash_for(CID2)
+        client = await hass_client()
+        async with client.get(f"/api/acestream_proxy/stream/{CID2}") as resp:
+            await read_bytes(resp, 50_000)
+            hub = get_hub(hass)
+            item = hub.broadcasts[infohash]
+            serving = item.entry_id
+            survivor = next(e for e in sims if e != serving)
+            device = _device(hass, f"broadcast_{infohash}")
+            assert device is not None
+            assert device.config_entries == {serving}
+            await sims[serving].stop()
+            await _wait(lambda: item.entry_id == survivor)
+
+            def moved() -> bool:
+                current = _device(hass, f"broadcast_{infohash}")
+                entities = _entities(hass, device.id)
+                return (
+                    current is not None
+                    and current.config_entries == {survivor}
+                    and len(entities) == 7
+                    and all(e.config_entry_id == survivor for e in entities)
+                )
+
+            await _wait(moved)
+            moved_device = _device(hass, f"broadcast_{infohash}")
+            assert moved_device is not None
+            assert moved_device.id == device.id
+            engine_device = _device(hass, survivor)
+            assert engine_device is not None
+            assert moved_device.via_device_id == engine_device.id
+            viewers = next(
+                e.entity_id
+                for e in _entities(hass, device.id)
+                if e.translation_key == "viewers"
+            )
+            await _wait(lambda: getattr(hass.states.get(viewers), "state", "") == "1")
+            # The viewer never noticed.
+            assert strip_nulls(await read_for(resp, 1.0))
+        await hub.async_stop(ContentRef(ContentKind.INFOHASH, infohash))
+        await hass.async_block_till_done()
+        assert _device(hass, f"broadcast_{infohash}") is None
+        assert await hass.config_entries.async_unload(second.entry_id)
+
+
+async def test_renaming_a_playing_channel_does_not_cut_it(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    engine_sim: EngineSimulator,
+    hass_client: ClientFactory,
+) -> None:
+    """Editing a channel renames its device in place: no reload, the match goes on;
+    a new id is followed by the channel's entities at once."""
+    subentry_id = await _add_channel(hass, loaded_entry, "Match")
+    device = _device(hass, f"channel_{subentry_id}")
+    assert device is not None
+    status = next(
+        e.entity_id for e in _entities(hass, device.id) if e.translation_key == "status"
+    )
+    client = await hass_client()
+    async with client.get(f"/api/acestream_proxy/stream/{CID}") as resp:
+        await read_bytes(resp, 50_000)
+        broadcaster = get_hub(hass).find(ContentRef(ContentKind.CONTENT_ID, CID))
+        assert broadcaster is not None
+        await _wait(lambda: getattr(hass.states.get(status), "state", "") == "playing")
+
+        result = await hass.config_entries.subentries.async_init(
+            (loaded_entry.entry_id, "channel"),
+            context={"source": SOURCE_RECONFIGURE, "subentry_id": subentry_id},
+        )
+        result = await hass.config_entries.subentries.async_configure(
+            result["flow_id"], {"name": "Final", "content": CID}
+        )
+        assert result["reason"] == "reconfigure_successful"
+        await hass.async_block_till_done()
+        assert loaded_entry.state is ConfigEntryState.LOADED
+        renamed = _device(hass, f"channel_{subentry_id}")
+        assert renamed is not None
+        assert renamed.name == "Final"
+        assert renamed.id == device.id
+        state = hass.states.get(status)
+        assert state is not None
+        assert state.attributes["friendly_name"] == "Final Status"
+        assert state.state == "playing"
+        assert broadcaster.name == "Final"
+        # Same broadcast, same engine session, still streaming.
+        assert get_hub(hass).find(ContentRef(ContentKind.CONTENT_ID, CID)) is (
+            broadcaster
+        )
+        assert engine_sim.counters.sessions_opened == 1
+        assert strip_nulls(await read_for(resp, 1.0))
+
+        # Pointing the channel at another broadcast: its entities follow the new
+        # one (idle), while the old broadcast plays on for its viewer.
+        result = await hass.config_entries.subentries.async_init(
+            (loaded_entry.entry_id, "channel"),
+            context={"source": SOURCE_RECONFIGURE, "subentry_id": subentry_id},
+        )
+        result = await hass.config_entries.subentries.async_configure(
+            result["flow_id"], {"name": "Final", "content": CID2}
+        )
+        assert result["reason"] == "reconfigure_successful"
+        await _wait(lambda: getattr(hass.states.get(status), "state", "") == "idle")
+        assert loaded_entry.state is ConfigEntryState.LOADED
+        assert strip_nulls(await read_for(resp, 1.0))
+        assert engine_sim.counters.sessions_opened == 1
