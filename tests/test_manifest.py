@@ -60,7 +60,7 @@ def test_brand_icons() -> None:
 def test_translations_cover_every_step_and_entity() -> None:
     """Every form field has a label and a description; every entity a name."""
     strings = json.loads((INTEGRATION / "translations" / "en.json").read_text())
-    for step in ("user", "reconfigure"):
+    for step in ("manual", "reconfigure"):
         data = strings["config"]["step"][step]
         assert set(data["data"]) == {"host", "port"}
         assert set(data["data_description"]) == {"host", "port"}
