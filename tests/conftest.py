@@ -30,9 +30,23 @@ def probe_port_nothing_listens_on(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-async def engine_sim(socket_enabled: None) -> AsyncIterator[EngineSimulator]:
-    """A running engine simulator with a short cold start."""
-    sim = EngineSimulator(cold_start=0.3)
+def sim_strict() -> bool:
+    """Whether ``engine_sim`` behaves like a real engine (see tests.simulator).
+
+    Strict by default; unit tests of the engine client and the data plane override
+    this with the kind mode, which is faster and starts every reader at byte 0.
+    """
+    return True
+
+
+@pytest.fixture
+async def engine_sim(
+    socket_enabled: None, sim_strict: bool
+) -> AsyncIterator[EngineSimulator]:
+    """A running engine simulator with a short cold start and restart."""
+    sim = EngineSimulator(
+        cold_start=0.3, strict=sim_strict, restart_downtime=0.5 if sim_strict else 0
+    )
     await sim.start()
     yield sim
     await sim.stop()

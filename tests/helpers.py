@@ -8,9 +8,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from aiohttp import ClientResponse
+from aiohttp import ClientResponse, ClientSession
 from homeassistant.components.http.auth import async_sign_path
 from homeassistant.core import HomeAssistant
+
+from tests.simulator import EngineSimulator, SimCounters
 
 PACKET = 188
 NULL_PID = 0x1FFF
@@ -136,3 +138,23 @@ def signed_path(hass: HomeAssistant, path: str, token: str) -> str:
     return async_sign_path(
         hass, path, timedelta(minutes=5), refresh_token_id=refresh.id
     )
+
+
+async def load_on_engine(sim: EngineSimulator, content_id: str) -> None:
+    """Play ``content_id`` once on the engine by another player (start, then stop).
+
+    A strict engine then holds the content's descriptor and accepts its infohash. The
+    simulator's counters start again from zero, so a test counts only its own calls.
+    """
+    async with ClientSession() as http:
+        async with http.get(
+            f"{sim.base_url}/ace/getstream",
+            params={"content_id": content_id, "format": "json", "pid": "other"},
+        ) as resp:
+            body = await resp.json()
+        assert body["error"] is None, body
+        async with http.get(
+            body["response"]["command_url"], params={"method": "stop"}
+        ) as resp:
+            assert (await resp.json())["response"] == "ok"
+    sim.counters = SimCounters()

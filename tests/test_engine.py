@@ -25,6 +25,12 @@ CID = ContentRef.parse(ContentKind.CONTENT_ID, "AB" * 20)
 
 
 @pytest.fixture
+def sim_strict() -> bool:
+    """Unit tests of the client: the kind simulator accepts any selector."""
+    return False
+
+
+@pytest.fixture
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
     """A plain aiohttp session (HA's shared one in production)."""
     async with aiohttp.ClientSession() as session:

@@ -222,8 +222,14 @@ async def test_hls_errors(
     assert resp.status == 502
     engine_sim.unknown_content.clear()
     infohash = engine_sim.infohash_for(CID)
-    resp = await client.get(f"/api/acestream_proxy/hls/infohash/{infohash}/index.m3u8")
-    assert resp.status == 200
+    by_infohash = f"/api/acestream_proxy/hls/infohash/{infohash}/index.m3u8"
+    resp = await client.get(by_infohash)
+    assert resp.status == 502  # the engine never loaded this content
+    assert "failed to load content" in await resp.text()
+    assert (await client.get(HLS)).status == 200
+    resp = await client.get(by_infohash)
+    assert resp.status == 200  # the same broadcast, learnt from the content id
+    assert engine_sim.counters.sessions_opened == 1
     assert (await client.get(f"/api/acestream_proxy/hls/{CID}/99999.ts")).status == 404
 
 

@@ -19,6 +19,7 @@ from custom_components.acestream_proxy.hub import get_hub
 from tests.helpers import (
     discontinuities,
     first_video_frame,
+    load_on_engine,
     pids,
     read_bytes,
     read_for,
@@ -38,7 +39,10 @@ async def test_one_broadcast_across_two_engines(
     hass_client: ClientFactory,
 ) -> None:
     """An infohash playing on engine A stays there when its content id lands on B."""
-    async with EngineSimulator(cold_start=0.2) as other:
+    async with EngineSimulator(cold_start=0.2, strict=True) as other:
+        # Both engines played the content before: they accept its infohash.
+        await load_on_engine(engine_sim, CID)
+        await load_on_engine(other, CID)
         second = await _second_engine(hass, other)
         infohash = engine_sim.infohash_for(CID)
         client = await hass_client()
@@ -122,7 +126,7 @@ async def test_selection_spreads_broadcasts(
     hass_client: ClientFactory,
 ) -> None:
     """Three broadcasts on two healthy engines: 2 + 1, least loaded first."""
-    async with EngineSimulator(cold_start=0.2) as other:
+    async with EngineSimulator(cold_start=0.2, strict=True) as other:
         second = await _second_engine(hass, other)
         client = await hass_client()
         ids = [f"{n:040x}" for n in (1, 2, 3)]
@@ -157,7 +161,7 @@ async def test_failover_keeps_viewers(
     """The engine under a broadcast dies: it moves to the other one, viewers stay."""
     from homeassistant.setup import async_setup_component  # noqa: F401
 
-    async with EngineSimulator(cold_start=0.2) as other:
+    async with EngineSimulator(cold_start=0.2, strict=True) as other:
         second = await _second_engine(hass, other)
         events = async_capture_events(hass, EVENT_TYPE)
         client = await hass_client()

@@ -12,7 +12,16 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.simulator import DEFAULT_FIXTURE, VERSION_MODES, EngineSimulator
+from custom_components.acestream_proxy.ts import ProgramInfo, random_access_offsets
+from tests.simulator import (
+    DEFAULT_FIXTURE,
+    VERSION_MODES,
+    EngineSimulator,
+    Fault,
+    SessionLedger,
+    parse_faults,
+)
+from tests.simulator.__main__ import _parse_args
 from tests.simulator.ts import TS_PACKET, read_pcr, read_timestamp
 
 CONTENT_ID = "0123456789abcdef0123456789abcdef01234567"
@@ -566,3 +575,188 @@ async def test_stop_releases_hanging_requests(
     for task in (version, stream):
         with pytest.raises((aiohttp.ClientError, AssertionError)):
             await task
+
+
+# --------------------------------------------------------------------- strict mode
+
+
+async def test_strict_reader_joins_live_mid_gop(
+    socket_enabled: None, http: aiohttp.ClientSession
+) -> None:
+    """A reader starts one burst behind the live position, not at byte 0."""
+    async with EngineSimulator(
+        strict=True, cold_start=0.05, burst_seconds=0.5, live_age=100
+    ) as sim:
+        burst = int(0.5 * sim.bitrate)
+        fixture = sim.fixture
+        program = ProgramInfo()
+        program.scan(fixture.data)
+        keyframes = set(random_access_offsets(fixture.data, program.video_pid))
+        starts = []
+        for _ in range(2):
+            resp = await start(http, sim)
+            async with http.get(resp["playback_url"]) as stream:
+                before = sim.live_position()
+                data = await read_bytes(stream, 50_000)
+                after = sim.live_position()
+                reader = sim.sessions[resp["infohash"]].reader
+                assert reader is not None
+                begin = reader.start_position
+            # The bytes are the live stream's from that position on (timestamps
+            # included: live time, not the fixture's zero).
+            assert data == fixture.read(begin, len(data))
+            assert before - burst - sim.bitrate < begin <= after - burst
+            assert begin > 100 * sim.bitrate * 0.9
+            assert begin % fixture.size not in keyframes
+            starts.append(begin)
+            await asyncio.sleep(0.3)
+        assert starts[1] > starts[0]
+
+
+async def test_strict_infohash_needs_the_content_id_first(
+    socket_enabled: None, http: aiohttp.ClientSession
+) -> None:
+    """By infohash: "failed to load content" (HTTP 200 JSON) until loaded by id."""
+    async with EngineSimulator(strict=True, cold_start=0.01) as sim:
+        infohash = sim.infohash_for(CONTENT_ID)
+        url = f"{sim.base_url}/ace/getstream?format=json&infohash={infohash}"
+        assert await get_json(http, url) == {
+            "response": None,
+            "error": "failed to load content",
+        }
+        assert sim.counters.getstream_refused == 1
+        assert sim.active_sessions() == 0
+        await start(http, sim)  # by content id: the engine fetches the descriptor
+        assert infohash in sim.loaded
+        body = await get_json(http, url)
+        assert body["response"]["infohash"] == infohash
+        # A restart forgets what was loaded.
+        await sim.restart(downtime=0)
+        assert await get_json(http, url) == {
+            "response": None,
+            "error": "failed to load content",
+        }
+        assert sim.counters.getstream_refused == 2
+    # The kind mode accepts any infohash.
+    async with EngineSimulator(cold_start=0.01) as kind:
+        body = await get_json(
+            http, f"{kind.base_url}/ace/getstream?format=json&infohash={OTHER_ID}"
+        )
+        assert body["error"] is None
+
+
+async def test_strict_restart_refuses_connections_then_accepts(
+    socket_enabled: None, http: aiohttp.ClientSession
+) -> None:
+    async with EngineSimulator(
+        strict=True, cold_start=0.01, restart_downtime=0.5
+    ) as sim:
+        version = f"{sim.base_url}/webui/api/service?method=get_version"
+        port = sim.port
+        resp = await start(http, sim)
+        async with http.get(resp["playback_url"]) as stream:
+            assert await stream.content.readany()
+            await sim.restart()
+            await read_until_broken(stream)
+        assert not sim.running
+        with pytest.raises(aiohttp.ClientConnectorError):
+            await get_json(http, version)
+        await asyncio.wait_for(sim.wait_accepting(), 3)
+        assert sim.running
+        assert sim.port == port
+        assert (await get_json(http, version))["error"] is None
+        assert sim.active_sessions() == 0
+        assert sim.counters.restarts == 1
+        async with http.get(resp["playback_url"]) as gone:
+            assert gone.status == 404
+
+
+def test_parse_faults() -> None:
+    assert parse_faults("stall at 30s for 25s, cut at 90s, restart at 150s") == [
+        Fault("stall", 30.0, 25.0),
+        Fault("cut", 90.0),
+        Fault("restart", 150.0),
+    ]
+    assert parse_faults("restart@5+3, error @ 1 for 2, hang at 2.5s for 0.5s") == [
+        Fault("error", 1.0, 2.0),
+        Fault("hang", 2.5, 0.5),
+        Fault("restart", 5.0, 3.0),
+    ]
+    assert str(Fault("stall", 30.0, 25.0)) == "stall at 30s for 25s"
+    assert str(Fault("cut", 1.5)) == "cut at 1.5s"
+    assert parse_faults(" ") == []
+    for bad in ("explode at 3s", "stall at 3s", "cut", "cut at soon"):
+        with pytest.raises(ValueError, match="fault"):
+            parse_faults(bad)
+    args = _parse_args(["--strict", "--faults", "cut at 2s", "--not-ts", "AB" * 20])
+    assert args.strict
+    assert args.faults == [Fault("cut", 2.0)]
+    assert args.not_ts == ["AB" * 20]
+
+
+async def test_fault_schedule(
+    socket_enabled: None, http: aiohttp.ClientSession
+) -> None:
+    """Scheduled from the start: a stall, an error window, a cut, a restart."""
+    async with EngineSimulator(
+        strict=True,
+        cold_start=0.01,
+        burst_seconds=0.2,
+        faults="stall at 0.5s for 0.5s, error at 0.5s for 0.5s, cut at 1.5s, "
+        "restart at 2s for 0.3s",
+    ) as sim:
+        resp = await start(http, sim)
+        async with http.get(resp["playback_url"]) as stream:
+            assert await stream.content.readany()
+            await wait_for(lambda: sim.stall)
+            body = await get_json(
+                http, f"{sim.base_url}/ace/getstream?format=json&id={OTHER_ID}"
+            )
+            assert body["error"] == "failed to load content"
+            await wait_for(lambda: not sim.stall)
+            assert sim.getstream_error is None
+            await read_until_broken(stream)  # the cut
+        assert sim.counters.readers_cut == 1
+        await wait_for(lambda: sim.counters.restarts == 1)
+        await asyncio.wait_for(sim.wait_accepting(), 3)
+        kinds = [fault.kind for _, fault in sim.faults_applied]
+        assert kinds == ["stall", "error", "cut", "restart"]
+        assert [round(at, 1) for at, _ in sim.faults_applied][-1] >= 2.0
+
+
+async def test_not_ts_content(
+    socket_enabled: None, http: aiohttp.ClientSession
+) -> None:
+    """A session of a listed content serves bytes with no MPEG-TS sync at all."""
+    async with EngineSimulator(strict=True, cold_start=0.01, not_ts={OTHER_ID}) as sim:
+        resp = await start(http, sim, f"content_id={OTHER_ID}")
+        async with http.get(resp["playback_url"]) as stream:
+            data = await read_bytes(stream, 100_000)
+        assert len(data) == 100_000
+        assert 0x47 not in data
+        resp = await start(http, sim)
+        async with http.get(resp["playback_url"]) as stream:
+            data = await read_bytes(stream, 100_000)
+        assert data.count(0x47) > 100_000 // TS_PACKET // 2
+
+
+async def test_shared_ledger_counts_sessions_across_engines(
+    socket_enabled: None, http: aiohttp.ClientSession
+) -> None:
+    ledger = SessionLedger()
+    async with (
+        EngineSimulator(strict=True, ledger=ledger) as one,
+        EngineSimulator(strict=True, ledger=ledger) as two,
+    ):
+        infohash = one.infohash_for(CONTENT_ID)
+        first = await start(http, one)
+        await start(http, one)  # supersedes: still one
+        assert ledger.open == {infohash: 1}
+        await start(http, two)
+        assert ledger.open == {infohash: 2}
+        assert ledger.max_concurrent == 2
+        await get_json(http, first["command_url"] + "?method=stop")  # already gone
+        await two.restart(downtime=0)
+        assert ledger.open == {infohash: 1}
+    assert ledger.open == {}
+    assert ledger.peak == {infohash: 2}

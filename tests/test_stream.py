@@ -29,6 +29,7 @@ from tests.helpers import (
     discontinuities,
     ffprobe_streams,
     first_video_frame,
+    load_on_engine,
     pids,
     read_bytes,
     read_for,
@@ -233,6 +234,8 @@ async def test_infohash_then_content_id_adopts_the_session(
 ) -> None:
     """Infohash first: the content id's getstream supersedes it and is adopted."""
     infohash = engine_sim.infohash_for(CID)
+    # An engine plays an infohash only once it has the content's descriptor.
+    await load_on_engine(engine_sim, CID)
     client = await hass_client()
     async with client.get(f"/api/acestream_proxy/stream/infohash/{infohash}") as ih:
         await read_bytes(ih, 50_000)
@@ -247,6 +250,29 @@ async def test_infohash_then_content_id_adopts_the_session(
     assert engine_sim.counters.sessions_stopped == 0
     assert engine_sim.active_sessions() == 1
     assert _broadcaster(hass, infohash).stats.upstream_restarts == 0
+
+
+async def test_infohash_broadcast_learns_its_content_id(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    engine_sim: EngineSimulator,
+    hass_client: ClientFactory,
+) -> None:
+    """Opened by infohash, joined by content id: after an engine restart (which
+    forgets descriptors) it reopens by the content id instead of being refused."""
+    infohash = engine_sim.infohash_for(CID)
+    await load_on_engine(engine_sim, CID)
+    client = await hass_client()
+    async with client.get(f"/api/acestream_proxy/stream/infohash/{infohash}") as ih:
+        await read_bytes(ih, 50_000)
+        async with client.get(URL) as by_id:
+            await read_bytes(by_id, 50_000)
+        await engine_sim.restart()
+        await engine_sim.wait_accepting()
+        after = await read_for(ih, 2.5)
+    assert len(strip_nulls(after)) > 50_000
+    assert engine_sim.counters.getstream_refused == 0
+    assert _broadcaster(hass, infohash).state is not BroadcastState.FAILED
 
 
 async def test_cold_start_is_bridged(
@@ -369,19 +395,23 @@ async def test_engine_restart_is_recovered(
     engine_sim: EngineSimulator,
     hass_client: ClientFactory,
 ) -> None:
-    """The engine restarts (old URLs gone, getstream failing for a while)."""
+    """The engine restarts: connections refused for a while, then every old URL and
+    descriptor is gone; the broadcast reopens by its content id, viewers kept."""
     client = await hass_client()
     async with client.get(URL) as resp:
         await read_bytes(resp, 100_000)
         broadcaster = _broadcaster(hass, engine_sim.infohash_for(CID))
-        engine_sim.getstream_error = "failed to load content"
         await engine_sim.restart()
-        await read_for(resp, 0.8)
+        assert not engine_sim.running
+        during = await read_for(resp, 0.4)
         assert broadcaster.state is BroadcastState.BUFFERING
-        engine_sim.getstream_error = None
-        after = await read_for(resp, 2.0)
+        assert 0x1FFF in pids(during[: len(during) // 188 * 188])
+        await engine_sim.wait_accepting()
+        after = await read_for(resp, 2.5)
     assert len(strip_nulls(after)) > 50_000
+    assert discontinuities(after) >= 1
     assert broadcaster.state is not BroadcastState.FAILED
+    assert engine_sim.counters.getstream_refused == 0
 
 
 async def test_upstream_gives_up_and_ends_viewers(
@@ -459,6 +489,22 @@ async def test_engine_error_is_502(
     resp = await client.get(URL)
     assert resp.status == 502
     assert "failed to load content" in await resp.text()
+    assert get_hub(hass).broadcasts == {}
+
+
+async def test_infohash_the_engine_never_loaded_is_502(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    engine_sim: EngineSimulator,
+    hass_client: ClientFactory,
+) -> None:
+    """A real engine needs the content id first; its refusal reaches the client."""
+    infohash = engine_sim.infohash_for(CID)
+    client = await hass_client()
+    resp = await client.get(f"/api/acestream_proxy/stream/infohash/{infohash}")
+    assert resp.status == 502
+    assert "failed to load content" in await resp.text()
+    assert engine_sim.counters.getstream_refused == 1
     assert get_hub(hass).broadcasts == {}
 
 

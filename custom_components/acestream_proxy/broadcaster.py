@@ -23,7 +23,6 @@ from typing import Any, Final, Protocol
 import aiohttp
 
 from .engine import (
-    ContentKind,
     ContentRef,
     EngineConnectionError,
     EngineError,
@@ -490,9 +489,11 @@ class Broadcaster:
         """Open (if needed) and read one session: (data seen, error, unreachable)."""
         try:
             if self.session is None:
+                # Reopen by what the broadcast was opened with: an engine that
+                # restarted, or another one after a failover, refuses a bare
+                # infohash until it has loaded the content id's descriptor.
                 self.session = self._adopted or await self.client.start_session(
-                    ContentRef(ContentKind.INFOHASH, self.infohash),
-                    start_timeout=self.config.getstream_timeout,
+                    self.content, start_timeout=self.config.getstream_timeout
                 )
                 self._adopted = None
             return await self._pump(self.session), "the engine ended the stream", False

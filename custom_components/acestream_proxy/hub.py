@@ -423,6 +423,13 @@ class StreamHub:
         self.aliases[ref] = session.infohash
         current = self.broadcasts.get(session.infohash)
         if current is not None and not current.broadcaster.closed:
+            if (
+                ref.kind is ContentKind.CONTENT_ID
+                and current.broadcaster.content.kind is ContentKind.INFOHASH
+            ):
+                # Opened by infohash: with the content id it can reopen on an
+                # engine that lacks the descriptor (restarted, or a failover).
+                current.broadcaster.content = ref
             if current.entry_id == entry.entry_id:
                 current.broadcaster.adopt(session)
             else:

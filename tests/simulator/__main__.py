@@ -9,7 +9,7 @@ import logging
 from pathlib import Path
 import signal
 
-from .engine import EngineSimulator
+from .engine import FAULT_KINDS, EngineSimulator, parse_faults
 
 
 def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -23,6 +23,33 @@ def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--idle-timeout", type=float, default=60.0, help="seconds")
     parser.add_argument("--fixture", type=Path, default=None, help="MPEG-TS file")
     parser.add_argument("--version", dest="engine_version", default="3.2.12")
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="behave like a real engine: live join mid-GOP, infohash needs a prior "
+        "content id load, restarts refuse connections for a while",
+    )
+    parser.add_argument(
+        "--restart-downtime",
+        type=float,
+        default=None,
+        help="seconds a restart refuses connections (default 2 strict, 0 kind)",
+    )
+    parser.add_argument(
+        "--faults",
+        type=parse_faults,
+        default=[],
+        help="fault schedule from start, e.g. "
+        "'stall at 30s for 25s, cut at 90s, restart at 150s' "
+        f"(kinds: {', '.join(FAULT_KINDS)})",
+    )
+    parser.add_argument(
+        "--not-ts",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="content id or infohash whose sessions serve non-MPEG-TS bytes",
+    )
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser.parse_args(argv)
 
@@ -36,15 +63,22 @@ async def _run(args: argparse.Namespace) -> None:
         burst_seconds=args.burst_seconds,
         idle_timeout=args.idle_timeout,
         version=args.engine_version,
+        strict=args.strict,
+        restart_downtime=args.restart_downtime,
+        faults=args.faults,
+        not_ts={value.lower() for value in args.not_ts},
     )
     await sim.start()
     fixture = sim.fixture
     print(sim.base_url, flush=True)
     print(
         f"fixture: {fixture.size} bytes, {fixture.duration:.2f} s loop, "
-        f"{fixture.bitrate * 8 / 1e6:.2f} Mbit/s; Ctrl-C to stop",
+        f"{fixture.bitrate * 8 / 1e6:.2f} Mbit/s; "
+        f"{'strict' if sim.strict else 'kind'} mode; Ctrl-C to stop",
         flush=True,
     )
+    for fault in sim.faults:
+        print(f"fault: {fault}", flush=True)
     done = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -1,14 +1,25 @@
 """A realistic AceStream engine simulator (HTTP API on a real aiohttp server).
 
-Behaviour follows ``ENGINE_API.md``: JSON start/stat/command API, one reader per
-progressive session, superseding sessions per infohash, cold start, burst then real-time
-pacing of a looping MPEG-TS fixture, idle expiry, engine restart, and fault switches.
+JSON start/stat/command API, one reader per progressive session, superseding sessions
+per infohash, cold start, burst then real-time pacing of a looping MPEG-TS fixture, idle
+expiry, engine restart, fault switches and a fault schedule.
+
+Two modes. The kind mode (default) serves every reader from byte 0 of the stream (PAT,
+PMT, then a keyframe), accepts any selector and restarts without a gap: fast and
+predictable for unit tests. The strict mode is what a real engine does to a proxy:
+
+- a reader joins the live stream (a wall clock that started ``live_age`` seconds before
+  the simulator) one burst behind live: at any byte, mid-GOP, not packet-aligned;
+- getstream by infohash answers "failed to load content" until this engine loaded the
+  content by content id (a real engine needs the content's descriptor);
+- a restart refuses connections for ``restart_downtime`` seconds, forgets every session
+  and every loaded descriptor, then accepts again on the same port.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 import contextlib
 from dataclasses import dataclass, field
 import hashlib
@@ -18,7 +29,7 @@ import random
 import re
 import secrets
 import time
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from aiohttp import web
 
@@ -33,6 +44,111 @@ _MAX_WRITE: Final = 256 * TS_PACKET * 7  # ~336 KB per write call
 _POLL: Final = 0.02  # how often hanging handlers look at their switch
 
 VERSION_MODES: Final = ("ok", "error_json", "html500", "empty", "wrong_type", "hang")
+FAULT_KINDS: Final = ("stall", "cut", "restart", "error", "hang")
+LOAD_FAILED: Final = "failed to load content"
+_FAULT: Final = re.compile(
+    r"^(?P<kind>[a-z]+)\s*(?:at|@)\s*(?P<at>\d+(?:\.\d+)?)\s*s?"
+    r"(?:\s*(?:for|\+)\s*(?P<duration>\d+(?:\.\d+)?)\s*s?)?$"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    """One scheduled fault, ``at`` seconds after the simulator first started.
+
+    ``stall``: no data for ``duration`` s (readers stay open). ``cut``: every reader is
+    closed mid-stream. ``restart``: an engine restart refusing connections for
+    ``duration`` s (default: the simulator's ``restart_downtime``). ``error``: getstream
+    answers "failed to load content" for ``duration`` s. ``hang``: getstream does not
+    answer for ``duration`` s.
+    """
+
+    kind: str
+    at: float
+    duration: float | None = None
+
+    def __str__(self) -> str:
+        text = f"{self.kind} at {self.at:g}s"
+        return text if self.duration is None else f"{text} for {self.duration:g}s"
+
+
+def parse_faults(text: str) -> list[Fault]:
+    """Parse "stall at 30s for 25s, cut at 90s, restart at 150s" (or "stall@30+25")."""
+    faults: list[Fault] = []
+    for raw in text.split(","):
+        item = raw.strip().lower()
+        if not item:
+            continue
+        found = _FAULT.match(item)
+        if found is None or found["kind"] not in FAULT_KINDS:
+            raise ValueError(
+                f"bad fault {item!r}: expected '<kind> at <s>[ for <s>]', "
+                f"kind one of {', '.join(FAULT_KINDS)}"
+            )
+        duration = found["duration"]
+        if duration is None and found["kind"] in ("stall", "error", "hang"):
+            raise ValueError(f"fault {item!r} needs a duration ('for <s>')")
+        faults.append(
+            Fault(
+                found["kind"],
+                float(found["at"]),
+                None if duration is None else float(duration),
+            )
+        )
+    return sorted(faults, key=lambda fault: fault.at)
+
+
+@dataclass(slots=True)
+class SessionLedger:
+    """Engine sessions open per infohash, over one or more simulators.
+
+    Share one ledger between the simulators of a test to see whether a broadcast ever
+    held sessions on two engines at once (a failover that forgot to stop the old one).
+    """
+
+    open: dict[str, int] = field(default_factory=dict)
+    peak: dict[str, int] = field(default_factory=dict)
+
+    def opened(self, infohash: str) -> None:
+        count = self.open.get(infohash, 0) + 1
+        self.open[infohash] = count
+        self.peak[infohash] = max(self.peak.get(infohash, 0), count)
+
+    def closed(self, infohash: str) -> None:
+        count = self.open.get(infohash, 0) - 1
+        if count > 0:
+            self.open[infohash] = count
+        else:
+            self.open.pop(infohash, None)
+
+    @property
+    def max_concurrent(self) -> int:
+        """The most sessions one infohash ever had open at the same moment."""
+        return max(self.peak.values(), default=0)
+
+
+class _Source(Protocol):
+    def read(self, position: int, size: int) -> bytes: ...
+
+
+class NotTsSource:
+    """Endless bytes that are not MPEG-TS (a VOD container, say): no 0x47 at all."""
+
+    def __init__(self, size: int = 1 << 20) -> None:
+        noise = bytearray(random.Random(0x5EED).randbytes(size))
+        noise[:4] = b"\x1a\x45\xdf\xa3"  # a Matroska header
+        self.data = bytes(noise).replace(b"\x47", b"\x46")
+
+    def read(self, position: int, size: int) -> bytes:
+        total = len(self.data)
+        chunks: list[bytes] = []
+        while size > 0:
+            off = position % total
+            take = min(size, total - off)
+            chunks.append(self.data[off : off + take])
+            position += take
+            size -= take
+        return b"".join(chunks)
 
 
 @dataclass(slots=True)
@@ -46,6 +162,8 @@ class SimCounters:
     sessions_stopped: int = 0  # by command_url?method=stop
     sessions_expired: int = 0  # no reader for idle_timeout
     sessions_superseded: int = 0  # replaced by a new session of the same infohash
+    getstream_refused: int = 0  # strict: by infohash before the content was loaded
+    restarts: int = 0
     readers_opened: int = 0
     readers_active: int = 0  # current
     readers_cut: int = 0  # closed by the engine (supersede, stop, cut_readers, ...)
@@ -60,6 +178,7 @@ class SimReader:
     session: SimSession
     cut_event: asyncio.Event = field(default_factory=asyncio.Event)
     bytes_sent: int = 0
+    start_position: int = 0  # byte of the endless stream its first byte was
 
     def is_cut(self) -> bool:
         return self.cut_event.is_set()
@@ -76,6 +195,7 @@ class SimSession:
     stat_session_id: str
     content_id: str | None
     created: float  # loop.time()
+    not_ts: bool = False
     reader: SimReader | None = None
     stopped: bool = False
     position: int = 0  # bytes of the endless stream delivered so far
@@ -101,6 +221,12 @@ class EngineSimulator:
         idle_timeout: float = 60.0,
         version: str = "3.2.12",
         code: int = 3021200,
+        strict: bool = False,
+        restart_downtime: float | None = None,
+        live_age: float = 1800.0,
+        faults: str | Sequence[Fault] = (),
+        not_ts: set[str] | None = None,
+        ledger: SessionLedger | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -110,6 +236,19 @@ class EngineSimulator:
         self.idle_timeout = idle_timeout
         self.version = version
         self.code = code
+        self.strict = strict
+        self.restart_downtime = (
+            (2.0 if strict else 0.0) if restart_downtime is None else restart_downtime
+        )
+        self.live_age = live_age
+        self.faults = parse_faults(faults) if isinstance(faults, str) else list(faults)
+        # Content ids (or infohashes) whose sessions serve bytes that are not MPEG-TS.
+        self.not_ts: set[str] = set(not_ts or ())
+        self.ledger = ledger or SessionLedger()
+        # Strict: infohashes this engine loaded by content id (it holds their descriptor).
+        self.loaded: set[str] = set()
+        # (seconds since first start, fault) for every scheduled fault applied.
+        self.faults_applied: list[tuple[float, Fault]] = []
         # Fault switches.
         self.getstream_error: str | None = None
         self.getstream_hang: bool = False
@@ -127,6 +266,11 @@ class EngineSimulator:
         self._runner: web.AppRunner | None = None
         self._closing = False
         self._tasks: set[asyncio.Task[None]] = set()
+        self._started_at: float | None = None  # loop.time() of the first start
+        self._schedule: asyncio.Task[None] | None = None
+        self._reopen: asyncio.Task[None] | None = None
+        self._accepting = asyncio.Event()
+        self._not_ts_source: NotTsSource | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -149,7 +293,32 @@ class EngineSimulator:
     def running(self) -> bool:
         return self._runner is not None
 
+    def live_position(self) -> int:
+        """Byte of the endless stream that is live now (strict mode's wall clock)."""
+        assert self._started_at is not None
+        age = asyncio.get_running_loop().time() - self._started_at + self.live_age
+        return int(age * self.bitrate)
+
+    def elapsed(self) -> float:
+        """Seconds since the simulator first started (the fault schedule's clock)."""
+        if self._started_at is None:
+            return 0.0
+        return asyncio.get_running_loop().time() - self._started_at
+
     async def start(self) -> None:
+        await self._listen()
+        if self._started_at is None:
+            self._started_at = asyncio.get_running_loop().time()
+            if self.faults:
+                self._schedule = asyncio.get_running_loop().create_task(
+                    self._run_schedule()
+                )
+
+    async def wait_accepting(self) -> None:
+        """Return once the simulator accepts connections (after a restart's gap)."""
+        await self._accepting.wait()
+
+    async def _listen(self) -> None:
         if self._runner is not None:
             return
         _ = self.fixture  # parse before serving
@@ -181,21 +350,78 @@ class EngineSimulator:
             if isinstance(address, tuple):
                 self.port = int(address[1])
                 break
+        self._accepting.set()
         _LOGGER.debug("engine simulator listening on %s", self.base_url)
 
-    async def stop(self) -> None:
-        """Close the listener, cut every reader, forget sessions, await own tasks."""
+    async def _close_listener(self) -> None:
         self._closing = True
+        self._accepting.clear()
         self._forget_all_sessions()
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()
         await self._drain_tasks()
 
-    async def restart(self) -> None:
-        """Engine restart: every session is forgotten, readers cut, same port."""
-        self._forget_all_sessions()
-        await self._drain_tasks()
+    async def stop(self) -> None:
+        """Close the listener, cut every reader, forget sessions, await own tasks."""
+        for task in (self._schedule, self._reopen):
+            if task is not None and task is not asyncio.current_task():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        self._schedule = self._reopen = None
+        await self._close_listener()
+
+    async def restart(self, downtime: float | None = None) -> None:
+        """Engine restart: every session is forgotten and its reader cut.
+
+        With a downtime (strict mode's default: ``restart_downtime``) the listener is
+        closed, so connections are refused, and opens again on the same port after
+        ``downtime`` seconds; this returns once the engine is down (see
+        :meth:`wait_accepting`). A strict engine also forgets loaded descriptors.
+        """
+        downtime = self.restart_downtime if downtime is None else downtime
+        self.counters.restarts += 1
+        _LOGGER.info("engine restart (down for %.1f s)", downtime)
+        if self.strict:
+            self.loaded.clear()
+        if downtime <= 0 or self._runner is None:
+            self._forget_all_sessions()
+            await self._drain_tasks()
+            return
+        await self._close_listener()
+        self._reopen = asyncio.get_running_loop().create_task(
+            self._listen_after(downtime)
+        )
+
+    async def _listen_after(self, delay: float) -> None:
+        await asyncio.sleep(delay)
+        await self._listen()
+        self._reopen = None
+
+    async def _run_schedule(self) -> None:
+        """Apply the fault schedule; faults with a duration end on their own."""
+        loop = asyncio.get_running_loop()
+        assert self._started_at is not None
+        actions: list[tuple[float, int, Fault, bool]] = []
+        for index, fault in enumerate(self.faults):
+            actions.append((fault.at, index, fault, True))
+            if fault.duration is not None and fault.kind != "restart":
+                actions.append((fault.at + fault.duration, index, fault, False))
+        for at, _, fault, begin in sorted(actions, key=lambda a: (a[0], a[1])):
+            await asyncio.sleep(max(0.0, self._started_at + at - loop.time()))
+            if begin:
+                self.faults_applied.append((self.elapsed(), fault))
+                _LOGGER.info("fault: %s", fault)
+            if fault.kind == "stall":
+                self.stall = begin
+            elif fault.kind == "error":
+                self.getstream_error = LOAD_FAILED if begin else None
+            elif fault.kind == "hang":
+                self.getstream_hang = begin
+            elif fault.kind == "cut":
+                self.cut_readers()
+            else:  # restart
+                await self.restart(fault.duration)
 
     async def __aenter__(self) -> EngineSimulator:
         await self.start()
@@ -255,6 +481,8 @@ class EngineSimulator:
     def _drop_session(self, session: SimSession) -> None:
         if self.sessions.get(session.infohash) is session:
             del self.sessions[session.infohash]
+        if not session.stopped:
+            self.ledger.closed(session.infohash)
         session.stopped = True
         task, session.expiry_task = session.expiry_task, None
         if task is not None and task is not asyncio.current_task():
@@ -406,7 +634,13 @@ class EngineSimulator:
         else:
             return None, None, "missing content id"
         if key in self.unknown_content or infohash in self.unknown_content:
-            return None, None, "failed to load content"
+            return None, None, LOAD_FAILED
+        if self.strict:
+            if content_id is not None or url:
+                self.loaded.add(infohash)  # the descriptor came with the request
+            elif infohash not in self.loaded:
+                self.counters.getstream_refused += 1
+                return None, None, LOAD_FAILED
         return content_id, infohash, None
 
     async def _handle_getstream(self, request: web.Request) -> web.StreamResponse:
@@ -426,7 +660,7 @@ class EngineSimulator:
             return error(self.getstream_error, 500)
         content_id, infohash, problem = self._select(request.query)
         if problem is not None or infohash is None:
-            status = 500 if problem == "failed to load content" else 400
+            status = 500 if problem == LOAD_FAILED else 400
             return error(problem or "missing content id", status)
 
         old = self.sessions.get(infohash)
@@ -443,8 +677,10 @@ class EngineSimulator:
             content_id=content_id,
             created=asyncio.get_running_loop().time(),
             peers=random.randint(5, 12),
+            not_ts=bool({infohash, content_id} & self.not_ts),
         )
         self.sessions[infohash] = session
+        self.ledger.opened(infohash)
         self.counters.sessions_opened += 1
         _LOGGER.info("session %s opened (pid %r)", infohash, session.pid)
         self._arm_expiry(session)
@@ -507,11 +743,18 @@ class EngineSimulator:
                 await asyncio.wait_for(reader.cut_event.wait(), delay)
         return reader.is_cut()
 
+    def _source(self, session: SimSession) -> _Source:
+        if not session.not_ts:
+            return self.fixture
+        if self._not_ts_source is None:
+            self._not_ts_source = NotTsSource()
+        return self._not_ts_source
+
     async def _serve_reader(self, reader: SimReader) -> web.StreamResponse:
         loop = asyncio.get_running_loop()
         session = reader.session
-        fixture = self.fixture
-        rate = fixture.bitrate
+        source = self._source(session)
+        rate = self.fixture.bitrate
         ready_at = session.created + self.cold_start
         if await self._sleep_or_cut(reader, ready_at - loop.time()):
             return web.Response(status=410, text="cut")
@@ -521,6 +764,10 @@ class EngineSimulator:
         )
         await response.prepare(reader.request)
         owed = max(TS_PACKET, int(self.burst_seconds * rate))  # bytes due at t_ref
+        if self.strict:
+            # Join the live stream one burst behind: any byte, mid-GOP.
+            session.position = max(0, self.live_position() - owed)
+        reader.start_position = session.position
         t_ref = loop.time()
         sent_since_ref = 0
         try:
@@ -534,7 +781,7 @@ class EngineSimulator:
                 due = owed + int((loop.time() - t_ref) * rate) - sent_since_ref
                 size = min(due - due % TS_PACKET, _MAX_WRITE)
                 if size > 0:
-                    chunk = fixture.read(session.position, size)
+                    chunk = source.read(session.position, size)
                     await response.write(chunk)
                     if reader.is_cut():
                         break
