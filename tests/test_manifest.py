@@ -71,3 +71,27 @@ def test_translations_cover_every_step_and_entity() -> None:
         for key, entity in entities.items():
             assert entity["name"]
             assert key in icons["entity"][platform]
+
+
+def test_platforms_take_the_config_entry_callback() -> None:
+    """Every platform's async_setup_entry is typed with AddConfigEntryEntitiesCallback
+    (AddEntitiesCallback cannot attach entities to a channel subentry)."""
+    import ast
+
+    from custom_components.acestream_proxy import PLATFORMS
+
+    platforms = 0
+    for path in INTEGRATION.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.AsyncFunctionDef)
+                and node.name == "async_setup_entry"
+                and len(node.args.args) == 3
+            ):
+                platforms += 1
+                annotation = node.args.args[2].annotation
+                assert annotation is not None, path.name
+                assert ast.unparse(annotation) == "AddConfigEntryEntitiesCallback", (
+                    path.name
+                )
+    assert platforms == len(PLATFORMS)
