@@ -1,37 +1,49 @@
-"""Fan-out benchmark: the project's Broadcaster ("ours") against the seed design.
+"""Fan-out benchmark through Home Assistant's real HTTP stack.
 
-Run from the repository root: ``make bench`` (or ``.venv/bin/python script/bench.py``);
-``--quick`` is a smoke run of a few seconds per row.
+Run from the repository root: ``make bench`` (about 8 minutes) or
+``make bench ARGS=--quick`` (about 2 minutes, small viewer counts).
 
-What it does, once per run:
-- generates with ffmpeg a ~10 s MPEG-TS (H.264 1280x720 25 fps at ~8 Mbit/s with a
-  keyframe every second, AAC audio) into a temporary directory and serves it with the
-  project's engine simulator (tests/simulator: real HTTP, paced, looping);
-- compiles script/bench_client.c (an epoll HTTP/1.1 load client) with gcc into the
-  same temporary directory.
+What it runs, once:
+- generates with ffmpeg a 10 s MPEG-TS (H.264 1280x720 25 fps at about 8 Mbit/s, a
+  keyframe every 2 s, AAC audio), served in a loop by the project's engine simulator
+  (tests/simulator, real HTTP, paced at the file's own rate);
+- compiles script/bench_client.c (a C epoll HTTP/1.1 client) with gcc;
+- measures the loopback ceiling of this machine with iperf3 (100 TCP streams, sender
+  on the server core, receiver on the client core), if iperf3 is installed or can be
+  installed with apt-get;
+- starts a real Home Assistant (``python -m homeassistant``, the project venv) with
+  its default integrations plus onboarding, config and the integration (no recorder),
+  pinned to core 0 with taskset; onboards a user, adds the integration through its
+  config flow pointing at the simulator and sets its options (linger, max viewers)
+  through the options flow; takes a long-lived access token and signs stream paths.
 
-Then, for every scenario and design, it starts a fresh server process: a plain aiohttp
-web server on 127.0.0.1 (no Home Assistant: this measures the data plane only) pinned
-to core 0, which opens one engine session on the simulator through the project's
-EngineClient and serves ``GET /stream``:
-- ours: the project's Broadcaster; each viewer is a handler doing what views.py does
-  (``join``, ``prepare``, ``viewer.stream(response.write)``, ``leave``);
-- seed: the design of SEED_broadcaster_investigation.md reimplemented here: one reader
-  task, a Queue(maxsize=100) per client, a lock held briefly to snapshot the clients,
-  each chunk put into every queue under ``asyncio.gather``, the last 100 chunks pushed
-  to each new client, a full queue marks the client dead.
-After a warm-up the load client (pinned to core 1, with this process and the simulator)
-opens N connections within ~1 s and reads for the window; the server reports its CPU
-time (os.times), RSS and upstream bytes over a pipe at the start and end of the window.
+Then, for every row (N viewers joining over a stated time, or all at once):
+- hass: a fresh broadcast (one warm-up viewer starts it, then linger keeps it), N
+  connections from the C client (pinned to core 1 with the simulator): every other
+  one with ``Authorization: Bearer <token>``, the others with a signed URL
+  (``?authSig=``); after the joins the steady rate of every viewer is measured over
+  the window; the broadcast is stopped with the ``acestream_proxy.stop`` action.
+- ring: the floor, in the same run: a minimal aiohttp server (no Home Assistant, no
+  auth, no keyframe join, no stats) with a ring of chunks and one cursor per viewer;
+  one wake-up event per chunk; a viewer writes all it has not sent in one write.
+- seed (a few rows): the design this project replaced (a queue per client filled
+  under ``asyncio.gather``, a 100-chunk backlog pushed to every joiner).
+
+CPU is read from /proc for the server process (all its threads); Home Assistant's idle
+CPU (measured before any broadcast) is taken out of its figures. ``--profile`` (on in
+the full run) samples Home Assistant with py-spy (installed into the venv with pip if
+missing) during the 2,000-viewer window and during the join storm.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-from collections import deque
+from collections import Counter, deque
 import contextlib
 from dataclasses import dataclass, field
+import importlib
+import itertools
 import json
 import math
 import os
@@ -49,155 +61,166 @@ from typing import Any
 
 SCRIPT = Path(__file__).resolve()
 ROOT = SCRIPT.parent.parent
-DASH = "\u2013"  # en dash: an empty cell, as in PERF_BASELINE.md
+DOMAIN = "acestream_proxy"
+DASH = "\u2013"
 SERVER_CORE = 0
 CLIENT_CORE = 1
-SEED_CHUNK = 64 * 1024  # the seed's COPY_CHUNK_SIZE (httpx aiter_bytes chunk size)
-SEED_QUEUE = 100
-SEED_BACKLOG = 100
 TS_HEADERS = {
     "Content-Type": "video/mp2t",
     "Cache-Control": "no-store",
     "X-Accel-Buffering": "no",
 }
+RING_CHUNK = 348 * 188  # 65,424 bytes: the size our broadcaster gathers reads into
+RING_CHUNKS = 160  # about 10 s at 8 Mbit/s, like the default replay window
+RING_WRITE_TIMEOUT = 10.0
+SEED_CHUNK = 64 * 1024  # the seed's COPY_CHUNK_SIZE (httpx aiter_bytes chunk size)
+SEED_QUEUE = 100
+SEED_BACKLOG = 100
+HASS_IDLE_SECONDS = 5.0
+WARMUP = 2.5  # seconds a fresh broadcast plays before the joins (2 s GOP)
+CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-def _import_data_plane() -> tuple[types.ModuleType, types.ModuleType, types.ModuleType]:
-    """Import broadcaster, engine and ts without the package __init__ (it needs HA)."""
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    """N viewers (M of them paused) joining over ``ramp`` seconds (0: at once)."""
+
+    viewers: int
+    paused: int = 0
+    ramp: float = 1.0
+    seed: bool = False  # also run the seed design
+    profile: bool = False  # sample Home Assistant with py-spy
+
+    @property
+    def how(self) -> str:
+        """How they join, for the table."""
+        text = "all at once" if self.ramp == 0 else f"over {self.ramp:g} s"
+        return text + (f", {self.paused} paused" if self.paused else "")
+
+
+FULL = (
+    Scenario(100, seed=True),
+    Scenario(500, seed=True),
+    Scenario(500, 50),
+    Scenario(1000, ramp=2.0),
+    Scenario(2000, ramp=4.0, profile=True),
+    Scenario(500, ramp=0.0),
+    Scenario(1000, ramp=0.0, profile=True),
+)
+QUICK = (
+    Scenario(50, seed=True),
+    Scenario(50, 5),
+    Scenario(200, ramp=0.0),
+)
+
+
+# ----------------------------------------------------------------- server processes
+
+
+def _import_data_plane() -> tuple[types.ModuleType, types.ModuleType]:
+    """Import engine and ts without the package __init__ (it needs HA)."""
     name = "custom_components.acestream_proxy"
     if name not in sys.modules:
         sys.path.insert(0, str(ROOT))
         package = types.ModuleType(name)
         package.__path__ = [str(ROOT / "custom_components" / "acestream_proxy")]
         sys.modules[name] = package
-    import importlib
-
     return (
-        importlib.import_module(f"{name}.broadcaster"),
         importlib.import_module(f"{name}.engine"),
         importlib.import_module(f"{name}.ts"),
     )
 
 
-# --------------------------------------------------------------------------- server
+class RingPlane:
+    """The floor: a ring of chunks and one cursor per viewer, nothing else."""
 
-
-def _rss_kib() -> int:
-    with open("/proc/self/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
-class OursPlane:
-    """The project's Broadcaster behind an aiohttp handler shaped like views.py."""
-
-    def __init__(self, client: Any, session: Any, ref: Any) -> None:
-        """Build the broadcast on an opened engine session."""
-        bc, _, _ = _import_data_plane()
-        self._bc = bc
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._started = asyncio.Event()
-        self.broadcaster = bc.Broadcaster(
-            client=client,
-            session=session,
-            content=ref,
-            # Production defaults except the viewer cap (50) and the linger.
-            config=bc.BroadcastConfig(max_viewers=100_000, linger=600.0),
-            spawn=self._spawn,
-            listener=self._on_event,
-            name="bench",
-        )
-
-    def _on_event(self, _broadcaster: Any, event: Any) -> None:
-        if event is self._bc.BroadcastEvent.STARTED:
-            self._started.set()
-
-    def _spawn(self, coro: Any, name: str) -> asyncio.Task[None]:
-        task = asyncio.get_running_loop().create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
+    def __init__(self, client: Any, session: Any) -> None:
+        """Prepare on an opened engine session."""
+        self.client = client
+        self.session = session
+        self.chunks: deque[bytes] = deque()
+        self.first = 0  # index of chunks[0]
+        self.wake = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        """Start the producer; return once data flows."""
-        self.broadcaster.start()
-        await asyncio.wait_for(self._started.wait(), 60)
+        """Start reading; return once a chunk is there."""
+        self.task = asyncio.create_task(self._read())
+        while not self.chunks:
+            await self.wake.wait()
 
-    @property
-    def bytes_in(self) -> int:
-        """Bytes read from the engine."""
-        return int(self.broadcaster.stats.bytes_in)
-
-    def extra(self) -> dict[str, Any]:
-        """Design-specific counters."""
-        stats = self.broadcaster.stats
-        return {
-            "viewers": self.broadcaster.viewer_count,
-            "dropped": stats.viewers_dropped,
-            "skipped": stats.viewers_skipped,
-            "chunks": stats.chunks,
-        }
+    async def _read(self) -> None:
+        resp = await self.client.open_stream(
+            self.session, connect_timeout=30.0, read_timeout=60.0
+        )
+        try:
+            while True:
+                try:
+                    chunk = await resp.content.readexactly(RING_CHUNK)
+                except asyncio.IncompleteReadError as err:
+                    chunk = err.partial
+                if not chunk:
+                    break
+                self.chunks.append(chunk)
+                if len(self.chunks) > RING_CHUNKS:
+                    self.chunks.popleft()
+                    self.first += 1
+                wake, self.wake = self.wake, asyncio.Event()
+                wake.set()
+        finally:
+            resp.close()
 
     async def handle(self, request: Any) -> Any:
-        """GET /stream, as views._serve does it once the viewer is opened."""
+        """GET /stream: from the newest chunk on."""
         from aiohttp import web
 
-        viewer = self.broadcaster.join()
         response = web.StreamResponse(headers=TS_HEADERS)
+        await response.prepare(request)
+        cursor = self.first + len(self.chunks) - 1
         try:
-            await response.prepare(request)
-            reason = await viewer.stream(response.write)
-            if reason is self._bc.EndReason.DROPPED and request.transport is not None:
+            while True:
+                cursor = max(cursor, self.first)
+                end = self.first + len(self.chunks)
+                if cursor < end:
+                    pieces = list(
+                        itertools.islice(self.chunks, cursor - self.first, None)
+                    )
+                    cursor = end
+                    async with asyncio.timeout(RING_WRITE_TIMEOUT):
+                        await response.write(
+                            pieces[0] if len(pieces) == 1 else b"".join(pieces)
+                        )
+                else:
+                    await self.wake.wait()
+        except (ConnectionResetError, TimeoutError):
+            if request.transport is not None:
                 request.transport.abort()
-                return response
-            await response.write_eof()
-        except ConnectionResetError:
-            pass
-        finally:
-            viewer.leave()
         return response
 
     async def close(self) -> None:
-        """End the broadcast and its engine session."""
-        await self.broadcaster.async_close()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        """Stop reading."""
+        if self.task is not None:
+            self.task.cancel()
+            await asyncio.gather(self.task, return_exceptions=True)
 
 
-class SeedBroadcaster:
-    """The seed design (SEED_broadcaster_investigation.md), on the same engine client."""
+class SeedPlane:
+    """The seed design: a queue per client, the backlog pushed to every joiner."""
 
     def __init__(self, client: Any, session: Any) -> None:
-        """Prepare the broadcast; nothing is read until start()."""
+        """Prepare on an opened engine session."""
         self.client = client
         self.session = session
         self.client_queues: set[asyncio.Queue[bytes | None]] = set()
         self.queues_lock = asyncio.Lock()
         self.recent_chunks: deque[bytes] = deque(maxlen=SEED_BACKLOG)
         self.first_chunk_event = asyncio.Event()
-        self.stream_task: asyncio.Task[None] | None = None
-        self.chunk_count = 0
-        self.bytes_in = 0
-        self.dead = 0
+        self.task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Start the reader task."""
-        self.stream_task = asyncio.create_task(self._stream_loop())
-
-    async def stop(self) -> None:
-        """Stop reading and tell the clients."""
-        if self.stream_task is not None:
-            self.stream_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.stream_task
-        async with self.queues_lock:
-            for queue in self.client_queues:
-                with contextlib.suppress(asyncio.QueueFull):
-                    queue.put_nowait(None)
-            self.client_queues.clear()
+        self.task = asyncio.create_task(self._stream_loop())
+        await asyncio.wait_for(self.first_chunk_event.wait(), 30)
 
     async def add_client(self) -> asyncio.Queue[bytes | None]:
         """New client: snapshot the backlog, register under the lock, push backlog."""
@@ -212,35 +235,24 @@ class SeedBroadcaster:
                 break
         return queue
 
-    async def remove_client(self, queue: asyncio.Queue[bytes | None]) -> None:
-        """Forget a client."""
-        async with self.queues_lock:
-            self.client_queues.discard(queue)
-
     async def _stream_loop(self) -> None:
         resp = await self.client.open_stream(
             self.session, connect_timeout=30.0, read_timeout=60.0
         )
         try:
-            content = resp.content
             while True:
-                # httpx aiter_bytes(chunk_size=64 KiB): fixed-size chunks.
                 try:
-                    chunk = await content.readexactly(SEED_CHUNK)
+                    chunk = await resp.content.readexactly(SEED_CHUNK)
                 except asyncio.IncompleteReadError as err:
                     chunk = err.partial
                 if not chunk:
                     break
-                self.chunk_count += 1
-                self.bytes_in += len(chunk)
                 self.recent_chunks.append(chunk)
-                if self.chunk_count == 1:
-                    self.first_chunk_event.set()
-
+                self.first_chunk_event.set()
                 async with self.queues_lock:
-                    queues_snapshot = list(self.client_queues)
+                    snapshot = list(self.client_queues)
 
-                async def broadcast_to_queue(
+                async def put(
                     queue: asyncio.Queue[bytes | None], chunk: bytes = chunk
                 ) -> asyncio.Queue[bytes | None] | None:
                     try:
@@ -249,169 +261,100 @@ class SeedBroadcaster:
                         return queue  # client too slow: dead
                     return None
 
-                results = await asyncio.gather(
-                    *[broadcast_to_queue(q) for q in queues_snapshot]
-                )
-                dead_queues = [q for q in results if q is not None]
-                if dead_queues:
+                results = await asyncio.gather(*[put(q) for q in snapshot])
+                dead = [q for q in results if q is not None]
+                if dead:
                     async with self.queues_lock:
-                        for queue in dead_queues:
-                            self.dead += 1
+                        for queue in dead:
                             self.client_queues.discard(queue)
                             with contextlib.suppress(asyncio.QueueFull):
                                 queue.put_nowait(None)
         finally:
             resp.close()
 
-
-class SeedPlane:
-    """The seed broadcaster behind a handler that drains the client's queue."""
-
-    def __init__(self, client: Any, session: Any) -> None:
-        """Build the broadcast on an opened engine session."""
-        self.seed = SeedBroadcaster(client, session)
-        self.client = client
-        self.session = session
-
-    async def start(self) -> None:
-        """Start the reader; return once data flows."""
-        await self.seed.start()
-        await asyncio.wait_for(self.seed.first_chunk_event.wait(), 30)
-
-    @property
-    def bytes_in(self) -> int:
-        """Bytes read from the engine."""
-        return self.seed.bytes_in
-
-    def extra(self) -> dict[str, Any]:
-        """Design-specific counters."""
-        return {
-            "viewers": len(self.seed.client_queues),
-            "dead": self.seed.dead,
-            "chunks": self.seed.chunk_count,
-        }
-
     async def handle(self, request: Any) -> Any:
         """GET /stream: drain this client's queue into its response."""
         from aiohttp import web
 
-        queue = await self.seed.add_client()
+        queue = await self.add_client()
         response = web.StreamResponse(headers=TS_HEADERS)
         try:
             await response.prepare(request)
-            while True:
-                chunk = await queue.get()
-                if chunk is None:
-                    break
+            while (chunk := await queue.get()) is not None:
                 await response.write(chunk)
         except ConnectionResetError:
             pass
         finally:
-            await self.seed.remove_client(queue)
+            async with self.queues_lock:
+                self.client_queues.discard(queue)
         return response
 
     async def close(self) -> None:
-        """Stop reading and stop the engine session."""
-        await self.seed.stop()
-        with contextlib.suppress(Exception):
-            await self.client.stop_session(self.session)
+        """Stop reading."""
+        if self.task is not None:
+            self.task.cancel()
+            await asyncio.gather(self.task, return_exceptions=True)
 
 
-def _reply(payload: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(payload) + "\n")
-    sys.stdout.flush()
-
-
-async def serve(design: str, engine_port: int, content_id: str) -> None:
-    """Server process: one broadcast on the simulator, GET /stream, stats on stdin."""
+async def serve(design: str, engine_port: int) -> None:
+    """Server process: one broadcast from the simulator on GET /stream."""
     import aiohttp
     from aiohttp import web
 
-    _, engine, _ = _import_data_plane()
+    engine, _ = _import_data_plane()
     loop = asyncio.get_running_loop()
     http = aiohttp.ClientSession()
     client = engine.EngineClient(http, "127.0.0.1", engine_port)
-    ref = engine.ContentRef.parse(engine.ContentKind.CONTENT_ID, content_id)
+    ref = engine.ContentRef.parse(engine.ContentKind.CONTENT_ID, secrets.token_hex(20))
     session = await client.start_session(ref)
-    plane: OursPlane | SeedPlane = (
-        OursPlane(client, session, ref)
-        if design == "ours"
-        else SeedPlane(client, session)
+    plane = (
+        RingPlane(client, session) if design == "ring" else SeedPlane(client, session)
     )
     await plane.start()
     app = web.Application()
     app.router.add_get("/stream", plane.handle)
-    runner = web.AppRunner(
-        app, access_log=None, handle_signals=False, shutdown_timeout=1.0
-    )
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0, backlog=4096)
+    # aiohttp's default listen backlog (128), as Home Assistant's server has.
+    site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = next(a[1] for a in runner.addresses if isinstance(a, tuple))
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(
         lambda: asyncio.StreamReaderProtocol(reader), sys.stdin
     )
-    _reply(
-        {
-            "port": port,
-            "pid": os.getpid(),
-            "home_assistant_loaded": "homeassistant" in sys.modules,
-        }
-    )
+    print(json.dumps({"port": port, "pid": os.getpid()}), flush=True)
     try:
-        while True:
-            line = (await reader.readline()).decode().strip()
-            if line == "stats":
-                times = os.times()
-                _reply(
-                    {
-                        "t": time.monotonic(),
-                        "cpu": times.user + times.system,
-                        "rss_kib": _rss_kib(),
-                        "bytes_in": plane.bytes_in,
-                        "extra": plane.extra(),
-                    }
-                )
-            elif line in ("quit", ""):  # "" = EOF: the parent is gone
-                break
+        await reader.readline()  # "quit" or EOF
     finally:
         await plane.close()
+        with contextlib.suppress(Exception):
+            await client.stop_session(session)
         await runner.cleanup()
         await http.close()
 
 
-def server_main(args: argparse.Namespace) -> None:
-    """Entry point of the server child process."""
-    os.sched_setaffinity(0, {SERVER_CORE})
-    asyncio.run(serve(args.serve, args.engine_port, args.content_id))
+def _pin(core: int) -> None:
+    os.sched_setaffinity(0, {core})
 
 
-# --------------------------------------------------------------------------- driver
+# --------------------------------------------------------------------- measurements
 
 
-@dataclass(slots=True)
-class Row:
-    """One measured design x scenario."""
+def proc_cpu(pid: int) -> float:
+    """User + system CPU seconds of a process (all its threads)."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
-    design: str
-    viewers: int
-    paused: int
-    source_kbps: float = math.nan
-    cpu_cores: float = math.nan
-    rates: list[float] = field(default_factory=list)
-    ttfb: list[float] = field(default_factory=list)
-    rai_ms: list[float] = field(default_factory=list)
-    rai_bytes: list[int] = field(default_factory=list)
-    pat_bytes: list[int] = field(default_factory=list)
-    no_keyframe: int = 0
-    paused_dropped: int = 0
-    rss_kib: float = math.nan
-    failed: int = 0  # active connections that got no 200 or no data
-    closed_active: int = 0  # active connections the server closed
-    extra: dict[str, Any] = field(default_factory=dict)
-    chunks_per_s: float = math.nan  # chunks the broadcaster handed its viewers
-    error: str | None = None
+
+def proc_rss_kib(pid: int) -> int:
+    """Resident set size of a process."""
+    with open(f"/proc/{pid}/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
 
 
 def pct(values: list[float], q: float) -> float:
@@ -419,12 +362,48 @@ def pct(values: list[float], q: float) -> float:
     if not values:
         return math.nan
     ordered = sorted(values)
-    rank = max(1, math.ceil(q / 100 * len(ordered)))
-    return ordered[rank - 1]
+    return ordered[max(1, math.ceil(q / 100 * len(ordered))) - 1]
+
+
+@dataclass(slots=True)
+class Result:
+    """One design measured on one scenario."""
+
+    design: str
+    scenario: Scenario
+    cpu: float = math.nan  # cores over the steady window (hass: idle taken out)
+    delivered_gbps: float = math.nan
+    rates: list[float] = field(default_factory=list)  # steady kbit/s, active viewers
+    late: int = 0  # active viewers that had no data yet at the start of the window
+    ttfb: list[float] = field(default_factory=list)
+    rai_ms: list[float] = field(default_factory=list)
+    join_bytes: list[int] = field(default_factory=list)  # bytes before the window
+    failed: int = 0
+    closed_active: int = 0
+    paused_dropped: int = 0
+    rss_per_viewer_kib: float = math.nan
+    error: str | None = None
+
+    @property
+    def cpu_per_gbps(self) -> float:
+        """Cores per delivered Gbit/s."""
+        return self.cpu / self.delivered_gbps if self.delivered_gbps else math.nan
+
+
+@dataclass(slots=True)
+class Target:
+    """Where the client connects and which process to measure."""
+
+    port: int
+    pid: int
+    path: str
+    header: str | None = None
+    alt_path: str | None = None
+    idle_cpu: float = 0.0
 
 
 def make_fixture(directory: Path, seconds: int) -> Path:
-    """~8 Mbit/s H.264 + AAC MPEG-TS with a keyframe every second."""
+    """About 8 Mbit/s of H.264 + AAC MPEG-TS with a keyframe every 2 s."""
     out = directory / "source.ts"
     cmd = [
         "ffmpeg", "-hide_banner", "-loglevel", "error", "-y",
@@ -433,7 +412,7 @@ def make_fixture(directory: Path, seconds: int) -> Path:
         "-map", "0:v:0", "-map", "1:a:0", "-t", str(seconds),
         "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
         "-b:v", "8M", "-maxrate", "8M", "-bufsize", "2M",
-        "-g", "25", "-keyint_min", "25", "-sc_threshold", "0", "-bf", "0",
+        "-g", "50", "-keyint_min", "50", "-sc_threshold", "0", "-bf", "0",
         "-flags", "+cgop",
         "-c:a", "aac", "-b:a", "128k", "-ac", "2", "-ar", "48000",
         "-f", "mpegts", "-mpegts_flags", "+resend_headers", "-pat_period", "0.1",
@@ -449,353 +428,559 @@ def compile_client(directory: Path) -> Path:
     binary = directory / "bench_client"
     subprocess.run(
         [
-            "gcc", "-O2", "-Wall", "-o", str(binary),
-            str(ROOT / "script" / "bench_client.c"),
+            "gcc",
+            "-O2",
+            "-Wall",
+            "-o",
+            str(binary),
+            str(SCRIPT.parent / "bench_client.c"),
         ],
         check=True,
-    )  # fmt: skip
+    )
     return binary
 
 
-def describe_fixture(path: Path) -> tuple[int | None, int]:
-    """Video PID and keyframe count of the generated source (project's ts module)."""
-    _, _, ts = _import_data_plane()
+def video_pid(path: Path) -> int | None:
+    """The video PID of the generated source (the project's ts module)."""
+    _, ts = _import_data_plane()
     data = path.read_bytes()
-    data = data[: len(data) - len(data) % ts.PACKET_SIZE]
     program = ts.ProgramInfo()
-    program.scan(data)
-    return program.video_pid, len(ts.random_access_offsets(data, program.video_pid))
+    program.scan(data[: len(data) - len(data) % ts.PACKET_SIZE])
+    return program.video_pid  # type: ignore[no-any-return]
 
 
-class Server:
-    """A server child process and its command pipe."""
-
-    def __init__(self, proc: asyncio.subprocess.Process, log: Path) -> None:
-        """Wrap a started process."""
-        self.proc = proc
-        self.log = log
-
-    @classmethod
-    async def start(
-        cls, design: str, engine_port: int, log: Path, limit: float = 60
-    ) -> tuple[Server, dict[str, Any]]:
-        """Start the server process and wait until it serves."""
-        with log.open("wb") as err:
+async def loopback_ceiling(seconds: float) -> tuple[float | None, str]:
+    """Gbit/s over loopback with 100 TCP streams (iperf3), and how it was measured."""
+    if shutil.which("iperf3") is None and os.geteuid() == 0 and shutil.which("apt-get"):
+        print("installing iperf3 with apt-get ...", flush=True)
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        for args in (["update", "-qq"], ["install", "-y", "-qq", "iperf3"]):
             proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                str(SCRIPT),
-                "--serve", design,
-                "--engine-port", str(engine_port),
-                "--content-id", secrets.token_hex(20),
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=err,
-                cwd=ROOT,
+                "apt-get", *args, env=env, stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
             )  # fmt: skip
-        server = cls(proc, log)
-        try:
-            ready = await server._line(limit)
-        except BaseException:
-            await server.stop()
-            raise
-        return server, ready
+            await proc.wait()
+    if shutil.which("iperf3") is None:
+        return None, "iperf3 is not installed (apt-get install iperf3)"
+    port = 5201 + secrets.randbelow(1000)
+    server = await asyncio.create_subprocess_exec(
+        "taskset", "-c", str(CLIENT_CORE), "iperf3", "-s", "-1", "-p", str(port),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        await asyncio.sleep(0.5)
+        client = await asyncio.create_subprocess_exec(
+            "taskset", "-c", str(SERVER_CORE), "iperf3", "-c", "127.0.0.1",
+            "-p", str(port), "-P", "100", "-t", str(int(seconds)), "-J",
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        out, _ = await client.communicate()
+        report = json.loads(out)
+        gbps = report["end"]["sum_received"]["bits_per_second"] / 1e9
+    except (KeyError, ValueError) as err:
+        return None, f"iperf3 failed: {err!r}"
+    finally:
+        if server.returncode is None:
+            server.kill()
+        await server.wait()
+    return gbps, (
+        f"iperf3, 100 TCP streams for {int(seconds)} s, sender on core {SERVER_CORE}, "
+        f"receiver on core {CLIENT_CORE}"
+    )
 
-    async def _line(self, limit: float) -> dict[str, Any]:
-        assert self.proc.stdout is not None
-        raw = await asyncio.wait_for(self.proc.stdout.readline(), limit)
-        if not raw:
-            tail = self.log.read_text(errors="replace")[-2000:]
-            raise RuntimeError(f"server process exited:\n{tail}")
-        return dict(json.loads(raw))
 
-    async def stats(self) -> dict[str, Any]:
-        """Ask the server for its counters."""
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(b"stats\n")
-        await self.proc.stdin.drain()
-        return await self._line(30)
+# ------------------------------------------------------------------- Home Assistant
+
+
+def _demo() -> types.ModuleType:
+    sys.path.insert(0, str(SCRIPT.parent))
+    return importlib.import_module("demo")
+
+
+HASS_CONFIG = """\
+# Written by script/bench.py.
+homeassistant:
+  name: AceStream Proxy bench
+  unit_system: metric
+  time_zone: UTC
+  country: NL
+  currency: EUR
+  internal_url: "http://127.0.0.1:{port}"
+
+http:
+  server_host: 127.0.0.1
+  server_port: {port}
+
+logger:
+  default: warning
+
+onboarding:
+config:
+"""
+
+
+class Hass:
+    """A real Home Assistant process with the integration set up."""
+
+    def __init__(self, workdir: Path, integration: Path) -> None:
+        """Prepare a configuration folder using ``integration``."""
+        self.demo = _demo()
+        self.workdir = workdir
+        self.integration = integration
+        self.child: Any = None
+        self.http: Any = None
+        self.api: Any = None
+        self.url = ""
+        self.port = 0
+        self.token = ""
+        self.entry_id = ""
+        self.idle = math.nan  # cores with nothing playing
+
+    @property
+    def pid(self) -> int:
+        """Home Assistant's process id (taskset execs it)."""
+        return int(self.child.proc.pid)
+
+    async def start(self, engine_port: int, max_viewers: int) -> None:
+        """Start, onboard, add the entry, set its options, take a token."""
+        import aiohttp
+
+        demo = self.demo
+        config = self.workdir / "hass"
+        (config / "custom_components").mkdir(parents=True)
+        (config / "custom_components" / DOMAIN).symlink_to(
+            self.integration, target_is_directory=True
+        )
+        self.port = demo.pick_port(0, {engine_port})
+        self.url = f"http://127.0.0.1:{self.port}"
+        (config / "configuration.yaml").write_text(HASS_CONFIG.format(port=self.port))
+        # Home Assistant always sets up its default integrations (frontend among them).
+        demo.ensure_requirements(("frontend", "onboarding", "config", DOMAIN))
+        self.child = demo.Child(
+            "Home Assistant",
+            [
+                "taskset", "-c", str(SERVER_CORE), sys.executable, "-m",
+                "homeassistant", "-c", str(config), "--skip-pip",
+            ],
+            cwd=self.workdir,
+            log_path=self.workdir / "hass-console.log",
+        )  # fmt: skip
+        await self.child.start(verbose=False)
+        self.http = aiohttp.ClientSession()
+        await demo.wait_http(self.http, f"{self.url}/api/onboarding", self.child, 300)
+        self.api = api = demo.HomeAssistantApi(self.http, self.url)
+        await api.onboard()
+        await api.wait_running(self.child, 300)
+        self.entry_id = await api.add_entry("127.0.0.1", engine_port)
+        await api.wait_entry_loaded(self.entry_id, 60)
+        flow = await api._request(
+            "POST",
+            "/api/config/config_entries/options/flow",
+            json={"handler": self.entry_id},
+        )
+        # Every option at its default except these (the form lists them all).
+        values = {
+            item["name"]: item["default"]
+            for item in flow["data_schema"]
+            if "default" in item
+        }
+        values.update(linger=3600, max_viewers=max_viewers)
+        result = await api._request(
+            "POST",
+            f"/api/config/config_entries/options/flow/{flow['flow_id']}",
+            json=values,
+        )
+        if result.get("type") != "create_entry":
+            raise RuntimeError(f"options flow: {result}")
+        (token,) = await api.websocket(
+            {
+                "type": "auth/long_lived_access_token",
+                "client_name": "bench",
+                "lifespan": 1,
+            }
+        )
+        self.token = str(token)
+
+    async def idle_cpu(self, seconds: float) -> float:
+        """Cores Home Assistant uses with nothing playing."""
+        start, t0 = proc_cpu(self.pid), time.monotonic()
+        await asyncio.sleep(seconds)
+        return (proc_cpu(self.pid) - start) / (time.monotonic() - t0)
+
+    async def open_broadcast(self, warmup: float) -> Target:
+        """Start a fresh broadcast with one short viewer; return where to connect."""
+        import aiohttp
+
+        content_id = secrets.token_hex(20)
+        path = f"/api/{DOMAIN}/stream/{content_id}"
+        (signed,) = await self.api.websocket(
+            {"type": "auth/sign_path", "path": path, "expires": 3600}
+        )
+        header = f"Authorization: Bearer {self.token}"
+        async with self.http.get(
+            f"{self.url}{path}",
+            headers={"Authorization": f"Bearer {self.token}"},
+            timeout=aiohttp.ClientTimeout(total=60),
+        ) as resp:
+            if resp.status != 200:
+                raise RuntimeError(f"warm-up viewer: HTTP {resp.status}")
+            got = 0
+            async for chunk in resp.content.iter_any():
+                got += len(chunk)
+                if got > 200_000:
+                    break
+        await asyncio.sleep(warmup)  # a keyframe (2 s GOP) is in the replay window
+        return Target(self.port, self.pid, path, header, str(signed["path"]))
+
+    async def stop_broadcast(self, target: Target) -> None:
+        """End the row's broadcast (the stop action)."""
+        await self.api._request(
+            "POST",
+            f"/api/services/{DOMAIN}/stop",
+            json={"content_id": target.path.rsplit("/", 1)[1]},
+        )
 
     async def stop(self) -> None:
-        """Quit cleanly; kill (this process only) if it does not go in time."""
+        """Stop Home Assistant."""
+        if self.http is not None:
+            await self.http.close()
+        if self.child is not None:
+            await self.child.stop(grace=30)
+
+
+class RefServer:
+    """A ring or seed server child process on the server core."""
+
+    def __init__(self, design: str, engine_port: int, log: Path) -> None:
+        """Remember how to start it."""
+        self.design = design
+        self.engine_port = engine_port
+        self.log = log
+        self.proc: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> Target:
+        """Start and wait until it serves."""
+        with self.log.open("wb") as err:
+            self.proc = await asyncio.create_subprocess_exec(
+                sys.executable, str(SCRIPT), "--serve", self.design,
+                "--engine-port", str(self.engine_port),
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                stderr=err, cwd=ROOT, preexec_fn=lambda: _pin(SERVER_CORE),
+            )  # fmt: skip
+        assert self.proc.stdout is not None
+        raw = await asyncio.wait_for(self.proc.stdout.readline(), 60)
+        if not raw:
+            raise RuntimeError(f"{self.design} server exited: {self.log.read_text()}")
+        ready = json.loads(raw)
+        return Target(int(ready["port"]), int(ready["pid"]), "/stream")
+
+    async def stop(self) -> None:
+        """Quit; kill this process if it does not go in time."""
         proc = self.proc
-        if proc.returncode is not None:
+        if proc is None or proc.returncode is not None:
             return
         try:
             assert proc.stdin is not None
-            proc.stdin.write(b"quit\n")
-            await proc.stdin.drain()
             proc.stdin.close()
             await asyncio.wait_for(proc.wait(), 20)
-        except (TimeoutError, ConnectionError, AssertionError):
-            pass
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
 
 
-def _pin_client() -> None:
-    os.sched_setaffinity(0, {CLIENT_CORE})
-
-
-async def run_row(
-    design: str,
-    viewers: int,
-    paused: int,
-    *,
-    engine_port: int,
+async def run_client(
     client_bin: Path,
-    video_pid: int | None,
-    window: float,
-    warmup: float,
-    workdir: Path,
-) -> Row:
-    """One fresh server, warm-up, one client run, the numbers."""
-    row = Row(design, viewers, paused)
-    log = workdir / f"server-{design}-{viewers}-{paused}.log"
-    try:
-        before, after, report = await _measure(
-            design,
-            viewers,
-            paused,
-            engine_port=engine_port,
-            client_bin=client_bin,
-            video_pid=video_pid,
-            window=window,
-            warmup=warmup,
-            log=log,
-        )
-    except Exception as err:  # one bad row must not lose the others
-        row.error = f"{type(err).__name__}: {err}"
-        return row
-    _fill(row, before, after, report)
-    return row
-
-
-async def _measure(
-    design: str,
-    viewers: int,
-    paused: int,
+    target: Target,
+    scenario: Scenario,
     *,
-    engine_port: int,
-    client_bin: Path,
-    video_pid: int | None,
+    settle: float,
     window: float,
-    warmup: float,
-    log: Path,
-) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    server, ready = await Server.start(design, engine_port, log)
-    client: asyncio.subprocess.Process | None = None
+    pid_video: int | None,
+    on_mark: Any = None,
+    on_start: Any = None,
+) -> tuple[dict[str, Any], dict[str, float]]:
+    """Run the load; sample the server's CPU at the window's start and end."""
+    mark = scenario.ramp + settle
+    total = mark + window
+    args = [
+        str(client_bin), "--port", str(target.port), "--path", target.path,
+        "--conns", str(scenario.viewers), "--paused", str(scenario.paused),
+        "--window", f"{total:.3f}", "--ramp", f"{scenario.ramp:.3f}",
+        "--mark", f"{mark:.3f}", "--pid", str(pid_video if pid_video else -1),
+    ]  # fmt: skip
+    if target.header:
+        args += ["--header", target.header]
+    if target.alt_path:
+        args += ["--alt-path", target.alt_path]
+    rss0 = proc_rss_kib(target.pid)
+    proc = await asyncio.create_subprocess_exec(
+        *args, stdout=asyncio.subprocess.PIPE, preexec_fn=lambda: _pin(CLIENT_CORE)
+    )
+    started = time.monotonic()
     try:
-        if ready.get("home_assistant_loaded"):
-            raise RuntimeError("the server imported Home Assistant")
-        await asyncio.sleep(warmup)
-        before = await server.stats()
-        client = await asyncio.create_subprocess_exec(
-            str(client_bin),
-            "--port", str(ready["port"]),
-            "--path", "/stream",
-            "--conns", str(viewers),
-            "--paused", str(paused),
-            "--window", str(window),
-            "--ramp", "1.0",
-            "--pid", str(video_pid if video_pid is not None else -1),
-            stdout=asyncio.subprocess.PIPE,
-            preexec_fn=_pin_client,
-        )  # fmt: skip
-        await asyncio.sleep(window - 0.05)
-        after = await server.stats()
-        out, _ = await asyncio.wait_for(client.communicate(), window + 30)
-        if client.returncode != 0:
-            raise RuntimeError(f"load client exited with {client.returncode}")
+        if on_start is not None:
+            await on_start()
+        await asyncio.sleep(max(0.0, started + mark - time.monotonic()))
+        cpu0, t0 = proc_cpu(target.pid), time.monotonic()
+        if on_mark is not None:
+            await on_mark()
+        await asyncio.sleep(max(0.0, started + total - 0.05 - time.monotonic()))
+        cpu1, t1 = proc_cpu(target.pid), time.monotonic()
+        rss1 = proc_rss_kib(target.pid)
+        out, _ = await asyncio.wait_for(proc.communicate(), 60)
     finally:
-        if client is not None and client.returncode is None:
-            client.kill()
-            await client.wait()
-        await server.stop()
-    return before, after, dict(json.loads(out))
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    if proc.returncode != 0:
+        raise RuntimeError(f"load client exited with {proc.returncode}")
+    return json.loads(out), {
+        "cpu": (cpu1 - cpu0) / (t1 - t0),
+        "rss_kib": float(rss1 - rss0),
+    }
 
 
-def _fill(
-    row: Row, before: dict[str, Any], after: dict[str, Any], report: dict[str, Any]
+def fill(
+    result: Result, report: dict[str, Any], server: dict[str, float], idle: float
 ) -> None:
-    viewers = row.viewers
-    span = after["t"] - before["t"]
-    row.source_kbps = (after["bytes_in"] - before["bytes_in"]) * 8 / span / 1000
-    row.cpu_cores = (after["cpu"] - before["cpu"]) / span
-    row.rss_kib = (after["rss_kib"] - before["rss_kib"]) / viewers
-    row.extra = after["extra"]
-    row.chunks_per_s = (after["extra"]["chunks"] - before["extra"]["chunks"]) / span
-    window_ms = report["window_s"] * 1000
+    """Per-viewer figures from the client's report."""
+    scenario = result.scenario
+    mark_s = report["mark_s"]
+    steady_s = report["window_s"] - mark_s
+    result.cpu = server["cpu"] - idle
+    result.rss_per_viewer_kib = server["rss_kib"] / scenario.viewers
+    delivered = 0
     for conn in report["conns"]:
         if conn["p"]:
-            row.paused_dropped += conn["c"]
+            result.paused_dropped += conn["c"]
             continue
-        if conn["st"] != 200 or conn["ttfb"] is None or conn["t"] is None:
-            row.failed += 1
+        if conn["st"] != 200 or conn["ttfb"] is None:
+            result.failed += 1
             continue
-        row.closed_active += conn["c"]
-        alive_s = (window_ms - conn["t"]) / 1000
-        row.rates.append(conn["b"] * 8 / alive_s / 1000)
-        row.ttfb.append(conn["ttfb"])
-        if conn["rai_ms"] is None:
-            row.no_keyframe += 1
-        else:
-            row.rai_ms.append(conn["rai_ms"])
-            row.rai_bytes.append(conn["rai_b"])
-            if conn["pat_b"] >= 0:
-                row.pat_bytes.append(conn["pat_b"])
+        result.closed_active += conn["c"]
+        result.ttfb.append(conn["ttfb"])
+        if conn["rai_ms"] is not None:
+            result.rai_ms.append(conn["rai_ms"])
+        result.join_bytes.append(conn["m"])
+        delivered += conn["b"] - conn["m"]
+        if conn["t"] + conn["ttfb"] > mark_s * 1000:
+            result.late += 1
+            continue
+        result.rates.append((conn["b"] - conn["m"]) * 8 / steady_s / 1000)
+    result.delivered_gbps = delivered * 8 / steady_s / 1e9
 
 
-# --------------------------------------------------------------------------- report
+# ---------------------------------------------------------------------- profiling
+
+
+def ensure_py_spy() -> Path | None:
+    """py-spy in the venv, installed with pip when missing."""
+    binary = Path(sys.executable).parent / "py-spy"
+    if not binary.exists():
+        print("installing py-spy into the venv with pip ...", flush=True)
+        subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--quiet", "py-spy"],
+            check=False,
+            capture_output=True,
+        )
+    return binary if binary.exists() else None
+
+
+SEND_FUNCS = ("write", "writelines", "_write_ready", "_write_send", "_sock_send")
+
+
+def layer_of(frame: str) -> str:
+    """The layer a leaf frame (``func (file:line)``) belongs to."""
+    func, _, where = frame.rpartition(" (")
+    path = where.rsplit(":", 1)[0]
+    name = Path(path).name
+    method = func.rsplit(".", 1)[-1]
+    if name == "selector_events.py" and method in SEND_FUNCS:
+        return "socket send (syscall + kernel copy, loopback TCP)"
+    if name == "selector_events.py" and ("read" in method or "recv" in method):
+        return "socket receive and accept"
+    if name in ("selectors.py", "base_events.py", "events.py"):
+        return "event loop (epoll, callbacks, timers)"
+    layers = (
+        ("asyncio/", "asyncio tasks, futures, events, streams"),
+        ("aiohttp/", "aiohttp (HTTP parser, response writer)"),
+        ("multidict", "aiohttp (HTTP parser, response writer)"),
+        ("yarl/", "aiohttp (HTTP parser, response writer)"),
+        ("homeassistant/", "Home Assistant (http middlewares, auth, bus)"),
+        ("acestream_proxy/", "integration (views, broadcaster, ring)"),
+        ("jwt/", "JWT (bearer token and signed URL checks)"),
+    )
+    for needle, layer in layers:
+        if needle in path:
+            return layer
+    return "other (stdlib, ...)"
+
+
+def summarize_profile(raw: Path, top: int = 10) -> list[str]:
+    """Top leaf functions and the share of each layer, from py-spy's raw output."""
+    leaves: Counter[str] = Counter()
+    layers: Counter[str] = Counter()
+    total = 0
+    for line in raw.read_text(errors="replace").splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        leaf = stack.rsplit(";", 1)[-1]
+        func, _, where = leaf.rpartition(" (")
+        path = where.rsplit(":", 1)[0]
+        name = f"{func} ({'/'.join(Path(path).parts[-2:])})"
+        leaves[name] += int(count)
+        layers[layer_of(leaf)] += int(count)
+        total += int(count)
+    if not total:
+        return ["(no samples)"]
+    lines = [f"{total} samples (all threads, idle excluded). By layer (self time):"]
+    lines += [f"  {share / total:6.1%}  {name}" for name, share in layers.most_common()]
+    lines.append("Top functions (self time):")
+    lines += [
+        f"  {share / total:6.1%}  {name}" for name, share in leaves.most_common(top)
+    ]
+    return lines
+
+
+class Profiler:
+    """py-spy record on a process for a while, pinned to the client core."""
+
+    def __init__(self, binary: Path, pid: int, out: Path, seconds: float) -> None:
+        """Remember what to sample."""
+        self.args = [
+            str(binary), "record", "-p", str(pid), "-d", str(max(1, round(seconds))),
+            "-r", "200", "--nonblocking", "-f", "raw", "-o", str(out),
+        ]  # fmt: skip
+        self.out = out
+        self.proc: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        """Start sampling (returns at once)."""
+        self.proc = await asyncio.create_subprocess_exec(
+            *self.args,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=lambda: _pin(CLIENT_CORE),
+        )
+
+    async def wait(self) -> list[str]:
+        """Wait for it; summarize."""
+        if self.proc is None:
+            return ["(not started)"]
+        await self.proc.wait()
+        if not self.out.exists():
+            return ["(py-spy wrote nothing)"]
+        return summarize_profile(self.out)
+
+
+# -------------------------------------------------------------------------- report
 
 
 def _f(value: float, digits: int = 1) -> str:
     return DASH if value is None or math.isnan(value) else f"{value:.{digits}f}"
 
 
-def render(rows: list[Row]) -> list[str]:
-    """The two markdown tables."""
-    lines = [
-        "| design | viewers | paused | source kbit/s | server CPU (cores) "
-        "| CPU per viewer (ms/s) | min / median kbit/s | ttfb p50 / p99 ms "
-        "| paused dropped | RSS KiB/viewer |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        if r.error:
-            lines.append(
-                f"| {r.design} | {r.viewers} | {r.paused} | error: {r.error} "
-                "| | | | | | |"
-            )
-            continue
-        rate = (
-            f"{_f(min(r.rates), 0)} / {_f(statistics.median(r.rates), 0)}"
-            if r.rates
-            else DASH
-        )
+def render(
+    results: list[Result], source_kbps: float, ceiling: float | None
+) -> list[str]:
+    """The tables."""
+    by = {(r.design, r.scenario): r for r in results}
+    scenarios = list(dict.fromkeys(r.scenario for r in results))
+
+    def steady(r: Result | None) -> str:
+        if r is None or r.error:
+            return "error" if r else DASH
+        if not r.rates:
+            return DASH
+        text = f"{min(r.rates) / source_kbps:.1%}"
+        extra = []
         if r.failed:
-            rate += f" ({r.failed} failed)"
-        lines.append(
-            f"| {r.design} | {r.viewers} | {r.paused} | {_f(r.source_kbps, 0)} "
-            f"| {_f(r.cpu_cores, 3)} | {_f(r.cpu_cores * 1000 / r.viewers, 2)} "
-            f"| {rate} | {_f(pct(r.ttfb, 50))} / {_f(pct(r.ttfb, 99))} "
-            f"| {f'{r.paused_dropped}/{r.paused}' if r.paused else DASH} "
-            f"| {_f(r.rss_kib, 0) if r.viewers > 1 else DASH} |"
-        )
-    lines += [
-        "",
-        "Join (active viewers): when the first keyframe packet (random_access_indicator on "
-        "the video PID) arrived after connect, and how many body bytes came before it "
-        "(bytes a decoder cannot use) and before the first PAT.",
-        "",
-        "| design | viewers | paused | first keyframe p50 / p99 ms "
-        "| bytes before keyframe median / max | bytes before first PAT median "
-        "| server counters |",
-        "|---|---|---|---|---|---|---|",
+            extra.append(f"{r.failed} failed")
+        if r.late:
+            extra.append(f"{r.late} late")
+        if r.closed_active:
+            extra.append(f"{r.closed_active} closed")
+        return text + (f" ({', '.join(extra)})" if extra else "")
+
+    def num(r: Result | None, attr: str, digits: int = 3) -> str:
+        if r is None or r.error:
+            return DASH
+        return _f(getattr(r, attr), digits)
+
+    def join(r: Result | None) -> str:
+        if r is None or r.error or not r.ttfb:
+            return DASH
+        return f"{_f(pct(r.ttfb, 50), 0)}/{_f(pct(r.ttfb, 99), 0)}"
+
+    lines = [
+        "| viewers | how they join | steady min, % of source: hass | ring "
+        "| CPU cores: hass (net of idle) | ring | hass / ring "
+        "| CPU per delivered Gbit/s: hass | ring | join ms p50/p99: hass | ring "
+        "| RSS KiB per viewer: hass | ring | delivered Gbit/s: hass (% of ceiling) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in rows:
-        if r.error:
-            continue
-        rai_b = (
-            f"{statistics.median(r.rai_bytes):,.0f} / {max(r.rai_bytes):,}"
-            if r.rai_bytes
+    for sc in scenarios:
+        hass, ring = by.get(("hass", sc)), by.get(("ring", sc))
+        ratio = (
+            hass.cpu / ring.cpu
+            if hass and ring and not hass.error and not ring.error and ring.cpu
+            else math.nan
+        )
+        delivered = (
+            f"{hass.delivered_gbps:.2f}"
+            + (f" ({hass.delivered_gbps / ceiling:.0%})" if ceiling else "")
+            if hass and not hass.error
             else DASH
         )
-        if r.no_keyframe:
-            rai_b += f" ({r.no_keyframe} saw none)"
-        pat_b = f"{statistics.median(r.pat_bytes):,.0f}" if r.pat_bytes else DASH
-        counters = ", ".join(
-            [f"{r.chunks_per_s:.1f} chunks/s"]
-            + [f"{k} {v}" for k, v in r.extra.items() if k not in ("chunks", "viewers")]
-        )
         lines.append(
-            f"| {r.design} | {r.viewers} | {r.paused} "
-            f"| {_f(pct(r.rai_ms, 50))} / {_f(pct(r.rai_ms, 99))} | {rai_b} | {pat_b} "
-            f"| {counters or DASH} |"
+            f"| {sc.viewers} | {sc.how} | {steady(hass)} | {steady(ring)} "
+            f"| {num(hass, 'cpu')} | {num(ring, 'cpu')} | {_f(ratio, 2)} "
+            f"| {num(hass, 'cpu_per_gbps')} | {num(ring, 'cpu_per_gbps')} "
+            f"| {join(hass)} | {join(ring)} "
+            f"| {num(hass, 'rss_per_viewer_kib', 0)} "
+            f"| {num(ring, 'rss_per_viewer_kib', 0)} | {delivered} |"
         )
+    paused = [r for r in results if r.scenario.paused and not r.error]
+    if paused:
+        lines.append("")
+        for r in paused:
+            lines.append(
+                f"- {r.design}, {r.scenario.viewers} viewers with {r.scenario.paused} "
+                f"paused: {r.paused_dropped} paused viewers closed by the server "
+                "within the run; the others' steady minimum is in the table."
+            )
+    seeds = [r for r in results if r.design == "seed"]
+    if seeds:
+        lines += [
+            "",
+            "Against the seed design (same rows, same run; CPU normalised by the bytes "
+            "each design delivered in the steady window):",
+            "",
+            "| viewers | how they join | CPU per delivered Gbit/s: seed / ring / hass "
+            "| steady min rate: seed | join ms p50 / p99: seed "
+            "| MB per viewer before the window: seed / hass |",
+            "|---|---|---|---|---|---|",
+        ]
+        for seed in seeds:
+            sc = seed.scenario
+            hass, ring = by.get(("hass", sc)), by.get(("ring", sc))
+
+            def mb(r: Result | None) -> str:
+                if r is None or r.error or not r.join_bytes:
+                    return DASH
+                return f"{statistics.median(r.join_bytes) / 1e6:.1f}"
+
+            lines.append(
+                f"| {sc.viewers} | {sc.how} "
+                f"| {num(seed, 'cpu_per_gbps')} / {num(ring, 'cpu_per_gbps')} / "
+                f"{num(hass, 'cpu_per_gbps')} | {steady(seed)} | {join(seed)} "
+                f"| {mb(seed)} / {mb(hass)} |"
+            )
+    errors = [r for r in results if r.error]
+    for r in errors:
+        lines.append(f"- {r.design} {r.scenario.viewers} {r.scenario.how}: {r.error}")
     return lines
-
-
-def _n(viewers: int) -> str:
-    return f"{viewers} viewer{'s' if viewers != 1 else ''}"
-
-
-def interpret(rows: list[Row]) -> list[str]:
-    """A few lines computed from the numbers."""
-    out: list[str] = []
-    by = {(r.design, r.viewers, r.paused): r for r in rows if not r.error}
-    for key in sorted({(r.viewers, r.paused) for r in rows}):
-        ours, seed = by.get(("ours", *key)), by.get(("seed", *key))
-        if ours is None or seed is None:
-            continue
-        label = _n(key[0]) + (f" ({key[1]} paused)" if key[1] else "")
-        ratio = ours.cpu_cores / seed.cpu_cores if seed.cpu_cores else math.nan
-        ttfb_o, ttfb_s = pct(ours.ttfb, 50), pct(seed.ttfb, 50)
-        out.append(
-            f"- {label}: server CPU ours/seed = {_f(ratio, 2)} "
-            f"({_f(ours.cpu_cores, 3)} vs {_f(seed.cpu_cores, 3)} cores); "
-            f"ttfb p50 {_f(ttfb_o)} vs {_f(ttfb_s)} ms; first keyframe p50 "
-            f"{_f(pct(ours.rai_ms, 50))} vs {_f(pct(seed.rai_ms, 50))} ms."
-        )
-    ours_rows = [r for r in by.values() if r.design == "ours" and r.rai_bytes]
-    seed_rows = [r for r in by.values() if r.design == "seed" and r.rai_bytes]
-    if ours_rows and seed_rows:
-        o = statistics.median(b for r in ours_rows for b in r.rai_bytes)
-        s = statistics.median(b for r in seed_rows for b in r.rai_bytes)
-        out.append(
-            f"- Joining: ours starts every viewer with PAT+PMT then a keyframe "
-            f"(median {o:,.0f} bytes before it); seed hands each new viewer its backlog "
-            f"from its oldest chunk (median {s:,.0f} bytes before the first keyframe"
-            + (", data a decoder must throw away)." if s > 10 * 188 else ").")
-        )
-    ours_c = [r.chunks_per_s for r in by.values() if r.design == "ours"]
-    seed_c = [r.chunks_per_s for r in by.values() if r.design == "seed"]
-    if ours_c and seed_c:
-        out.append(
-            f"- Write rate: ours gathers upstream reads into ring chunks of 64 KiB or "
-            f"100 ms ({statistics.median(ours_c):.1f} chunks/s, about that many writes "
-            "and wake-ups per viewer per second while it keeps up); seed re-chunks to "
-            f"64 KiB ({statistics.median(seed_c):.1f} chunks/s). Per-viewer cost is "
-            "mostly per write (socket send, aiohttp's chunked framing, asyncio "
-            "bookkeeping), so the chunk rate weighs on CPU; ours arms no timer per "
-            "write (one watchdog tick per broadcast)."
-        )
-    for r in by.values():
-        if r.design == "seed" and r.rates and r.source_kbps > 0:
-            excess = statistics.median(r.rates) / r.source_kbps - 1
-            if excess > 0.02:
-                out.append(
-                    f"- seed at {_n(r.viewers)}: median rate {excess:.0%} above the "
-                    "source over the window: the 100-chunk backlog burst at join."
-                )
-                break
-    for r in sorted(by.values(), key=lambda r: (r.viewers, r.design)):
-        if r.rates and r.source_kbps > 0 and min(r.rates) < 0.95 * r.source_kbps:
-            out.append(
-                f"- {r.design} at {_n(r.viewers)}: the slowest viewer got "
-                f"{min(r.rates) / r.source_kbps:.0%} of the source rate."
-            )
-        if r.failed or r.closed_active:
-            out.append(
-                f"- {r.design} at {_n(r.viewers)}: {r.failed} viewers got no "
-                f"stream, {r.closed_active} were closed by the server."
-            )
-    for r in by.values():
-        if r.paused:
-            out.append(
-                f"- {r.design}, {r.paused} paused viewers: {r.paused_dropped} closed "
-                "by the server within the window"
-                + (
-                    f" (seed marked {r.extra.get('dead', 0)} queues dead; a dead "
-                    "client's connection stays open and its handler blocked)"
-                    if r.design == "seed"
-                    else " (ours drops a viewer whose write blocks for write_timeout "
-                    "= 10 s)"
-                )
-                + "."
-            )
-    return out
 
 
 def _cpu_model() -> str:
@@ -806,212 +991,234 @@ def _cpu_model() -> str:
     return "?"
 
 
-async def hls_figures(sim: Any, fixture_path: Path) -> list[str]:
-    """Segmenting CPU at the source's rate, and time to the first HLS segment."""
-    import importlib
+# -------------------------------------------------------------------------- driver
 
-    broadcaster_mod, engine_mod, _ = _import_data_plane()
-    hls_mod = importlib.import_module("custom_components.acestream_proxy.hls")
-    data = await asyncio.to_thread(fixture_path.read_bytes)
-    segmenter = hls_mod.Segmenter(target_duration=3.0, window=8)
-    step = 64 * 1024 // 188 * 188
-    cpu_start = time.process_time()
-    loops = 6
-    for _ in range(loops):
-        for offset in range(0, len(data), step):
-            segmenter.feed(data[offset : offset + step])
-    cpu = time.process_time() - cpu_start
-    media_seconds = loops * sim.fixture.duration
-    lines = [
-        f"- Segmenting {sim.bitrate * 8 / 1e6:.1f} Mbit/s into 3 s segments: "
-        f"{cpu / media_seconds * 1000:.2f} ms CPU per second of media "
-        f"({cpu / media_seconds * 100:.2f} % of a core; {segmenter.next_seq} segments "
-        f"cut from {media_seconds:.0f} s)."
-    ]
 
-    import aiohttp
-
-    ref = engine_mod.ContentRef.parse(engine_mod.ContentKind.CONTENT_ID, "ab" * 20)
-    tasks: set[asyncio.Task[None]] = set()
-
-    def spawn(coro: Any, name: str) -> asyncio.Task[None]:
-        task = asyncio.get_running_loop().create_task(coro, name=name)
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
-        return task
-
-    async def first_segment(output: Any) -> float:
-        start = time.monotonic()
-        output.touch("bench")
-        assert await output.wait_for_segment(30)
-        return time.monotonic() - start
-
-    async with aiohttp.ClientSession() as http:
-        client = engine_mod.EngineClient(http, "127.0.0.1", sim.port)
-        start = time.monotonic()
-        session = await client.start_session(ref)
-        broadcaster = broadcaster_mod.Broadcaster(
-            client=client,
-            session=session,
-            content=ref,
-            config=broadcaster_mod.BroadcastConfig(linger=0.5),
-            spawn=spawn,
-            listener=lambda *_: None,
+async def measure(
+    design: str,
+    scenario: Scenario,
+    *,
+    hass: Hass,
+    engine_port: int,
+    client_bin: Path,
+    pid_video: int | None,
+    workdir: Path,
+    settle: float,
+    window: float,
+    warmup: float,
+    py_spy: Path | None,
+    profiles: dict[str, list[str]],
+) -> Result:
+    """One design on one scenario."""
+    result = Result(design, scenario)
+    ref: RefServer | None = None
+    target: Target | None = None
+    try:
+        if design == "hass":
+            target = await hass.open_broadcast(warmup)
+            target.idle_cpu = 0.0 if math.isnan(hass.idle) else hass.idle
+        else:
+            ref = RefServer(design, engine_port, workdir / f"{design}.log")
+            target = await ref.start()
+            await asyncio.sleep(warmup)
+        on_mark = on_start = None
+        profiler: Profiler | None = None
+        if py_spy and design == "hass" and scenario.profile:
+            label = f"{scenario.viewers} viewers {scenario.how}"
+            out = workdir / f"profile-{scenario.viewers}-{scenario.ramp}.txt"
+            if scenario.ramp == 0:
+                # The join storm: from the first connect until the joins are done.
+                profiler = Profiler(py_spy, target.pid, out, settle)
+                on_start = profiler.start
+                label = "join storm: " + label
+            else:
+                profiler = Profiler(py_spy, target.pid, out, window - 1)
+                on_mark = profiler.start
+                label = "steady state: " + label
+        report, server = await run_client(
+            client_bin,
+            target,
+            scenario,
+            settle=settle,
+            window=window,
+            pid_video=pid_video,
+            on_mark=on_mark,
+            on_start=on_start,
         )
-        broadcaster.start()
-        output = hls_mod.HlsOutput(broadcaster, target_duration=3.0)
-        cold = await first_segment(output)
-        cold_total = time.monotonic() - start
-        again = time.monotonic()
-        output.touch("bench-2")
-        ready = output.segmenter.segments and time.monotonic() - again
-        await asyncio.sleep(2)
-        # Warm: the broadcast already plays (a TS viewer), HLS asked for the first time.
-        warm_output = hls_mod.HlsOutput(broadcaster, target_duration=3.0)
-        viewer = broadcaster.join()
+        if profiler is not None:
+            profiles[label] = await profiler.wait()
+        fill(result, report, server, target.idle_cpu)
+    except Exception as err:  # one bad row must not lose the others
+        result.error = f"{type(err).__name__}: {err}"
+    finally:
+        if ref is not None:
+            await ref.stop()
+        if design == "hass" and target is not None:
+            with contextlib.suppress(Exception):
+                await hass.stop_broadcast(target)
+            await asyncio.sleep(1.0)
+    return result
 
-        async def sink(_data: Any) -> None:
-            return None
 
-        ts_task = spawn(viewer.stream(sink), "bench ts viewer")
-        await asyncio.sleep(1)
-        warm = await first_segment(warm_output)
-        await broadcaster.async_close()
-        await asyncio.gather(ts_task, return_exceptions=True)
-        for task in list(tasks):
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-    lines.append(
-        f"- First playlist ready, cold (getstream to the two startup segments, "
-        f"simulator cold start {sim.cold_start:.1f} s): {cold_total * 1000:.0f} ms "
-        f"(the playlist request itself waited {cold * 1000:.0f} ms)."
-    )
-    lines.append(
-        f"- First playlist ready, warm (broadcast already playing, HLS asked the first "
-        f"time): {warm * 1000:.0f} ms: the next keyframe, a one-keyframe-interval first "
-        "segment, then one target duration of media."
-    )
-    lines.append(
-        f"- Playlist when segments exist: {float(ready or 0) * 1000:.2f} ms "
-        "(no wait). A real engine adds its own 10-25 s cold start to the cold figure."
-    )
-    return lines
+async def run_rows(
+    scenarios: tuple[Scenario, ...],
+    designs: list[str],
+    **kwargs: Any,
+) -> list[Result]:
+    """Every scenario, each design in turn."""
+    results = []
+    for scenario in scenarios:
+        for design in designs:
+            if design == "seed" and not scenario.seed:
+                continue
+            print(f"  {design}: {scenario.viewers} {scenario.how} ...", flush=True)
+            result = await measure(design, scenario, warmup=WARMUP, **kwargs)
+            if result.error:
+                print(f"    error: {result.error}")
+            results.append(result)
+    return results
 
 
 async def bench(args: argparse.Namespace) -> int:
-    """Driver: source, client, every row, the report."""
+    """Driver: source, client, ceiling, Home Assistant, every row, the report."""
     from tests.simulator import EngineSimulator, load_fixture
 
     started = time.monotonic()
-    if args.quick:
-        scenarios = [(1, 0), (50, 0)]
-        window, warmup = 5.0, 1.5
-    else:
-        scenarios = [(1, 0), (100, 0), (500, 0), (500, 50)]
-        window, warmup = 15.0, 7.0
-    window = args.window or window
-    warmup = args.warmup if args.warmup is not None else warmup
-    if os.cpu_count() is None or len(os.sched_getaffinity(0)) < 2:
+    load_before = os.getloadavg()
+    scenarios = QUICK if args.quick else FULL
+    if args.viewers:
+        scenarios = tuple(
+            Scenario(n, ramp=args.ramp, seed=True, profile=bool(args.profile))
+            for n in args.viewers
+        )
+    settle = args.settle if args.settle is not None else (2.0 if args.quick else 4.0)
+    window = args.window or (4.0 if args.quick else 8.0)
+    profile = args.profile if args.profile is not None else not args.quick
+    designs = [d for d in ("hass", "ring", "seed") if d not in args.skip]
+    if len(os.sched_getaffinity(0)) < 2:
         print("warning: fewer than 2 usable cores; server and client share a core")
+    integration = (args.integration or ROOT / "custom_components" / DOMAIN).resolve()
     workdir = Path(tempfile.mkdtemp(prefix="acestream-bench-"))
-    rows: list[Row] = []
+    results: list[Result] = []
+    profiles: dict[str, list[str]] = {}
+    hass = Hass(workdir, integration)
+    ceiling: float | None = None
     try:
         print("generating the source with ffmpeg and compiling the client ...")
         fixture_path = make_fixture(workdir, 10)
         client_bin = compile_client(workdir)
-        video_pid, keyframes = describe_fixture(fixture_path)
+        pid_video = video_pid(fixture_path)
         fixture = load_fixture(fixture_path)
+        source_kbps = fixture.bitrate * 8 / 1000
+        ceiling, ceiling_how = await loopback_ceiling(3 if args.quick else 5)
+        py_spy = ensure_py_spy() if profile else None
         with contextlib.suppress(OSError):
-            os.sched_setaffinity(0, {CLIENT_CORE})
+            _pin(CLIENT_CORE)
         sim = EngineSimulator(
-            fixture=fixture_path, cold_start=0.2, burst_seconds=0.5, idle_timeout=120
+            fixture=fixture_path, cold_start=0.2, burst_seconds=0.5, idle_timeout=600
         )
         await sim.start()
         try:
-            for viewers, paused in scenarios:
-                for design in ("ours", "seed"):
-                    print(
-                        f"  {design}: {viewers} viewers, {paused} paused ...",
-                        flush=True,
-                    )
-                    row = await run_row(
-                        design,
-                        viewers,
-                        paused,
-                        engine_port=sim.port,
-                        client_bin=client_bin,
-                        video_pid=video_pid,
-                        window=window,
-                        warmup=warmup,
-                        workdir=workdir,
-                    )
-                    if row.error:
-                        print(f"    error: {row.error}")
-                    rows.append(row)
-            print("  hls: segmenting cost and startup ...", flush=True)
-            hls_lines = await hls_figures(sim, fixture_path)
+            print("starting Home Assistant ...", flush=True)
+            if "hass" in designs:
+                await hass.start(sim.port, max(s.viewers for s in scenarios) + 10)
+                await asyncio.sleep(2)
+                hass.idle = await hass.idle_cpu(HASS_IDLE_SECONDS)
+            results = await run_rows(
+                scenarios,
+                designs,
+                hass=hass,
+                engine_port=sim.port,
+                client_bin=client_bin,
+                pid_video=pid_video,
+                workdir=workdir,
+                settle=settle,
+                window=window,
+                py_spy=py_spy,
+                profiles=profiles,
+            )
         finally:
+            await hass.stop()
             await sim.stop()
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        if args.keep:
+            print(f"kept {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
 
-    cpu = _cpu_model()
     import aiohttp
 
+    ha_version = importlib.import_module("homeassistant.const").__version__
+    load = os.getloadavg()
     print()
     print(f"# Fan-out benchmark{' (quick)' if args.quick else ''}")
     print()
     print(
-        f"Machine: {os.cpu_count()} cores ({cpu}); Python {platform.python_version()}, "
-        f"aiohttp {aiohttp.__version__}. Data plane only: a plain aiohttp web server on "
-        "127.0.0.1, no Home Assistant (same handler shape as views.py), pinned to core "
-        f"{SERVER_CORE}; the C epoll client (HTTP/1.1, chunked bodies) and the engine "
-        f"simulator pinned to core {CLIENT_CORE}."
+        f"Machine: {os.cpu_count()} cores ({_cpu_model()}); load average (1, 5, 15 "
+        f"min) {' '.join(f'{x:.2f}' for x in load_before)} at the start, "
+        f"{' '.join(f'{x:.2f}' for x in load)} at the end; Python "
+        f"{platform.python_version()}, aiohttp {aiohttp.__version__}, Home Assistant "
+        f"{ha_version} (a real `hass` process: onboarding, config and the integration "
+        f"from {integration}), pinned to core {SERVER_CORE}; its idle CPU "
+        f"({hass.idle:.3f} cores) is taken out of its figures. "
+        f"The ring and seed servers are plain aiohttp processes on the same core. The C "
+        f"epoll client and the engine simulator are pinned to core {CLIENT_CORE}."
     )
     print(
-        f"Source: ffmpeg testsrc2 1280x720 25 fps H.264 (x264 ultrafast, 8M CBR-ish, "
-        f"keyframe every 1 s, {keyframes} keyframes in {fixture.duration:.1f} s) + AAC, "
-        f"{fixture.bitrate * 8 / 1000:.0f} kbit/s, served in a loop by the project's "
-        "engine simulator (cold start 0.2 s, burst 0.5 s), read once per server "
-        "through EngineClient."
+        f"Source: {source_kbps:.0f} kbit/s MPEG-TS (H.264 720p25 + AAC, keyframe every "
+        "2 s), looped by the engine simulator. Clients against Home Assistant: half "
+        "with a bearer token (long-lived access token), half with a signed URL."
     )
     print(
-        f"Each row: fresh server, {warmup:.1f} s warm-up after the first byte "
-        f"(seed's 100 x 64 KiB backlog {'is' if warmup >= 7 else 'is not yet'} full), "
-        f"N connections opened within 1 s, {window:.0f} s window. Rates per viewer are "
-        "body bytes over its connected time (join burst included); paused viewers "
-        "(part of N) read the headers and then stop (64 KiB receive buffer); CPU is the "
-        "server process's user+system time over the window; ttfb is connect to first "
-        "body byte."
+        f"Each row: a fresh broadcast, N connections over the stated time, {settle:g} s "
+        f"to settle, then a {window:g} s steady window. Steady rate: body bytes per "
+        "active viewer within the window (viewers with no data yet when it began are "
+        "'late'); CPU: the server process over the window; join: connect to first "
+        "body byte; RSS: growth from before the joins to the end, per viewer."
     )
+    ceiling_text = f"{ceiling:.1f} Gbit/s" if ceiling else "not measured"
+    print(f"Loopback ceiling: {ceiling_text} ({ceiling_how}).")
     print()
-    for line in render(rows):
+    for line in render(results, source_kbps, ceiling):
         print(line)
-    print()
-    print("Interpretation:")
-    for line in interpret(rows):
-        print(line)
-    print()
-    print("HLS (same source, in this process, no HTTP):")
-    for line in hls_lines:
-        print(line)
+    for label, lines in profiles.items():
+        print()
+        print(f"Profile of Home Assistant (py-spy), {label}:")
+        for line in lines:
+            print(line)
     print()
     print(f"Wall time: {time.monotonic() - started:.0f} s")
-    return 1 if any(r.error for r in rows) else 0
+    return 1 if any(r.error for r in results) else 0
 
 
 def main() -> int:
-    """Parse the arguments; run the driver or (internally) a server process."""
+    """Parse the arguments; run the driver or (internally) a reference server."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--quick", action="store_true", help="short smoke run")
-    parser.add_argument("--window", type=float, default=None, help="seconds per row")
-    parser.add_argument("--warmup", type=float, default=None, help="seconds")
-    parser.add_argument("--serve", choices=("ours", "seed"), help=argparse.SUPPRESS)
+    parser.add_argument("--quick", action="store_true", help="short run, small rows")
+    parser.add_argument("--window", type=float, help="steady window, seconds")
+    parser.add_argument("--settle", type=float, help="seconds after the joins")
+    parser.add_argument(
+        "--viewers", type=int, nargs="+", help="only these rows (viewer counts)"
+    )
+    parser.add_argument("--ramp", type=float, default=1.0, help="with --viewers")
+    parser.add_argument(
+        "--skip", nargs="*", default=[], choices=("hass", "ring", "seed")
+    )
+    parser.add_argument(
+        "--profile",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="py-spy on Home Assistant (default: on in the full run)",
+    )
+    parser.add_argument(
+        "--integration", type=Path, help="another copy of the integration to measure"
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the work folder")
+    parser.add_argument("--serve", choices=("ring", "seed"), help=argparse.SUPPRESS)
     parser.add_argument("--engine-port", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--content-id", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        server_main(args)
+        asyncio.run(serve(args.serve, args.engine_port))
         return 0
     sys.path.insert(0, str(ROOT))
     return asyncio.run(bench(args))

@@ -16,9 +16,15 @@
  * first packet flagged random_access_indicator (on --pid, or any PID if -1) to report
  * how many bytes a decoder must skip before it can start, and when that packet came.
  *
+ * --header adds one request header (e.g. "Authorization: Bearer ..."); with --alt-path
+ * every other connection asks for that path instead (e.g. a signed URL, no header).
+ * --mark S records each connection's byte count S seconds after the start, so the
+ * caller can tell the steady rate (after the joins) from the rate since connect.
+ *
  * Build: gcc -O2 -o bench_client bench_client.c
  * Usage: bench_client --port P [--host 127.0.0.1] [--path /stream] --conns N
  *                     [--paused M] [--window S] [--ramp S] [--pid PID]
+ *                     [--header H] [--alt-path P] [--mark S]
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -56,7 +62,7 @@ typedef struct {
     int64_t ch_left;
     char hdr[HDR_MAX];
     int hdr_len;
-    int64_t bytes;
+    int64_t bytes, bytes_mark;
     double t_start, t_first, t_closed, t_rai;
     /* MPEG-TS scan of the first bytes of the body */
     int synced, scan_done;
@@ -278,7 +284,8 @@ static void on_readable(int ep, Conn *c, uint8_t *buf, size_t cap) {
 static int usage(const char *argv0) {
     fprintf(stderr,
             "usage: %s --port P [--host H] [--path /stream] --conns N [--paused M]"
-            " [--window S] [--ramp S] [--pid PID]\n",
+            " [--window S] [--ramp S] [--pid PID] [--header H] [--alt-path P]"
+            " [--mark S]\n",
             argv0);
     return 2;
 }
@@ -289,7 +296,8 @@ static void jnum(double v) {
 }
 
 int main(int argc, char **argv) {
-    const char *host = "127.0.0.1", *path = "/stream";
+    const char *host = "127.0.0.1", *path = "/stream", *header = NULL, *alt_path = NULL;
+    double mark = -1;
     int port = 0, nconns = 1, npaused = 0;
     double window = 15.0, ramp = 1.0;
     for (int i = 1; i < argc; i++) {
@@ -304,6 +312,9 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--window")) window = atof(v);
         else if (!strcmp(a, "--ramp")) ramp = atof(v);
         else if (!strcmp(a, "--pid")) g_pid = atoi(v);
+        else if (!strcmp(a, "--header")) header = v;
+        else if (!strcmp(a, "--alt-path")) alt_path = v;
+        else if (!strcmp(a, "--mark")) mark = atof(v);
         else return usage(argv[0]);
     }
     if (port <= 0 || nconns <= 0 || npaused < 0 || npaused > nconns) return usage(argv[0]);
@@ -319,11 +330,18 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bad host %s\n", host);
         return 2;
     }
-    char req[512];
-    int req_len = snprintf(req, sizeof req,
-                           "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUser-Agent: bench_client\r\n"
-                           "Accept: */*\r\n\r\n",
-                           path, host, port);
+    /* req[0]: --path with --header; req[1]: --alt-path without it. */
+    char req[2][4096];
+    int req_len[2];
+    for (int k = 0; k < 2; k++) {
+        const char *p = k && alt_path ? alt_path : path;
+        const char *h = k && alt_path ? NULL : header;
+        req_len[k] = snprintf(req[k], sizeof req[k],
+                              "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUser-Agent: bench_client\r\n"
+                              "Accept: */*\r\n%s%s\r\n",
+                              p, host, port, h ? h : "", h ? "\r\n" : "");
+        if (req_len[k] >= (int)sizeof req[k]) return usage(argv[0]);
+    }
 
     Conn *conns = calloc((size_t)nconns, sizeof(Conn));
     if (!conns) return 1;
@@ -345,9 +363,14 @@ int main(int argc, char **argv) {
 
     t0 = now();
     double end = t0 + window;
+    double t_mark = -1;
     int next = 0;
     for (;;) {
         double t = now();
+        if (mark >= 0 && t_mark < 0 && t >= t0 + mark) {
+            t_mark = t;
+            for (int i = 0; i < nconns; i++) conns[i].bytes_mark = conns[i].bytes;
+        }
         while (next < nconns && t >= t0 + ramp * next / nconns) {
             Conn *c = &conns[next++];
             c->t_start = t;
@@ -375,6 +398,7 @@ int main(int argc, char **argv) {
         }
         if (t >= end) break;
         double wake = end;
+        if (mark >= 0 && t_mark < 0 && t0 + mark < wake) wake = t0 + mark;
         if (next < nconns) {
             double at = t0 + ramp * next / nconns;
             if (at < wake) wake = at;
@@ -399,7 +423,8 @@ int main(int argc, char **argv) {
                     finish(ep, c, te, soerr ? soerr : ECONNREFUSED);
                     continue;
                 }
-                if (send(c->fd, req, (size_t)req_len, MSG_NOSIGNAL) != req_len) {
+                int k = (int)(c - conns) % 2;
+                if (send(c->fd, req[k], (size_t)req_len[k], MSG_NOSIGNAL) != req_len[k]) {
                     finish(ep, c, te, errno ? errno : EIO);
                     continue;
                 }
@@ -456,12 +481,14 @@ int main(int argc, char **argv) {
             }
         }
     }
-    printf("{\"window_s\":%.3f,\"conns\":[", t_end - t0);
+    printf("{\"window_s\":%.3f,\"mark_s\":", t_end - t0);
+    jnum(t_mark >= 0 ? t_mark - t0 : -1);
+    printf(",\"conns\":[");
     for (int i = 0; i < nconns; i++) {
         Conn *c = &conns[i];
         double ts = c->t_start > 0 ? c->t_start - t0 : -1;
-        printf("%s{\"p\":%d,\"st\":%d,\"e\":%d,\"b\":%lld,\"t\":", i ? "," : "", c->paused,
-               c->status, c->err, (long long)c->bytes);
+        printf("%s{\"p\":%d,\"st\":%d,\"e\":%d,\"b\":%lld,\"m\":%lld,\"t\":", i ? "," : "",
+               c->paused, c->status, c->err, (long long)c->bytes, (long long)c->bytes_mark);
         jnum(ts >= 0 ? ts * 1000 : -1);
         printf(",\"ttfb\":");
         jnum(c->t_first >= 0 ? (c->t_first - c->t_start) * 1000 : -1);
