@@ -357,6 +357,17 @@ def proc_rss_kib(pid: int) -> int:
     return 0
 
 
+def core_times(core: int) -> tuple[float, float]:
+    """(busy, total) jiffies of one core, interrupts and softirqs included."""
+    with open("/proc/stat", encoding="ascii") as stat:
+        for line in stat:
+            if line.startswith(f"cpu{core} "):
+                values = [float(v) for v in line.split()[1:9]]
+                idle = values[3] + values[4]
+                return sum(values) - idle, sum(values)
+    return math.nan, math.nan
+
+
 def pct(values: list[float], q: float) -> float:
     """Nearest-rank percentile (q in 0..100)."""
     if not values:
@@ -382,6 +393,7 @@ class Result:
     closed_active: int = 0
     paused_dropped: int = 0
     rss_per_viewer_kib: float = math.nan
+    core_busy: float = math.nan  # the server core, whatever ran on it (softirq too)
     error: str | None = None
 
     @property
@@ -722,10 +734,12 @@ async def run_client(
             await on_start()
         await asyncio.sleep(max(0.0, started + mark - time.monotonic()))
         cpu0, t0 = proc_cpu(target.pid), time.monotonic()
+        core0 = core_times(SERVER_CORE)
         if on_mark is not None:
             await on_mark()
         await asyncio.sleep(max(0.0, started + total - 0.05 - time.monotonic()))
         cpu1, t1 = proc_cpu(target.pid), time.monotonic()
+        core1 = core_times(SERVER_CORE)
         rss1 = proc_rss_kib(target.pid)
         out, _ = await asyncio.wait_for(proc.communicate(), 60)
     finally:
@@ -737,6 +751,7 @@ async def run_client(
     return json.loads(out), {
         "cpu": (cpu1 - cpu0) / (t1 - t0),
         "rss_kib": float(rss1 - rss0),
+        "core_busy": (core1[0] - core0[0]) / (core1[1] - core0[1]),
     }
 
 
@@ -749,6 +764,7 @@ def fill(
     steady_s = report["window_s"] - mark_s
     result.cpu = server["cpu"] - idle
     result.rss_per_viewer_kib = server["rss_kib"] / scenario.viewers
+    result.core_busy = server["core_busy"]
     delivered = 0
     for conn in report["conns"]:
         if conn["p"]:
@@ -766,7 +782,11 @@ def fill(
         if conn["t"] + conn["ttfb"] > mark_s * 1000:
             result.late += 1
             continue
-        result.rates.append((conn["b"] - conn["m"]) * 8 / steady_s / 1000)
+        span_ms = (conn["te"] or 0) - (conn["tm"] or 0)
+        if conn["tm"] is None or span_ms < 500 * steady_s:
+            result.late += 1  # too little data in the window to tell a rate
+            continue
+        result.rates.append((conn["b"] - conn["m"]) * 8 / span_ms)
     result.delivered_gbps = delivered * 8 / steady_s / 1e9
 
 
@@ -908,6 +928,9 @@ def render(
             return DASH
         return _f(getattr(r, attr), digits)
 
+    def busy(r: Result | None) -> str:
+        return DASH if r is None or r.error else f"{r.core_busy:.0%}"
+
     def join(r: Result | None) -> str:
         if r is None or r.error or not r.ttfb:
             return DASH
@@ -917,8 +940,9 @@ def render(
         "| viewers | how they join | steady min, % of source: hass | ring "
         "| CPU cores: hass (net of idle) | ring | hass / ring "
         "| CPU per delivered Gbit/s: hass | ring | join ms p50/p99: hass | ring "
-        "| RSS KiB per viewer: hass | ring | delivered Gbit/s: hass (% of ceiling) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| RSS KiB per viewer: hass | ring | server core busy: hass | ring "
+        "| delivered Gbit/s: hass (% of ceiling) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for sc in scenarios:
         hass, ring = by.get(("hass", sc)), by.get(("ring", sc))
@@ -939,7 +963,8 @@ def render(
             f"| {num(hass, 'cpu_per_gbps')} | {num(ring, 'cpu_per_gbps')} "
             f"| {join(hass)} | {join(ring)} "
             f"| {num(hass, 'rss_per_viewer_kib', 0)} "
-            f"| {num(ring, 'rss_per_viewer_kib', 0)} | {delivered} |"
+            f"| {num(ring, 'rss_per_viewer_kib', 0)} | {busy(hass)} | {busy(ring)} "
+            f"| {delivered} |"
         )
     paused = [r for r in results if r.scenario.paused and not r.error]
     if paused:

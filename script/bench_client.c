@@ -18,8 +18,11 @@
  *
  * --header adds one request header (e.g. "Authorization: Bearer ..."); with --alt-path
  * every other connection asks for that path instead (e.g. a signed URL, no header).
- * --mark S records each connection's byte count S seconds after the start, so the
- * caller can tell the steady rate (after the joins) from the rate since connect.
+ * --mark S records each connection's byte count S seconds after the start, and when
+ * its last byte before that came, so the caller can tell the steady rate (after the
+ * joins) from the rate since connect: bytes between the last arrival before the mark
+ * and the last arrival before the end, over the time between them (a rate that does
+ * not depend on where the mark falls between two bursts of the server's writes).
  *
  * Build: gcc -O2 -o bench_client bench_client.c
  * Usage: bench_client --port P [--host 127.0.0.1] [--path /stream] --conns N
@@ -64,6 +67,7 @@ typedef struct {
     int hdr_len;
     int64_t bytes, bytes_mark;
     double t_start, t_first, t_closed, t_rai;
+    double t_last, t_last_mark; /* last body byte; the same as of the mark */
     /* MPEG-TS scan of the first bytes of the body */
     int synced, scan_done;
     uint8_t win[WIN];
@@ -152,6 +156,7 @@ static void ts_feed(Conn *c, const uint8_t *d, size_t n, int64_t base, double t)
 static void body(Conn *c, const uint8_t *d, size_t n, double t) {
     if (n == 0) return;
     if (c->t_first < 0) c->t_first = t;
+    c->t_last = t;
     if (!c->scan_done) ts_feed(c, d, n, c->bytes, t);
     c->bytes += (int64_t)n;
 }
@@ -350,7 +355,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < nconns; i++) {
         Conn *c = &conns[i];
         c->fd = -1;
-        c->t_first = c->t_closed = c->t_rai = -1;
+        c->t_first = c->t_closed = c->t_rai = c->t_last = c->t_last_mark = -1;
         c->rai_off = c->pat_off = -1;
         c->status = 0;
     }
@@ -369,7 +374,10 @@ int main(int argc, char **argv) {
         double t = now();
         if (mark >= 0 && t_mark < 0 && t >= t0 + mark) {
             t_mark = t;
-            for (int i = 0; i < nconns; i++) conns[i].bytes_mark = conns[i].bytes;
+            for (int i = 0; i < nconns; i++) {
+                conns[i].bytes_mark = conns[i].bytes;
+                conns[i].t_last_mark = conns[i].t_last;
+            }
         }
         while (next < nconns && t >= t0 + ramp * next / nconns) {
             Conn *c = &conns[next++];
@@ -494,6 +502,10 @@ int main(int argc, char **argv) {
         jnum(c->t_first >= 0 ? (c->t_first - c->t_start) * 1000 : -1);
         printf(",\"rai_ms\":");
         jnum(c->t_rai >= 0 ? (c->t_rai - c->t_start) * 1000 : -1);
+        printf(",\"tm\":");
+        jnum(c->t_last_mark >= 0 ? (c->t_last_mark - t0) * 1000 : -1);
+        printf(",\"te\":");
+        jnum(c->t_last >= 0 ? (c->t_last - t0) * 1000 : -1);
         printf(",\"rai_b\":%lld,\"pat_b\":%lld,\"c\":%d,\"tc\":", (long long)c->rai_off,
                (long long)c->pat_off, c->closed);
         jnum(c->t_closed >= 0 ? (c->t_closed - t0) * 1000 : -1);
