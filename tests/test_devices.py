@@ -20,8 +20,9 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 
 from custom_components.acestream_proxy.const import DOMAIN
+from custom_components.acestream_proxy.devices import async_move_adhoc
 from custom_components.acestream_proxy.engine import ContentKind, ContentRef
-from custom_components.acestream_proxy.hub import get_hub
+from custom_components.acestream_proxy.hub import adhoc_target, get_hub
 from tests.helpers import read_bytes, read_for, strip_nulls
 from tests.simulator import EngineSimulator
 
@@ -159,6 +160,13 @@ async def test_user_deletes_only_stale_devices(
         name="Gone",
     )
     assert await _remove_device(hass, hass_ws_client, loaded_entry, other)
+    # So may a device of ours that no code of ours knows (nothing would recreate it).
+    unknown = dr.async_get(hass).async_get_or_create(
+        config_entry_id=loaded_entry.entry_id,
+        identifiers={("elsewhere", "x"), (DOMAIN, "older_kind")},
+        name="Unknown",
+    )
+    assert await _remove_device(hass, hass_ws_client, loaded_entry, unknown)
 
 
 async def test_adhoc_device_follows_its_broadcast_on_failover(
@@ -222,6 +230,20 @@ async def test_adhoc_device_follows_its_broadcast_on_failover(
         await hass.async_block_till_done()
         assert _device(hass, f"broadcast_{infohash}") is None
         assert await hass.config_entries.async_unload(second.entry_id)
+
+
+async def test_move_of_a_broadcast_that_ended_meanwhile(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry
+) -> None:
+    """A failover move that runs after its broadcast ended leaves nothing behind."""
+    target = adhoc_target(STALE)
+    devices = dr.async_get(hass)
+    before = dr.async_entries_for_config_entry(devices, loaded_entry.entry_id)
+    await async_move_adhoc(hass, target, loaded_entry.entry_id, "other-entry")
+    await hass.async_block_till_done()
+    assert _device(hass, target.device_identifier) is None
+    assert dr.async_entries_for_config_entry(devices, loaded_entry.entry_id) == before
+    assert dr.async_entries_for_config_entry(devices, "other-entry") == []
 
 
 async def test_renaming_a_playing_channel_does_not_cut_it(

@@ -168,17 +168,14 @@ async def async_find_engines(
         for host, port in candidates
     ]
     answers = await asyncio.gather(*(_probe(client) for client in clients))
-    found: list[FoundEngine] = []
-    local_offered = False
-    for (host, at), version in zip(candidates, answers, strict=True):
-        if version is None:
-            continue
-        is_local = host in local and at == port
-        if is_local and local_offered:
-            continue
-        local_offered = local_offered or is_local
-        found.append(FoundEngine(host, at, version.version))
-    return found
+    answered = [
+        FoundEngine(host, at, version.version)
+        for (host, at), version in zip(candidates, answers, strict=True)
+        if version is not None
+    ]
+    here = [e for e in answered if e.host in local and e.port == port]
+    # The first of this machine's addresses that answered stands for all of them.
+    return [*here[:1], *(e for e in answered if e not in here)]
 
 
 async def async_discover(
