@@ -491,6 +491,40 @@ async def test_diagnostics_are_redacted(
     assert broadcast["session"]["playback_url"] == "**REDACTED**"
 
 
+async def test_diagnostics_show_only_the_entrys_broadcasts(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    engine_sim: EngineSimulator,
+    hass_client: ClientFactory,
+) -> None:
+    """With two engines, each entry's diagnostics list the broadcasts it serves."""
+    assert await async_setup_component(hass, "diagnostics", {})
+    async with EngineSimulator() as other:
+        second = MockConfigEntry(
+            domain=DOMAIN,
+            title="second engine",
+            data={"host": "127.0.0.1", "port": other.port},
+        )
+        second.add_to_hass(hass)
+        assert await hass.config_entries.async_setup(second.entry_id)
+        await hass.async_block_till_done()
+        client = await hass_client()
+        async with client.get(f"/api/acestream_proxy/stream/{CID}") as resp:
+            await read_bytes(resp, 20_000)
+            serving = get_hub(hass).broadcasts[engine_sim.infohash_for(CID)].entry_id
+            counts = {}
+            for entry in (loaded_entry, second):
+                diagnostics = await get_diagnostics_for_config_entry(
+                    hass, hass_client, entry
+                )
+                counts[entry.entry_id] = len(diagnostics["broadcasts"])
+        assert counts == {
+            loaded_entry.entry_id: int(serving == loaded_entry.entry_id),
+            second.entry_id: int(serving == second.entry_id),
+        }
+        assert await hass.config_entries.async_unload(second.entry_id)
+
+
 async def test_repair_issue_for_a_long_outage(
     hass: HomeAssistant,
     loaded_entry: MockConfigEntry,
