@@ -16,6 +16,7 @@ from custom_components.acestream_proxy.broadcaster import (
     BroadcastEvent,
     BroadcastState,
     EndReason,
+    Phase,
 )
 from custom_components.acestream_proxy.engine import (
     ContentKind,
@@ -208,3 +209,114 @@ async def test_mid_stream_stall_sends_keepalive_and_flushes(
     await _until(lambda: len(strip_nulls(bytes(sink.data[mark:]))) > 100_000)
     await broadcaster.async_close()
     assert await task is EndReason.ENDED
+
+
+async def test_outage_ends_and_the_give_up_clock_resets(
+    harness: Harness, engine_sim: EngineSimulator
+) -> None:
+    """Defect 1: once data flowed again for healthy_after, the outage is over; a
+    later cut, more than retry_give_up after the first one, is retried afresh."""
+    broadcaster = await harness.open(
+        retry_give_up=1.0, healthy_after=0.5, retry_backoff_max=0.2
+    )
+    sink = Sink()
+    viewer = broadcaster.join()
+    task = asyncio.create_task(viewer.stream(sink.write))
+    await _until(lambda: broadcaster.phase is Phase.PLAYING)
+    loop = asyncio.get_running_loop()
+    first_cut = loop.time()
+    assert engine_sim.cut_readers() == 1
+    await _until(lambda: broadcaster.phase is Phase.RECOVERING)
+    assert broadcaster.outage is not None
+    await _until(lambda: broadcaster.phase is Phase.PLAYING)
+    assert broadcaster.outage is None
+    # Well past the give-up time since the first failure.
+    await _until(lambda: loop.time() > first_cut + 1.5)
+    assert broadcaster.phase is Phase.PLAYING
+    assert engine_sim.cut_readers() == 1
+    await _until(lambda: broadcaster.phase is Phase.RECOVERING)
+    outage = broadcaster.outage
+    assert outage is not None
+    assert outage.since > first_cut + 1.5
+    assert outage.attempts <= 1  # the back-off started over too
+    assert not broadcaster.closed
+    mark = len(sink.data)
+    await _until(lambda: len(strip_nulls(bytes(sink.data[mark:]))) > 100_000)
+    assert harness.events.count(BroadcastEvent.RESTARTING) == 2
+    assert harness.events.count(BroadcastEvent.RECOVERED) == 2
+    assert BroadcastEvent.FAILED not in harness.events
+    await broadcaster.async_close()
+    assert await task is EndReason.ENDED
+
+
+async def test_a_second_close_waits_for_the_first(
+    harness: Harness, engine_sim: EngineSimulator
+) -> None:
+    """Defect 3: async_close() while a close runs waits for it; one stream_stopped."""
+    broadcaster = await harness.open()
+    viewer = broadcaster.join()
+    task = asyncio.create_task(viewer.stream(Sink().write))
+    await _until(lambda: broadcaster.phase is Phase.PLAYING)
+    first = asyncio.create_task(broadcaster.async_close())
+    await asyncio.sleep(0)  # the first close is under way
+    assert broadcaster.closed
+    assert engine_sim.active_sessions() == 1
+    await broadcaster.async_close()
+    # Returned only once the engine session was stopped and the end was told.
+    assert engine_sim.active_sessions() == 0
+    assert broadcaster.state is BroadcastState.STOPPED
+    assert harness.events.count(BroadcastEvent.STOPPED) == 1
+    await first
+    await broadcaster.async_close()
+    broadcaster.close_soon()
+    assert harness.events.count(BroadcastEvent.STOPPED) == 1
+    assert BroadcastEvent.FAILED not in harness.events
+    assert await task is EndReason.ENDED
+
+
+def _producer(harness: Harness) -> asyncio.Task[None]:
+    return next(
+        task
+        for task in harness.tasks
+        if task.get_name().startswith("acestream_proxy producer")
+    )
+
+
+async def test_cancelled_producer_closes_its_broadcast(
+    harness: Harness, engine_sim: EngineSimulator
+) -> None:
+    """A producer cancelled from outside never leaves an open broadcast behind."""
+    broadcaster = await harness.open()
+    viewer = broadcaster.join()
+    task = asyncio.create_task(viewer.stream(Sink().write))
+    await _until(lambda: broadcaster.phase is Phase.PLAYING)
+    assert broadcaster.alive
+    _producer(harness).cancel()
+    assert await task is EndReason.ENDED
+    await _until(lambda: broadcaster.phase is Phase.STOPPED)
+    assert not broadcaster.alive
+    assert engine_sim.active_sessions() == 0
+    assert harness.events.count(BroadcastEvent.STOPPED) == 1
+    assert BroadcastEvent.FAILED not in harness.events
+
+
+async def test_crashed_producer_fails_its_broadcast(
+    harness: Harness, engine_sim: EngineSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug in the producer fails the broadcast once, with a reason, and cleans up."""
+    broadcaster = await harness.open()
+    viewer = broadcaster.join()
+    task = asyncio.create_task(viewer.stream(Sink().write))
+    await _until(lambda: broadcaster.phase is Phase.PLAYING)
+
+    def broken(_now: float) -> None:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(broadcaster, "_flush", broken)
+    assert await task is EndReason.ENDED
+    await _until(lambda: broadcaster.phase is Phase.FAILED)
+    assert broadcaster.state is BroadcastState.FAILED
+    assert broadcaster.failure == "internal error"
+    assert engine_sim.active_sessions() == 0
+    assert harness.events.count(BroadcastEvent.FAILED) == 1
+    assert BroadcastEvent.STOPPED not in harness.events

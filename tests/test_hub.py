@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from aiohttp.test_utils import TestClient
 from homeassistant.const import CONF_HOST, CONF_PORT, EVENT_HOMEASSISTANT_STOP
@@ -15,6 +16,7 @@ from pytest_homeassistant_custom_component.common import (
 )
 
 from custom_components.acestream_proxy.const import DOMAIN, EVENT_TYPE
+from custom_components.acestream_proxy.engine import ContentKind, ContentRef
 from custom_components.acestream_proxy.hub import get_hub
 from tests.helpers import (
     discontinuities,
@@ -201,3 +203,124 @@ async def test_failover_keeps_viewers(
         frame = await first_video_frame(sample)
         assert frame["key_frame"] == 1
         assert await hass.config_entries.async_unload(second.entry_id)
+
+
+async def _failover(
+    hass: HomeAssistant,
+    sims: dict[str, EngineSimulator],
+    resp: Any,
+) -> tuple[str, str]:
+    """Stop the engine under the only broadcast; wait until it plays on the other."""
+    hub = get_hub(hass)
+    [item] = hub.broadcasts.values()
+    serving = item.entry_id
+    survivor = next(e for e in sims if e != serving)
+    await sims[serving].stop()
+    async with asyncio.timeout(10):
+        while not strip_nulls(await read_for(resp, 0.3)) or item.entry_id != survivor:
+            pass
+    return serving, survivor
+
+
+async def test_unloading_the_engine_left_by_a_failover_keeps_the_broadcast(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    engine_sim: EngineSimulator,
+    hass_client: ClientFactory,
+) -> None:
+    """Defect 2: after a failover A -> B, unloading A (a reload, reconfigure, a
+    channel edit) must not kill the producer that now reads from B."""
+    async with EngineSimulator(cold_start=0.2) as other:
+        second = await _second_engine(hass, other)
+        sims = {loaded_entry.entry_id: engine_sim, second.entry_id: other}
+        events = async_capture_events(hass, EVENT_TYPE)
+        client = await hass_client()
+        async with client.get(f"/api/acestream_proxy/stream/{CID}") as resp:
+            await read_bytes(resp, 100_000)
+            hub = get_hub(hass)
+            [item] = hub.broadcasts.values()
+            left, _ = await _failover(hass, sims, resp)
+            assert await hass.config_entries.async_unload(left)
+            after = await read_for(resp, 2.0)
+            assert len(strip_nulls(after)) > 50_000
+            assert item.broadcaster.alive
+            ref = ContentRef.parse(ContentKind.CONTENT_ID, CID)
+            assert hub.find(ref) is item.broadcaster
+        types = [e.data["type"] for e in events]
+        assert types.count("stream_failover") == 1
+        assert "stream_stopped" not in types
+        assert "stream_failed" not in types
+        assert await hass.config_entries.async_unload(second.entry_id)
+        await hass.async_block_till_done()
+        assert get_hub(hass).broadcasts == {}
+        assert other.active_sessions() == 0
+
+
+async def test_reloading_the_serving_engine_moves_the_broadcast(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    engine_sim: EngineSimulator,
+    hass_client: ClientFactory,
+) -> None:
+    """The engine under a broadcast reloads: the broadcast moves, viewers stay."""
+    async with EngineSimulator(cold_start=0.2) as other:
+        second = await _second_engine(hass, other)
+        sims = {loaded_entry.entry_id: engine_sim, second.entry_id: other}
+        events = async_capture_events(hass, EVENT_TYPE)
+        client = await hass_client()
+        async with client.get(f"/api/acestream_proxy/stream/{CID}") as resp:
+            await read_bytes(resp, 100_000)
+            [item] = get_hub(hass).broadcasts.values()
+            serving = item.entry_id
+            survivor = next(e for e in sims if e != serving)
+            assert await hass.config_entries.async_reload(serving)
+            assert item.entry_id == survivor
+            after = await read_for(resp, 3.0)
+            assert len(strip_nulls(after)) > 100_000
+            assert discontinuities(after) >= 1
+            assert item.broadcaster.engine_id == survivor
+            # The session on the engine it left was stopped: never two at once.
+            assert sims[serving].active_sessions() == 0
+            assert sims[serving].counters.sessions_stopped == 1
+            assert sims[survivor].counters.sessions_opened == 1
+        failover = [e.data for e in events if e.data["type"] == "stream_failover"]
+        assert len(failover) == 1
+        assert "stream_stopped" not in [e.data["type"] for e in events]
+        assert await hass.config_entries.async_unload(second.entry_id)
+
+
+async def test_stop_then_an_immediate_reconnect(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    engine_sim: EngineSimulator,
+    hass_client: ClientFactory,
+) -> None:
+    """Defect 3: a player reconnecting while Stop runs waits for the close, then
+    gets a new broadcast; the old one tells exactly one stream_stopped."""
+    events = async_capture_events(hass, EVENT_TYPE)
+    client = await hass_client()
+    ref = ContentRef.parse(ContentKind.CONTENT_ID, CID)
+    hub = get_hub(hass)
+    async with client.get(f"/api/acestream_proxy/stream/{CID}") as resp:
+        await read_bytes(resp, 50_000)
+        old = hub.find(ref)
+        assert old is not None
+        stop = asyncio.create_task(hub.async_stop(ref))
+        await asyncio.sleep(0)  # the stop is under way
+        assert old.closed
+        assert hub.find(ref) is None
+        async with client.get(f"/api/acestream_proxy/stream/{CID}") as again:
+            assert again.status == 200
+            data = await read_bytes(again, 100_000)
+            assert strip_nulls(data)
+            new = hub.find(ref)
+            assert new is not None
+            assert new is not old
+        assert await stop
+        assert await hub.async_stop(ref)
+    await hass.async_block_till_done()
+    stopped = [e.data for e in events if e.data["type"] == "stream_stopped"]
+    assert len(stopped) == 2
+    assert "stream_failed" not in [e.data["type"] for e in events]
+    assert engine_sim.active_sessions() == 0
+    assert not await hub.async_stop(ref)

@@ -10,7 +10,7 @@ from homeassistant.const import (
     EVENT_HOMEASSISTANT_STOP,
     Platform,
 )
-from homeassistant.core import callback
+from homeassistant.core import HassJob, callback
 from homeassistant.helpers import config_validation as cv, device_registry as dr
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.dispatcher import (
@@ -58,6 +58,10 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     async_register_views(hass)
     hass.http.register_view(PlaylistView())
     async_register_services(hass)
+    # Before Home Assistant cancels background tasks (the producers): engine
+    # sessions are stopped and every broadcast tells its end. The stop event is a
+    # second chance for whoever fires it without a full shutdown.
+    hass.async_add_shutdown_job(HassJob(hub.async_shutdown))
     hass.bus.async_listen_once(EVENT_HOMEASSISTANT_STOP, hub.async_shutdown)
     async_setup_discovery(hass)
 

@@ -7,6 +7,49 @@ one wake-up event). Each viewer runs in its own task (the HTTP handler that serv
 it), keeps its own cursor and writes at its own pace: a slow viewer only delays itself,
 one that falls out of the window skips to the newest keyframe, and one whose writes
 block past the write timeout is dropped. There are no locks.
+
+Life cycle
+==========
+
+One state machine, :class:`Phase`, held in ``Broadcaster.phase`` and changed only by
+``Broadcaster._to``. Every failure while a broadcast is open belongs to an *outage*
+(:class:`Outage`): it starts at the first failed read after healthy data (or, before
+any data, at the first failed read) and ends when the broadcast is healthy again:
+the first keyframe after a reopen, then ``healthy_after`` (5 s) of data with no gap
+longer than HEALTHY_GAP (2 s). The give-up clock (``retry_give_up``), the back-off
+and the failover count live in the outage and so start from zero in the next one.
+
+========== ============================================ ========== ==========================================
+Phase      Event                                        Next       What happens
+========== ============================================ ========== ==========================================
+STARTING   first keyframe                               PLAYING    stream_started (RECOVERING if an outage is open)
+STARTING   read failed                                  STARTING   outage opens; retry after back-off
+PLAYING    read failed                                  BUFFERING  outage opens; stream_restarting; reopen
+PLAYING    superseded (same infohash asked again)       BUFFERING  read the new session; no outage
+BUFFERING  keyframe, outage open                        RECOVERING stream_recovered
+BUFFERING  keyframe, no outage                          PLAYING
+BUFFERING  read failed                                  BUFFERING  stream_restarting; back-off, then reopen
+RECOVERING healthy_after of data without a gap          PLAYING    outage closes: give-up, back-off, failovers reset
+RECOVERING read failed                                  BUFFERING  same outage; stream_restarting; reopen
+open       2 failed reads on one engine, or unreachable BUFFERING  another healthy engine: stream_failover
+open       engine removed from the pool (move_to)       BUFFERING  stream_failover; outage opens
+open       read failed, outage older than give-up       CLOSING    reason: the last error
+open       NOT_TS_BYTES received without MPEG-TS sync   CLOSING    reason: NOT_TS_REASON
+open       producer crashed                             CLOSING    reason: "internal error"
+open       close (stop, linger, engine gone, cancelled) CLOSING
+CLOSING    viewers ended, producer ended, session gone  STOPPED    exactly one stream_stopped
+CLOSING    same, closing because of a failure           FAILED     exactly one stream_failed
+========== ============================================ ========== ==========================================
+
+"open" is any of STARTING, PLAYING, BUFFERING, RECOVERING. "Read failed" is any end
+of an engine reader that nobody asked for: end of stream, no data for
+``stall_timeout`` (``start_timeout`` before the first byte), a connection or engine
+error, or bytes that are not MPEG-TS. Undecodable bytes never count as data. A
+close is one task, started once (``close_soon``) and awaited by every caller
+(``async_close``); a broadcast that is closing is never handed to a new viewer. The
+producer task ends only through a close: if it is cancelled or crashes, it closes
+its broadcast. The public :class:`BroadcastState` is derived from the phase (and
+LINGERING from "no viewers").
 """
 
 from __future__ import annotations
@@ -14,6 +57,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
+import contextlib
 from dataclasses import dataclass, field
 from enum import StrEnum
 import logging
@@ -30,6 +74,7 @@ from .engine import (
 )
 from .ring import Cursor, Ring
 from .ts import (
+    PACKET_SIZE,
     ProgramInfo,
     TsAligner,
     mark_discontinuity,
@@ -52,6 +97,18 @@ JOIN_GRACE: Final = 5.0  # seconds a new broadcast waits for its first viewer
 # not seen.
 FLUSH_BYTES: Final = 256 * 1024
 FLUSH_SECONDS: Final = 0.25
+# While an outage proves over, data must not pause longer than this.
+HEALTHY_GAP: Final = 2.0
+# "Not MPEG-TS": this many bytes in a row without three packets in sync. At the
+# slowest live bitrates (1 Mbit/s) that is about 8 s of data; a real TS stream
+# never loses sync for that long, a Matroska or MP4 file never finds it.
+NOT_TS_BYTES: Final = 1024 * 1024
+# A run of at least this many aligned packets proves the data is MPEG-TS (three
+# in a row can happen by chance in a non-TS file, ten practically cannot).
+TS_PROOF_PACKETS: Final = 10
+NOT_TS_REASON: Final = (
+    "the engine sends no MPEG-TS (is this a video-on-demand torrent?)"
+)
 
 
 class BroadcastState(StrEnum):
@@ -63,6 +120,34 @@ class BroadcastState(StrEnum):
     LINGERING = "lingering"
     FAILED = "failed"
     STOPPED = "stopped"
+
+
+class Phase(StrEnum):
+    """The life-cycle state machine (see the module docstring's table)."""
+
+    STARTING = "starting"
+    PLAYING = "playing"
+    BUFFERING = "buffering"
+    RECOVERING = "recovering"
+    CLOSING = "closing"
+    STOPPED = "stopped"
+    FAILED = "failed"
+
+
+OPEN_PHASES: Final = frozenset(
+    {Phase.STARTING, Phase.PLAYING, Phase.BUFFERING, Phase.RECOVERING}
+)
+
+
+@dataclass(slots=True)
+class Outage:
+    """One interruption of the upstream, from its first failure to health again."""
+
+    since: float  # loop time of the first failure
+    attempts: int = 0  # reopens so far (the back-off exponent)
+    engine_failures: int = 0  # failed reads on the current engine
+    failovers: int = 0
+    healthy_from: float | None = None  # data flowing since (RECOVERING)
 
 
 class BroadcastEvent(StrEnum):
@@ -126,8 +211,9 @@ class BroadcastConfig:
     stall_timeout: float = 20.0  # no data mid-stream
     connect_timeout: float = 10.0
     keepalive_interval: float = 1.0
-    retry_give_up: float = 120.0  # failing this long without data: the broadcast fails
+    retry_give_up: float = 120.0  # an outage this long: the broadcast fails
     retry_backoff_max: float = 10.0
+    healthy_after: float = 5.0  # data after a reopen's first keyframe: outage over
     rap_fallback_bytes: int = 4 * 1024 * 1024  # no keyframe flag seen: join anywhere
 
 
@@ -282,6 +368,10 @@ type Failover = Callable[["Broadcaster"], tuple[str, EngineApi] | None]
 FAILOVER_AFTER: Final = 2
 
 
+class _NotMpegTsError(Exception):
+    """The engine's bytes are not MPEG-TS."""
+
+
 class Broadcaster:
     """A broadcast: one engine session, one producer, many viewers."""
 
@@ -315,22 +405,30 @@ class Broadcaster:
         self.program = ProgramInfo()
         self._aligner = TsAligner()
         self.stats = BroadcastStats()
-        self.state = BroadcastState.STARTING
+        self.phase = Phase.STARTING
+        self.outage: Outage | None = None
+        self._close_reason = BroadcastState.STOPPED
+        self.failure: str | None = None
         self.viewers: set[Viewer] = set()
         self._internal = 0
         # People watching through another output (HLS clients), set by that output.
         self.extra_viewers = 0
         self.wake = asyncio.Event()
-        self.closed = False
         self._closing: asyncio.Task[None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._linger: asyncio.TimerHandle | None = None
+        # Requests to the producer, taken at its next step: read a session the
+        # engine opened for us (adopt), or continue on another engine (move_to).
         self._adopted: StreamSession | None = None
+        self._move: tuple[str, EngineApi] | None = None
+        self._kick = asyncio.Event()  # cuts a back-off short
         self._reader: aiohttp.ClientResponse | None = None
         self._await_rap = True
         self._discontinuity = False
         self._no_rap_bytes = 0
         self._no_rai = False
+        self._undecodable = 0  # bytes since the data last proved to be MPEG-TS
+        self._aligned_bytes = 0
         self._pending: list[bytes] = []
         self._pending_size = 0
         self._pending_since = 0.0
@@ -338,17 +436,47 @@ class Broadcaster:
         self._last_append = time.monotonic()
         self._ticker: asyncio.TimerHandle | None = None
         self._rate: deque[list[int]] = deque(maxlen=BITRATE_WINDOW + 1)
-        self.failure: str | None = None
+
+    # -- state -------------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        """Closing or closed: no new viewers, never handed out again."""
+        return self.phase not in OPEN_PHASES
+
+    @property
+    def alive(self) -> bool:
+        """Open and its producer running (what a new viewer may join)."""
+        return not self.closed and self._task is not None and not self._task.done()
+
+    @property
+    def state(self) -> BroadcastState:
+        """The phase as users see it."""
+        phase = self.phase
+        if phase in (Phase.PLAYING, Phase.RECOVERING):
+            return BroadcastState.PLAYING if self.viewers else BroadcastState.LINGERING
+        if phase is Phase.STARTING:
+            return BroadcastState.STARTING
+        if phase is Phase.BUFFERING:
+            return BroadcastState.BUFFERING
+        if phase is Phase.CLOSING:
+            return self._close_reason
+        return BroadcastState(phase.value)
+
+    def _to(self, phase: Phase) -> None:
+        if phase is not self.phase:
+            _LOGGER.debug("Broadcast %s: %s -> %s", self.name, self.phase, phase)
+            self.phase = phase
 
     # -- lifecycle ---------------------------------------------------------------
 
     def start(self) -> None:
         """Start the producer; linger until the first viewer joins."""
-        self._task = self.spawn(self._run(), f"acestream_proxy producer {self.name}")
         # The viewer that asked for the broadcast joins a few loop turns later; with
         # linger 0 the timer must not beat it.
         self._arm_linger(max(self.config.linger, JOIN_GRACE))
         self._tick()
+        self._task = self.spawn(self._run(), f"acestream_proxy producer {self.name}")
 
     def join(self, *, internal: bool = False) -> Viewer:
         """Add a viewer (synchronous: nothing can interleave)."""
@@ -367,8 +495,6 @@ class Broadcaster:
         if self._linger is not None:
             self._linger.cancel()
             self._linger = None
-            if self.state is BroadcastState.LINGERING:
-                self.state = BroadcastState.PLAYING
         if not internal:
             self._emit(BroadcastEvent.VIEWER_JOINED)
         return viewer
@@ -387,8 +513,6 @@ class Broadcaster:
     def _arm_linger(self, delay: float | None = None) -> None:
         if self.viewers or self.closed or self._linger is not None:
             return
-        if self.state is BroadcastState.PLAYING:
-            self.state = BroadcastState.LINGERING
         loop = asyncio.get_running_loop()
         self._linger = loop.call_later(
             self.config.linger if delay is None else delay, self._linger_expired
@@ -407,68 +531,98 @@ class Broadcaster:
         exactly one engine session per broadcast.
         """
         self._adopted = session
+        self._interrupt()
+
+    def move_to(self, engine_id: str, client: EngineApi) -> None:
+        """Continue on another engine: the current one leaves the pool.
+
+        Viewers stay; the producer stops the session on the old engine and opens
+        one on the new engine (a failover).
+        """
+        if not self.closed:
+            self._move = (engine_id, client)
+            self._interrupt()
+
+    def _interrupt(self) -> None:
+        """Make the producer look at its requests now (end a read or a back-off)."""
         if self._reader is not None:
             self._reader.close()
+        self._kick.set()
 
-    def close_soon(self, reason: BroadcastState = BroadcastState.STOPPED) -> None:
-        """Close from synchronous code."""
-        if self._closing is None and not self.closed:
-            self._closing = self.spawn(
-                self.async_close(reason), f"acestream_proxy close {self.name}"
+    def close_soon(
+        self, reason: BroadcastState = BroadcastState.STOPPED
+    ) -> asyncio.Task[None]:
+        """Start closing (once) and return the close, which any caller may await."""
+        if self._closing is None:
+            self._close_reason = (
+                BroadcastState.FAILED
+                if reason is BroadcastState.FAILED
+                else BroadcastState.STOPPED
             )
+            self._to(Phase.CLOSING)
+            for timer in (self._linger, self._ticker, self._flush_timer):
+                if timer is not None:
+                    timer.cancel()
+            self._linger = self._ticker = self._flush_timer = None
+            self._wake_viewers()
+            self._closing = self.spawn(
+                self._close(), f"acestream_proxy close {self.name}"
+            )
+        return self._closing
 
     async def async_close(
         self, reason: BroadcastState = BroadcastState.STOPPED
     ) -> None:
-        """End the viewers, stop the producer and the engine session (idempotent)."""
-        if self.closed:
-            if (
-                self._closing is not None
-                and self._closing is not asyncio.current_task()
-            ):
-                await asyncio.shield(self._closing)
-            return
-        self.closed = True
-        if reason is BroadcastState.STOPPED and self.state is BroadcastState.FAILED:
-            reason = BroadcastState.FAILED
-        self.state = reason
-        if self._linger is not None:
-            self._linger.cancel()
-            self._linger = None
-        for timer in (self._ticker, self._flush_timer):
-            if timer is not None:
-                timer.cancel()
-        self._ticker = self._flush_timer = None
-        self._wake_viewers()
-        task = self._task
-        if task is not None and task is not asyncio.current_task():
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-        await self._stop_session()
-        self._emit(
-            BroadcastEvent.FAILED
-            if reason is BroadcastState.FAILED
-            else BroadcastEvent.STOPPED
-        )
+        """Close and wait until the close is done, whoever started it."""
+        closing = self.close_soon(reason)
+        if closing is not asyncio.current_task():
+            await asyncio.shield(closing)
 
-    async def _fail_over(self) -> bool:
-        """Move to another healthy engine, if the owner knows one."""
-        target = self._failover(self) if self._failover else None
-        if target is None:
-            return False
+    async def _close(self) -> None:
+        """End the viewers, stop the producer and the engine session; tell once."""
+        try:
+            task = self._task
+            if task is not None and task is not asyncio.current_task():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+            await self._stop_session()
+        finally:
+            failed = self._close_reason is BroadcastState.FAILED
+            self._to(Phase.FAILED if failed else Phase.STOPPED)
+            self._emit(BroadcastEvent.FAILED if failed else BroadcastEvent.STOPPED)
+
+    def _fail(self, reason: str) -> None:
+        self.failure = reason
+        _LOGGER.warning("Broadcast %s failed: %s", self.name, reason)
+        self.close_soon(BroadcastState.FAILED)
+
+    async def _switch_engine(self, engine_id: str, client: EngineApi) -> None:
+        """Leave the current engine (its session stopped first) for another."""
         await self._stop_session()
+        adopted, self._adopted = self._adopted, None
+        if adopted is not None:
+            # Opened on the engine we leave: it must not keep downloading.
+            await self._stop(adopted)
         self.previous_engine_id = self.engine_id
-        self.engine_id, self.client = target
+        self.engine_id, self.client = engine_id, client
         _LOGGER.warning(
             "Broadcast %s moves to another engine; viewers stay connected", self.name
         )
         self._emit(BroadcastEvent.FAILOVER)
-        return True
 
     async def _stop_session(self) -> None:
-        session, self.session = self.session, None
+        session = self.session
         if session is None:
             return
+        try:
+            await self._stop(session)
+        finally:
+            # Forgotten only once stopped: a close that cancels this stop halfway
+            # stops the session itself.
+            if self.session is session:
+                self.session = None
+
+    async def _stop(self, session: StreamSession) -> None:
         try:
             await self.client.stop_session(session)
         except EngineError as err:
@@ -479,86 +633,115 @@ class Broadcaster:
     # -- producer ----------------------------------------------------------------
 
     async def _run(self) -> None:
-        """Read the engine; reopen the session on failures while viewers wait."""
+        """The producer: reads until the broadcast closes; ends only by a close."""
         try:
-            await self._read_until_failed()
+            await self._produce()
         except asyncio.CancelledError:
+            if not self.closed:
+                # Cancelled by someone else than our own close: never leave the
+                # broadcast open without a producer.
+                _LOGGER.debug("Broadcast %s producer cancelled", self.name)
+                self.close_soon()
             raise
         except Exception:
             _LOGGER.exception("Broadcast %s producer crashed", self.name)
-            self.failure = "internal error"
-            self.state = BroadcastState.FAILED
-            self.close_soon(BroadcastState.FAILED)
+            self._fail("internal error")
 
-    async def _attempt(self) -> tuple[bool, str, bool]:
-        """Open (if needed) and read one session: (data seen, error, unreachable)."""
+    async def _produce(self) -> None:
+        while True:
+            error, unreachable, fatal = await self._attempt()
+            if self.closed:
+                return
+            if self._move is not None:
+                engine_id, client = self._move
+                self._move = None
+                await self._switch_engine(engine_id, client)
+                outage = self._open_outage()
+                outage.engine_failures = 0
+                outage.failovers += 1
+                self._reopened()
+                continue
+            if self._adopted is not None:
+                # Superseded on purpose: read the new session, never stop the old
+                # one (stopping it could end the new reader of the same infohash).
+                self.session, self._adopted = self._adopted, None
+                self._reopened()
+                continue
+            if fatal:
+                self._fail(error)
+                return
+            if not await self._read_failed(error, unreachable):
+                return
+
+    def _open_outage(self) -> Outage:
+        if self.outage is None:
+            self.outage = Outage(since=asyncio.get_running_loop().time())
+        return self.outage
+
+    async def _read_failed(self, error: str, unreachable: bool) -> bool:
+        """Apply the outage's retry policy; False when the broadcast gives up."""
+        cfg = self.config
+        fresh = self.outage is None
+        outage = self._open_outage()
+        elapsed = asyncio.get_running_loop().time() - outage.since
+        if not fresh and elapsed > cfg.retry_give_up:
+            _LOGGER.warning(
+                "Broadcast %s: no recovery in %.0f s, giving up", self.name, elapsed
+            )
+            self._fail(error)
+            return False
+        _LOGGER.info("Broadcast %s interrupted (%s); reopening", self.name, error)
+        self.stats.upstream_restarts += 1
+        self._reopened()
+        self._emit(BroadcastEvent.RESTARTING)
+        outage.engine_failures += 1
+        if unreachable or outage.engine_failures >= FAILOVER_AFTER:
+            target = self._failover(self) if self._failover else None
+            if target is not None:
+                await self._switch_engine(*target)
+                outage.engine_failures = 0
+                outage.failovers += 1
+                return True
+        # Never two engine sessions for one broadcast: end the old one first.
+        await self._stop_session()
+        await self._backoff(min(2.0**outage.attempts * 0.5, cfg.retry_backoff_max))
+        outage.attempts += 1
+        return True
+
+    async def _backoff(self, delay: float) -> None:
+        """Wait before a reopen; a move or an adopted session cuts it short."""
+        if self._move is not None or self._adopted is not None:
+            return
+        self._kick.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(delay):
+                await self._kick.wait()
+
+    async def _attempt(self) -> tuple[str, bool, bool]:
+        """Open (if needed) and read one session: (why it ended, unreachable, fatal)."""
         try:
             if self.session is None:
                 # Reopen by what the broadcast was opened with: an engine that
                 # restarted, or another one after a failover, refuses a bare
                 # infohash until it has loaded the content id's descriptor.
-                self.session = self._adopted or await self.client.start_session(
+                session = self._adopted or await self.client.start_session(
                     self.content, start_timeout=self.config.getstream_timeout
                 )
                 self._adopted = None
-            return await self._pump(self.session), "the engine ended the stream", False
+                self.session = session
+            return await self._pump(self.session), False, False
+        except _NotMpegTsError:
+            return NOT_TS_REASON, False, True
         except (EngineError, aiohttp.ClientError, TimeoutError) as err:
             unreachable = isinstance(
                 err, EngineConnectionError | aiohttp.ClientConnectorError
             )
-            return False, str(err) or type(err).__name__, unreachable
-
-    async def _read_until_failed(self) -> None:
-        cfg = self.config
-        failing_since: float | None = None
-        attempt = 0
-        engine_failures = 0
-        loop = asyncio.get_running_loop()
-        while True:
-            data_seen, error, unreachable = await self._attempt()
-            if data_seen:
-                failing_since = None
-                attempt = engine_failures = 0
-            if self._adopted is not None:
-                # Superseded on purpose: read the new session, never stop the old
-                # one (stopping it could end the new reader of the same infohash).
-                self.session = self._adopted
-                self._adopted = None
-                self._reopened()
-                continue
-            now = loop.time()
-            if failing_since is None:
-                failing_since = now
-            elif now - failing_since > cfg.retry_give_up:
-                self.failure = error
-                _LOGGER.warning(
-                    "Broadcast %s failed: %s (gave up after %.0f s)",
-                    self.name,
-                    error,
-                    now - failing_since,
-                )
-                self.state = BroadcastState.FAILED
-                self.close_soon(BroadcastState.FAILED)
-                return
-            _LOGGER.info("Broadcast %s interrupted (%s); reopening", self.name, error)
-            self.stats.upstream_restarts += 1
-            self._reopened()
-            self._emit(BroadcastEvent.RESTARTING)
-            engine_failures += 1
-            if (unreachable or engine_failures >= FAILOVER_AFTER) and (
-                await self._fail_over()
-            ):
-                engine_failures = 0
-                continue
-            # Never two engine sessions for one broadcast: end the old one first.
-            await self._stop_session()
-            await asyncio.sleep(min(2.0**attempt * 0.5, cfg.retry_backoff_max))
-            attempt += 1
+            return str(err) or type(err).__name__, unreachable, False
 
     def _reopened(self) -> None:
         """After a restart viewers get null packets, then data from a keyframe."""
-        if self.state is not BroadcastState.STARTING:
-            self.state = BroadcastState.BUFFERING
+        if self.phase is not Phase.STARTING:
+            self._to(Phase.BUFFERING)
         self._await_rap = True
         self._discontinuity = True
         self._no_rap_bytes = 0
@@ -566,15 +749,20 @@ class Broadcaster:
         self.program.reset()
         self._wake_viewers()
 
-    async def _pump(self, session: StreamSession) -> bool:
-        """Copy one engine reader into the ring; True if any data arrived."""
+    async def _pump(self, session: StreamSession) -> str:
+        """Copy one engine reader into the ring until it ends; say why it ended."""
         cfg = self.config
+        if self._move is not None:
+            return "moving to another engine"
         resp = await self.client.open_stream(
             session, connect_timeout=cfg.connect_timeout, read_timeout=cfg.start_timeout
         )
         self._reader = resp
         seen = False
+        aligned = self._aligned_bytes
         try:
+            if self._move is not None or self._adopted is not None:
+                return "interrupted"
             content = resp.content
             while True:
                 async with asyncio.timeout(
@@ -582,7 +770,7 @@ class Broadcaster:
                 ):
                     data = await content.readany()
                 if not data:
-                    return seen
+                    break
                 seen = True
                 self._feed(data)
         finally:
@@ -591,6 +779,9 @@ class Broadcaster:
             if self._pending:
                 # What this session delivered still reaches viewers.
                 self._flush(time.monotonic())
+        if seen and self._aligned_bytes == aligned:
+            return NOT_TS_REASON  # bytes came, none of them MPEG-TS
+        return "the engine ended the stream"
 
     def _feed(self, data: bytes) -> None:
         """The per-read hot path: O(bytes), never O(viewers)."""
@@ -604,8 +795,20 @@ class Broadcaster:
             rate[-1][1] += size
         else:
             rate.append([second, size])
-        aligned = self._aligner.feed(data)
+        aligner = self._aligner
+        discarded = aligner.discarded
+        aligned = aligner.feed(data)
+        if aligner.discarded != discarded:
+            stats.discarded_bytes += aligner.discarded - discarded
+            stats.resyncs = aligner.resyncs
+        if len(aligned) >= TS_PROOF_PACKETS * PACKET_SIZE:
+            self._undecodable = 0
+        else:
+            self._undecodable += size - len(aligned)
+            if self._undecodable >= NOT_TS_BYTES:
+                raise _NotMpegTsError
         if aligned:
+            self._aligned_bytes += len(aligned)
             if not self._pending:
                 self._pending_since = now
                 # Data that arrives just before a stall must not wait for it.
@@ -624,8 +827,14 @@ class Broadcaster:
 
     def _flush_due(self) -> None:
         self._flush_timer = None
-        if self._pending:
+        if not self._pending or self.closed:
+            return
+        try:
             self._flush(time.monotonic())
+        except Exception:
+            # Outside the producer's task: fail the broadcast the same way.
+            _LOGGER.exception("Broadcast %s producer crashed", self.name)
+            self._fail("internal error")
 
     def _flush(self, now: float) -> None:
         if self._flush_timer is not None:
@@ -646,9 +855,24 @@ class Broadcaster:
             if not chunk:
                 return
         self.ring.append(chunk, raps, now)
+        if self.phase is Phase.RECOVERING:
+            self._recovering(now)
         self._last_append = now
         self.stats.chunks += 1
         self._wake_viewers()
+
+    def _recovering(self, now: float) -> None:
+        """Data flows after an outage: end it once it flowed long enough."""
+        outage = self.outage
+        if outage is None:  # pragma: no cover - RECOVERING always has an outage
+            self._to(Phase.PLAYING)
+            return
+        if outage.healthy_from is None or now - self._last_append > HEALTHY_GAP:
+            outage.healthy_from = now
+        elif now - outage.healthy_from >= self.config.healthy_after:
+            _LOGGER.debug("Broadcast %s healthy again", self.name)
+            self.outage = None
+            self._to(Phase.PLAYING)
 
     def _start_at_rap(self, chunk: bytes, raps: list[int]) -> tuple[bytes, list[int]]:
         """Drop data until the first keyframe of a (re)opened session."""
@@ -668,22 +892,27 @@ class Broadcaster:
         if self._discontinuity:
             # Viewers already playing get the new session's PAT + PMT, then its
             # first keyframe flagged as a discontinuity (decoders reset there).
-            if chunk[3] & 0x20:
-                chunk = mark_discontinuity(chunk, 0)
+            chunk = mark_discontinuity(chunk, 0)
             header = self.program.header
             chunk = header + chunk
             raps = [offset + len(header) for offset in raps]
         self._await_rap = False
-        was = self.state
-        self.state = (
-            BroadcastState.PLAYING if self.viewers else BroadcastState.LINGERING
-        )
-        if self.stats.first_data_at is None:
-            self.stats.first_data_at = time.time()
-            self._emit(BroadcastEvent.STARTED)
-        elif was is BroadcastState.BUFFERING:
-            self._emit(BroadcastEvent.RECOVERED)
+        self._keyframe()
         return chunk, raps
+
+    def _keyframe(self) -> None:
+        """The first keyframe of a (re)opened session: viewers get pictures again."""
+        phase = self.phase
+        if phase is Phase.STARTING:
+            self.stats.first_data_at = time.time()
+            self._to(Phase.PLAYING if self.outage is None else Phase.RECOVERING)
+            self._emit(BroadcastEvent.STARTED)
+        elif phase is Phase.BUFFERING:
+            if self.outage is None:
+                self._to(Phase.PLAYING)
+            else:
+                self._to(Phase.RECOVERING)
+                self._emit(BroadcastEvent.RECOVERED)
 
     def _tick(self) -> None:
         """Once per keepalive interval, whatever the number of chunks.

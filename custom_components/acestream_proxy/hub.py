@@ -3,6 +3,11 @@
 Broadcasts are keyed by infohash across the whole pool, so a content id and the
 infohash it resolves to share one engine session. The content id -> infohash map is
 learned from the engine's getstream answer (the only place the engine tells it).
+
+The hub lives as long as the integration and owns every broadcast task (starts,
+producers, closes, HLS consumers): an engine entry that unloads or reloads does not
+cancel them. It moves that engine's broadcasts to another healthy engine (a
+failover, viewers kept) or closes them; Home Assistant stopping closes them all.
 """
 
 from __future__ import annotations
@@ -177,6 +182,7 @@ class StreamHub:
     _starting: dict[ContentRef, tuple[str, asyncio.Task[Broadcaster]]] = field(
         default_factory=dict
     )
+    _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     failures: dict[str, str] = field(default_factory=dict)
     _tick_unsub: Callable[[], None] | None = None
     _ticks: int = 0
@@ -191,28 +197,55 @@ class StreamHub:
         self.engines[entry.entry_id] = entry
 
     async def async_remove_engine(self, entry: AceStreamConfigEntry) -> None:
-        """Take an engine out of the pool: end its broadcasts and their sessions."""
+        """Take an engine out of the pool (its entry unloads or reloads).
+
+        Its broadcasts move to another healthy engine with room, viewers kept, or
+        end with ``stream_stopped``; starts waiting on it are cancelled.
+        """
         self.engines.pop(entry.entry_id, None)
         for ref, (entry_id, task) in list(self._starting.items()):
             if entry_id == entry.entry_id:
                 task.cancel()
                 self._starting.pop(ref, None)
-        await asyncio.gather(
-            *(
-                item.broadcaster.async_close()
-                for item in list(self.broadcasts.values())
-                if item.entry_id == entry.entry_id
-            )
-        )
+        closes = []
+        for item in list(self.broadcasts.values()):
+            if item.entry_id != entry.entry_id:
+                continue
+            broadcaster = item.broadcaster
+            target = None if broadcaster.closed else self._failover_target(broadcaster)
+            if target is None:
+                closes.append(broadcaster.async_close())
+            else:
+                # Counted on its new engine at once, so a second removal finds it.
+                item.entry_id = target[0]
+                broadcaster.move_to(*target)
+        await asyncio.gather(*closes)
 
     async def async_shutdown(self, _event: Event | None = None) -> None:
         """Home Assistant stops: stop every engine session we opened."""
-        for entry in list(self.engines.values()):
-            await self.async_remove_engine(entry)
+        self.engines.clear()
+        for _, task in self._starting.values():
+            task.cancel()
+        self._starting.clear()
+        await asyncio.gather(
+            *(item.broadcaster.async_close() for item in list(self.broadcasts.values()))
+        )
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         self._stop_ticking()
         if self._pending_update is not None:
             self._pending_update.cancel()
             self._pending_update = None
+
+    def _spawn[T](self, coro: Coroutine[Any, Any, T], name: str) -> asyncio.Task[T]:
+        """A task of the hub: outlives config entries, cancelled at shutdown."""
+        task = self.hass.async_create_background_task(coro, name)
+        if not task.done():
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return task
 
     @callback
     def broadcast_count(self, entry_id: str) -> int:
@@ -330,7 +363,7 @@ class StreamHub:
         if infohash is None:
             return None
         item = self.broadcasts.get(infohash)
-        if item is None or item.broadcaster.closed:
+        if item is None or not item.broadcaster.alive:
             return None
         return item.broadcaster
 
@@ -388,8 +421,8 @@ class StreamHub:
         starting = self._starting.get(ref)
         if starting is None:
             entry = self._select_engine()
-            task = entry.async_create_background_task(
-                self.hass, self._async_start(entry, ref), f"{DOMAIN} start {ref.value}"
+            task = self._spawn(
+                self._async_start(entry, ref), f"{DOMAIN} start {ref.value}"
             )
             starting = (entry.entry_id, task)
             self._starting[ref] = starting
@@ -409,20 +442,28 @@ class StreamHub:
     async def _async_start(
         self, entry: AceStreamConfigEntry, ref: ContentRef
     ) -> Broadcaster:
-        # A broadcast of this infohash still closing must finish stopping its engine
-        # session first: a stop sent after our getstream could end our new reader.
-        known = self.infohash_of(ref)
-        old = self.broadcasts.get(known) if known is not None else None
-        if old is not None and old.broadcaster.closed:
-            await old.broadcaster.async_close()
         config = self._config_for(entry)
         client = entry.runtime_data.client
-        session = await client.start_session(
-            ref, start_timeout=config.getstream_timeout
-        )
-        self.aliases[ref] = session.infohash
-        current = self.broadcasts.get(session.infohash)
-        if current is not None and not current.broadcaster.closed:
+        while True:
+            # A broadcast of this infohash still closing must finish stopping its
+            # engine session first: a stop sent after our getstream could end our
+            # new reader. Its record leaves the hub when the close is done.
+            known = self.infohash_of(ref)
+            old = self.broadcasts.get(known) if known is not None else None
+            if old is not None and old.broadcaster.closed:
+                await old.broadcaster.async_close()
+            session = await client.start_session(
+                ref, start_timeout=config.getstream_timeout
+            )
+            self.aliases[ref] = session.infohash
+            current = self.broadcasts.get(session.infohash)
+            if current is None:
+                break
+            if current.broadcaster.closed:
+                # It began closing while the engine answered (or its infohash was
+                # not known before): its stop may end the session we just got.
+                await current.broadcaster.async_close()
+                continue
             if (
                 ref.kind is ContentKind.CONTENT_ID
                 and current.broadcaster.content.kind is ContentKind.INFOHASH
@@ -440,15 +481,12 @@ class StreamHub:
                     LOGGER.debug("Stopping a duplicate session failed: %s", err)
             return current.broadcaster
 
-        def spawn(coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
-            return entry.async_create_background_task(self.hass, coro, name)
-
         broadcaster = Broadcaster(
             client=client,
             session=session,
             content=ref,
             config=config,
-            spawn=spawn,
+            spawn=self._spawn,
             listener=self._on_event,
             engine_id=entry.entry_id,
             failover=self._failover_target,
@@ -502,11 +540,15 @@ class StreamHub:
         return self.failures.get(infohash) if infohash else None
 
     async def async_stop(self, ref: ContentRef) -> bool:
-        """Stop a broadcast now: viewers end, the engine session stops."""
-        broadcaster = self.find(ref)
-        if broadcaster is None:
+        """Stop a broadcast now: viewers end, the engine session stops.
+
+        A broadcast already closing counts: the caller waits for that close.
+        """
+        infohash = self.infohash_of(ref)
+        item = self.broadcasts.get(infohash) if infohash is not None else None
+        if item is None:
             return False
-        await broadcaster.async_close()
+        await item.broadcaster.async_close()
         return True
 
     def record(self, target: BroadcastTarget) -> BroadcastRecord | None:
