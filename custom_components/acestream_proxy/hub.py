@@ -639,7 +639,10 @@ class StreamHub:
         if item is None or item.broadcaster is not broadcaster:
             return
         if event is BroadcastEvent.FAILOVER:
-            previous, item.entry_id = item.entry_id, broadcaster.engine_id
+            # Not item.entry_id: an engine leaving the pool re-homes the record
+            # before the producer has moved.
+            previous = broadcaster.previous_engine_id or item.entry_id
+            item.entry_id = broadcaster.engine_id
             if item.adhoc_device_id is not None:
                 async_dispatcher_send(
                     self.hass,
