@@ -798,13 +798,12 @@ class Broadcaster:
         aligner = self._aligner
         discarded = aligner.discarded
         aligned = aligner.feed(data)
-        if aligner.discarded != discarded:
-            stats.discarded_bytes += aligner.discarded - discarded
-            stats.resyncs = aligner.resyncs
+        stats.discarded_bytes += aligner.discarded - discarded
+        stats.resyncs = aligner.resyncs
         if len(aligned) >= TS_PROOF_PACKETS * PACKET_SIZE:
             self._undecodable = 0
         else:
-            self._undecodable += size - len(aligned)
+            self._undecodable += max(size - len(aligned), 0)
             if self._undecodable >= NOT_TS_BYTES:
                 raise _NotMpegTsError
         if aligned:
