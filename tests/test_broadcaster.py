@@ -11,6 +11,7 @@ import aiohttp
 import pytest
 
 from custom_components.acestream_proxy.broadcaster import (
+    NOT_TS_REASON,
     BroadcastConfig,
     Broadcaster,
     BroadcastEvent,
@@ -320,3 +321,45 @@ async def test_crashed_producer_fails_its_broadcast(
     assert engine_sim.active_sessions() == 0
     assert harness.events.count(BroadcastEvent.FAILED) == 1
     assert BroadcastEvent.STOPPED not in harness.events
+
+
+async def test_not_mpeg_ts_fails_with_a_reason(
+    harness: Harness, engine_sim: EngineSimulator
+) -> None:
+    """Defect 4: an engine sending a file instead of live TS fails the broadcast
+    after not_ts_bytes, with a reason; its bytes never counted as data."""
+    engine_sim.not_ts.add(CID.value)
+    broadcaster = await harness.open(not_ts_bytes=200_000)
+    sink = Sink()
+    viewer = broadcaster.join()
+    async with asyncio.timeout(10):
+        assert await viewer.stream(sink.write) is EndReason.ENDED
+    await _until(lambda: broadcaster.phase is Phase.FAILED)
+    assert broadcaster.failure == NOT_TS_REASON
+    assert set(pids(bytes(sink.data))) <= {NULL_PID}
+    assert broadcaster.stats.first_data_at is None
+    assert broadcaster.stats.discarded_bytes >= 200_000
+    assert harness.events.count(BroadcastEvent.FAILED) == 1
+    assert BroadcastEvent.STARTED not in harness.events
+    assert engine_sim.active_sessions() == 0
+
+
+async def test_short_non_ts_answers_give_up_with_the_reason(
+    harness: Harness, engine_sim: EngineSimulator
+) -> None:
+    """Short non-TS answers on every reopen: undecodable bytes never end the
+    outage, and the give-up names the cause."""
+    engine_sim.not_ts.add(CID.value)
+    broadcaster = await harness.open(retry_give_up=0.5, retry_backoff_max=0.1)
+    seen = 0
+    async with asyncio.timeout(10):
+        while not broadcaster.closed:
+            # Each reader ends once it delivered some (undecodable) bytes.
+            if broadcaster.stats.bytes_in > seen:
+                seen = broadcaster.stats.bytes_in
+                engine_sim.cut_readers()
+            await asyncio.sleep(0.05)
+    await _until(lambda: broadcaster.phase is Phase.FAILED)
+    assert broadcaster.failure == NOT_TS_REASON
+    assert broadcaster.stats.upstream_restarts >= 1
+    assert BroadcastEvent.STARTED not in harness.events

@@ -12,9 +12,13 @@ from unittest.mock import patch
 from aiohttp.test_utils import TestClient
 from homeassistant.core import HomeAssistant
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_capture_events,
+)
 
 from custom_components.acestream_proxy.broadcaster import (
+    NOT_TS_REASON,
     BroadcastConfig,
     Broadcaster,
     BroadcastState,
@@ -23,6 +27,7 @@ from custom_components.acestream_proxy.const import (
     CONF_LINGER,
     CONF_MAX_BROADCASTS,
     CONF_MAX_VIEWERS,
+    EVENT_TYPE,
 )
 from custom_components.acestream_proxy.hub import get_hub
 from tests.helpers import (
@@ -51,6 +56,7 @@ FAST = {
     "retry_give_up": 2.0,
     "retry_backoff_max": 0.3,
     "keepalive_interval": 0.3,
+    "not_ts_bytes": 300_000,
 }
 
 type ClientFactory = Callable[[], Awaitable[TestClient]]
@@ -662,3 +668,31 @@ async def test_rapid_connect_disconnect_leaves_nothing(
     assert counters.sessions_opened == 50
     assert counters.sessions_stopped + counters.sessions_superseded == 50
     await _until(lambda: counters.readers_active == 0)
+
+
+async def test_not_mpeg_ts_fails_the_broadcast(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    engine_sim: EngineSimulator,
+    hass_client: ClientFactory,
+) -> None:
+    """Defect 4: a video-on-demand torrent (no MPEG-TS) ends viewers and fails the
+    broadcast with a reason, instead of null packets forever."""
+    engine_sim.not_ts.add(CID)
+    events = async_capture_events(hass, EVENT_TYPE)
+    client = await hass_client()
+    async with client.get(URL) as resp:
+        assert resp.status == 200
+        data = bytearray()
+        async with asyncio.timeout(10):
+            while chunk := await resp.content.readany():
+                data += chunk
+    assert set(pids(bytes(data[: len(data) // 188 * 188]))) <= {0x1FFF}
+    hub = get_hub(hass)
+    await _until(lambda: not hub.broadcasts)
+    infohash = engine_sim.infohash_for(CID)
+    assert hub.failures[infohash] == NOT_TS_REASON
+    types = [event.data["type"] for event in events]
+    assert types.count("stream_failed") == 1
+    assert "stream_started" not in types
+    assert engine_sim.active_sessions() == 0

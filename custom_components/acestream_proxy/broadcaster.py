@@ -215,6 +215,7 @@ class BroadcastConfig:
     retry_backoff_max: float = 10.0
     healthy_after: float = 5.0  # data after a reopen's first keyframe: outage over
     rap_fallback_bytes: int = 4 * 1024 * 1024  # no keyframe flag seen: join anywhere
+    not_ts_bytes: int = NOT_TS_BYTES  # this much without MPEG-TS sync: not MPEG-TS
 
 
 @dataclass(slots=True)
@@ -729,14 +730,23 @@ class Broadcaster:
                 )
                 self._adopted = None
                 self.session = session
-            return await self._pump(self.session), False, False
+            aligned = self._aligned_bytes
+            bytes_in = self.stats.bytes_in
+            error = await self._pump(self.session)
         except _NotMpegTsError:
             return NOT_TS_REASON, False, True
         except (EngineError, aiohttp.ClientError, TimeoutError) as err:
             unreachable = isinstance(
                 err, EngineConnectionError | aiohttp.ClientConnectorError
             )
-            return str(err) or type(err).__name__, unreachable, False
+            error = str(err) or type(err).__name__
+            if unreachable or self.session is None:
+                return error, unreachable, False
+        if self.stats.bytes_in != bytes_in and self._aligned_bytes == aligned:
+            # Bytes came, none of them MPEG-TS: say so, however the read ended (a
+            # short answer repeated on every reopen fails with this reason).
+            return NOT_TS_REASON, False, False
+        return error, False, False
 
     def _reopened(self) -> None:
         """After a restart viewers get null packets, then data from a keyframe."""
@@ -759,7 +769,6 @@ class Broadcaster:
         )
         self._reader = resp
         seen = False
-        aligned = self._aligned_bytes
         try:
             if self._move is not None or self._adopted is not None:
                 return "interrupted"
@@ -779,8 +788,6 @@ class Broadcaster:
             if self._pending:
                 # What this session delivered still reaches viewers.
                 self._flush(time.monotonic())
-        if seen and self._aligned_bytes == aligned:
-            return NOT_TS_REASON  # bytes came, none of them MPEG-TS
         return "the engine ended the stream"
 
     def _feed(self, data: bytes) -> None:
@@ -804,7 +811,7 @@ class Broadcaster:
             self._undecodable = 0
         else:
             self._undecodable += max(size - len(aligned), 0)
-            if self._undecodable >= NOT_TS_BYTES:
+            if self._undecodable >= self.config.not_ts_bytes:
                 raise _NotMpegTsError
         if aligned:
             self._aligned_bytes += len(aligned)
