@@ -368,6 +368,17 @@ def core_times(core: int) -> tuple[float, float]:
     return math.nan, math.nan
 
 
+def listen_overflows() -> int:
+    """Connections the kernel refused because a listen queue was full (all sockets)."""
+    with open("/proc/net/netstat", encoding="ascii") as netstat:
+        lines = netstat.read().splitlines()
+    for names, values in itertools.pairwise(lines):
+        if names.startswith("TcpExt:") and values.startswith("TcpExt:"):
+            table = dict(zip(names.split(), values.split(), strict=True))
+            return int(table.get("ListenOverflows", 0))
+    return 0
+
+
 def pct(values: list[float], q: float) -> float:
     """Nearest-rank percentile (q in 0..100)."""
     if not values:
@@ -394,6 +405,8 @@ class Result:
     paused_dropped: int = 0
     rss_per_viewer_kib: float = math.nan
     core_busy: float = math.nan  # the server core, whatever ran on it (softirq too)
+    overflows: int = 0  # listen queue overflows during the row (SYNs dropped)
+    slow_joins: int = 0  # first byte after more than 1 s: a SYN was retransmitted
     error: str | None = None
 
     @property
@@ -725,6 +738,7 @@ async def run_client(
     if target.alt_path:
         args += ["--alt-path", target.alt_path]
     rss0 = proc_rss_kib(target.pid)
+    overflows = listen_overflows()
     proc = await asyncio.create_subprocess_exec(
         *args, stdout=asyncio.subprocess.PIPE, preexec_fn=lambda: _pin(CLIENT_CORE)
     )
@@ -752,6 +766,7 @@ async def run_client(
         "cpu": (cpu1 - cpu0) / (t1 - t0),
         "rss_kib": float(rss1 - rss0),
         "core_busy": (core1[0] - core0[0]) / (core1[1] - core0[1]),
+        "overflows": float(listen_overflows() - overflows),
     }
 
 
@@ -765,6 +780,7 @@ def fill(
     result.cpu = server["cpu"] - idle
     result.rss_per_viewer_kib = server["rss_kib"] / scenario.viewers
     result.core_busy = server["core_busy"]
+    result.overflows = int(server["overflows"])
     delivered = 0
     for conn in report["conns"]:
         if conn["p"]:
@@ -775,6 +791,7 @@ def fill(
             continue
         result.closed_active += conn["c"]
         result.ttfb.append(conn["ttfb"])
+        result.slow_joins += conn["ttfb"] > 1000
         if conn["rai_ms"] is not None:
             result.rai_ms.append(conn["rai_ms"])
         result.join_bytes.append(conn["m"])
@@ -788,6 +805,26 @@ def fill(
             continue
         result.rates.append((conn["b"] - conn["m"]) * 8 / span_ms)
     result.delivered_gbps = delivered * 8 / steady_s / 1e9
+
+
+def hls_cost(fixture_path: Path, media_seconds: float) -> str:
+    """CPU of cutting the source into HLS segments (in this process, no HTTP)."""
+    _import_data_plane()
+    hls = importlib.import_module(f"custom_components.{DOMAIN}.hls")
+    data = fixture_path.read_bytes()
+    data = data[: len(data) // 188 * 188]
+    segmenter = hls.Segmenter(target_duration=3.0, window=8)
+    step = 348 * 188 * 4
+    loops = 6
+    cpu = time.process_time()
+    for _ in range(loops):
+        for offset in range(0, len(data), step):
+            segmenter.feed(data[offset : offset + step])
+    cpu = time.process_time() - cpu
+    return (
+        f"Cutting HLS segments (3 s) from this source costs "
+        f"{cpu / (loops * media_seconds) * 1000:.2f} ms of CPU per second of media."
+    )
 
 
 # ---------------------------------------------------------------------- profiling
@@ -966,6 +1003,24 @@ def render(
             f"| {num(ring, 'rss_per_viewer_kib', 0)} | {busy(hass)} | {busy(ring)} "
             f"| {delivered} |"
         )
+    storms = [r for r in results if r.scenario.ramp == 0 and not r.error]
+    if storms:
+        lines += [
+            "",
+            "Joins all at once against the listen backlog (Home Assistant's server and "
+            "the ring both listen with aiohttp's default backlog of 128; the kernel "
+            "drops the SYNs beyond it and the client retransmits them after 1 s, then "
+            "3 s):",
+            "",
+        ]
+        for r in storms:
+            lines.append(
+                f"- {r.design}, {r.scenario.viewers} at once: {r.overflows} listen "
+                f"queue overflows, {r.slow_joins} viewers got their first byte after "
+                f"more than 1 s; join p50/p90/p99/max "
+                f"{_f(pct(r.ttfb, 50), 0)}/{_f(pct(r.ttfb, 90), 0)}/"
+                f"{_f(pct(r.ttfb, 99), 0)}/{_f(max(r.ttfb, default=math.nan), 0)} ms."
+            )
     paused = [r for r in results if r.scenario.paused and not r.error]
     if paused:
         lines.append("")
@@ -1135,6 +1190,7 @@ async def bench(args: argparse.Namespace) -> int:
         pid_video = video_pid(fixture_path)
         fixture = load_fixture(fixture_path)
         source_kbps = fixture.bitrate * 8 / 1000
+        hls_line = hls_cost(fixture_path, fixture.duration)
         ceiling, ceiling_how = await loopback_ceiling(3 if args.quick else 5)
         py_spy = ensure_py_spy() if profile else None
         with contextlib.suppress(OSError):
@@ -1211,6 +1267,8 @@ async def bench(args: argparse.Namespace) -> int:
         print(f"Profile of Home Assistant (py-spy), {label}:")
         for line in lines:
             print(line)
+    print()
+    print(hls_line)
     print()
     print(f"Wall time: {time.monotonic() - started:.0f} s")
     return 1 if any(r.error for r in results) else 0

@@ -282,6 +282,24 @@ async def test_viewer_events_scale_with_people_not_connections(
         )
 
 
+async def test_hls_clients_are_told_as_viewers(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    hass_client: ClientFactory,
+) -> None:
+    """An HLS client has no connection to follow; it is told by the next tick."""
+    events = async_capture_events(hass, EVENT_TYPE)
+    client = await hass_client()
+    playlist = await client.get(f"/api/acestream_proxy/hls/{CID}/index.m3u8")
+    assert playlist.status == 200
+    async with asyncio.timeout(5):
+        while not any(e.data["type"] == "viewer_joined" for e in events):
+            await asyncio.sleep(0.05)
+    joined = [e.data for e in events if e.data["type"] == "viewer_joined"]
+    assert joined == [joined[0]]
+    assert joined[0]["viewers"] == 1
+
+
 @pytest.mark.parametrize("entry_options", [{CONF_LINGER: 0}])
 async def test_adhoc_broadcast_device_comes_and_goes(
     hass: HomeAssistant,

@@ -305,6 +305,11 @@ class StreamHub:
                     for item in list(self.broadcasts.values())
                 )
             )
+        for item in list(self.broadcasts.values()):
+            # HLS clients come and go without a connection to follow: their count
+            # (part of viewer_count) is checked here, and told like the others.
+            if item.broadcaster.viewer_count != item.viewers_told:
+                self._viewers_changed(item)
         self.request_update()
 
     async def _async_poll_stats(self, item: BroadcastRecord) -> None:
