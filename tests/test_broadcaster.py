@@ -24,7 +24,7 @@ from custom_components.acestream_proxy.engine import (
     ContentRef,
     EngineClient,
 )
-from custom_components.acestream_proxy.ts import PACKET_SIZE, packet_pid
+from custom_components.acestream_proxy.ts import PACKET_SIZE, ProgramInfo, packet_pid
 from tests.helpers import NULL_PID, pids, strip_nulls
 from tests.simulator import EngineSimulator
 
@@ -363,3 +363,42 @@ async def test_short_non_ts_answers_give_up_with_the_reason(
     assert broadcaster.failure == NOT_TS_REASON
     assert broadcaster.stats.upstream_restarts >= 1
     assert BroadcastEvent.STARTED not in harness.events
+
+
+async def test_malformed_pmt_still_plays(
+    client: EngineClient, tmp_path: Path, socket_enabled: None
+) -> None:
+    """Defect 5: a PMT too short for its own header crashed the producer on every
+    reopen; now it is ignored and the stream plays from the keyframe fallback."""
+    data = bytearray(FIXTURE.read_bytes())
+    program = ProgramInfo()
+    program.scan(bytes(data[: 400 * PACKET_SIZE]))
+    assert program.pmt_pid is not None
+    broken = 0
+    for offset in range(0, len(data), PACKET_SIZE):
+        if packet_pid(data, offset) == program.pmt_pid and data[offset + 1] & 0x40:
+            pos = offset + 4 + (1 + data[offset + 4] if data[offset + 3] & 0x20 else 0)
+            pos += 1 + data[pos]  # pointer field
+            data[pos + 1] &= 0xF0
+            data[pos + 2] = 5  # section_length: no room for program_info_length
+            broken += 1
+    assert broken
+    fixture = tmp_path / "bad_pmt.ts"
+    fixture.write_bytes(bytes(data))
+    async with (
+        EngineSimulator(fixture=fixture, cold_start=0.05) as sim,
+        aiohttp.ClientSession() as http,
+    ):
+        harness = Harness(EngineClient(http, "127.0.0.1", sim.port))
+        broadcaster = await harness.open(rap_fallback_bytes=300_000)
+        sink = Sink()
+        viewer = broadcaster.join()
+        task = asyncio.create_task(viewer.stream(sink.write))
+        await _until(lambda: len(strip_nulls(bytes(sink.data))) > 300_000, timeout=8)
+        assert broadcaster.phase is Phase.PLAYING
+        assert broadcaster.failure is None
+        assert not broadcaster.program.complete
+        await broadcaster.async_close()
+        assert await task is EndReason.ENDED
+    assert harness.events.count(BroadcastEvent.STOPPED) == 1
+    assert BroadcastEvent.FAILED not in harness.events
