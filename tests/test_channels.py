@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterable
+from typing import Any
+
+import aiohttp
 from aiohttp import web
 from homeassistant.config_entries import SOURCE_RECONFIGURE, SOURCE_USER
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers import device_registry as dr, entity_registry as er
+import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from custom_components.acestream_proxy import playlist as playlist_module
 from custom_components.acestream_proxy.channel import parse_m3u, ref_from_link
 from custom_components.acestream_proxy.const import DOMAIN
 from custom_components.acestream_proxy.engine import ContentKind, ContentRef
@@ -242,3 +249,121 @@ async def test_removing_a_channel_removes_its_device(
         )
         is None
     )
+
+
+async def _import_url(
+    hass: HomeAssistant, entry: MockConfigEntry, url: str
+) -> dict[str, Any]:
+    result = await hass.config_entries.subentries.async_init(
+        (entry.entry_id, "playlist"), context={"source": SOURCE_USER}
+    )
+    return dict(
+        await hass.config_entries.subentries.async_configure(
+            result["flow_id"], {"url": url}
+        )
+    )
+
+
+async def _stream_text(
+    request: web.Request, parts: Iterable[bytes]
+) -> web.StreamResponse:
+    """Send a body in many small chunked writes, as a slow CDN would."""
+    response = web.StreamResponse(headers={"Content-Type": "audio/x-mpegurl"})
+    response.enable_chunked_encoding()
+    await response.prepare(request)
+    try:
+        for part in parts:
+            await response.write(part)
+            await asyncio.sleep(0)
+        await response.write_eof()
+    except ConnectionResetError:
+        pass
+    return response
+
+
+def _padded_m3u(size: int) -> list[bytes]:
+    """About ``size`` bytes of comments, then the channels at the very end."""
+    pad = b"#EXTVLCOPT:http-user-agent=" + b"x" * 200 + b"\n"
+    lines = [b"#EXTM3U\n"] + [pad] * (size // len(pad))
+    body = b"".join(lines) + M3U.removeprefix("#EXTM3U\n").encode()
+    return [body[i : i + 8192] for i in range(0, len(body), 8192)]
+
+
+async def test_import_reads_a_chunked_multi_megabyte_playlist(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, aiohttp_server
+) -> None:
+    """3 MB in 8 KiB chunked writes: read to EOF, the channels at the end found."""
+    parts = _padded_m3u(3 * 1024 * 1024)
+    assert sum(map(len, parts)) > 3 * 1024 * 1024
+    app = web.Application()
+
+    async def big(request: web.Request) -> web.StreamResponse:
+        return await _stream_text(request, parts)
+
+    app.router.add_get("/big.m3u", big)
+    server = await aiohttp_server(app)
+    result = await _import_url(hass, loaded_entry, str(server.make_url("/big.m3u")))
+    assert result["reason"] == "imported"
+    assert result["description_placeholders"]["imported"] == "3"
+
+
+async def test_import_refuses_an_oversized_playlist(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, aiohttp_server
+) -> None:
+    """Past 5 MB the download stops with a form error; nothing is imported."""
+    parts = _padded_m3u(6 * 1024 * 1024)
+    app = web.Application()
+
+    async def huge(request: web.Request) -> web.StreamResponse:
+        return await _stream_text(request, parts)
+
+    app.router.add_get("/huge.m3u", huge)
+    server = await aiohttp_server(app)
+    result = await _import_url(hass, loaded_entry, str(server.make_url("/huge.m3u")))
+    assert result["errors"] == {"url": "too_large"}
+    assert not loaded_entry.subentries
+
+
+async def test_import_gives_up_on_a_slow_server(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    aiohttp_server,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A server that sends the start and then nothing: a timeout error."""
+    monkeypatch.setattr(
+        playlist_module, "FETCH_TIMEOUT", aiohttp.ClientTimeout(total=0.5)
+    )
+    never = asyncio.Event()
+
+    async def slow(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        await response.write(b"#EXTM3U\n")
+        await never.wait()
+        return response
+
+    app = web.Application()
+    app.router.add_get("/slow.m3u", slow)
+    server = await aiohttp_server(app)
+    result = await _import_url(hass, loaded_entry, str(server.make_url("/slow.m3u")))
+    assert result["errors"] == {"url": "fetch_timeout"}
+    never.set()
+
+
+async def test_import_refuses_an_answer_that_is_no_playlist(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, aiohttp_server
+) -> None:
+    """An HTML page (a login portal, a 200 error page) is not imported as nothing."""
+
+    async def portal(_: web.Request) -> web.Response:
+        return web.Response(
+            text="<html><body>Please log in</body></html>", content_type="text/html"
+        )
+
+    app = web.Application()
+    app.router.add_get("/portal", portal)
+    server = await aiohttp_server(app)
+    result = await _import_url(hass, loaded_entry, str(server.make_url("/portal")))
+    assert result["errors"] == {"url": "not_playlist"}

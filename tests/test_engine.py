@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+import dataclasses
+import functools
 
 import aiohttp
+import aiohttp.web
 import pytest
 
 from custom_components.acestream_proxy.engine import (
@@ -17,6 +20,7 @@ from custom_components.acestream_proxy.engine import (
     EngineTimeoutError,
     SessionGoneError,
     SessionState,
+    StreamSession,
 )
 from tests.helpers import pids
 from tests.simulator import EngineSimulator
@@ -282,7 +286,6 @@ async def test_plain_text_session_gone(
     aioclient_mock.get(
         f"{BASE}/ace/stat/x", status=404, text="unknown playback session id"
     )
-    from custom_components.acestream_proxy.engine import StreamSession
 
     session = StreamSession(
         playback_url=f"{BASE}/ace/r/x",
@@ -311,7 +314,6 @@ async def test_transport_errors(mocked_client: EngineClient, aioclient_mock) -> 
     )
     with pytest.raises(EngineConnectionError, match="failed"):
         await mocked_client.get_version()
-    from custom_components.acestream_proxy.engine import StreamSession
 
     session = StreamSession(
         playback_url=f"{BASE}/ace/r/y",
@@ -329,3 +331,98 @@ async def test_transport_errors(mocked_client: EngineClient, aioclient_mock) -> 
     aioclient_mock.get(f"{BASE}/ace/r/y", exc=aiohttp.ServerDisconnectedError())
     with pytest.raises(EngineConnectionError):
         await mocked_client.open_stream(session, connect_timeout=1, read_timeout=1)
+
+
+# A hostile or broken "engine": a real local HTTP server that redirects, floods.
+
+
+@pytest.fixture
+async def rogue(aiohttp_server, engine_sim: EngineSimulator):
+    """A server that redirects everything to the simulator or answers 2 MB."""
+    hits: list[str] = []
+
+    async def redirect(request: aiohttp.web.Request) -> aiohttp.web.Response:
+        hits.append(request.path)
+        raise aiohttp.web.HTTPFound(engine_sim.base_url + request.path_qs)
+
+    async def flood(request: aiohttp.web.Request) -> aiohttp.web.StreamResponse:
+        hits.append(request.path)
+        response = aiohttp.web.StreamResponse(
+            headers={"Content-Type": "application/json"}
+        )
+        await response.prepare(request)
+        try:
+            await response.write(b'{"result": "')
+            for _ in range(256):
+                await response.write(b"x" * 8192)
+            await response.write(b'"}')
+        except ConnectionResetError:
+            pass
+        return response
+
+    app = aiohttp.web.Application()
+    app.router.add_get("/webui/api/service", flood)
+    app.router.add_get("/ace/getstream", redirect)
+    app.router.add_get("/ace/r/{tail:.*}", redirect)
+    server = await aiohttp_server(app)
+    server.hits = hits
+    return server
+
+
+async def test_engine_redirects_are_not_followed(
+    http: aiohttp.ClientSession, rogue, engine_sim: EngineSimulator
+) -> None:
+    """A 302 to another address is an error, for JSON calls and for the reader."""
+    client = EngineClient(http, "127.0.0.1", rogue.port, request_timeout=2)
+    with pytest.raises(EngineResponseError, match="HTTP 302"):
+        await client.start_session(CID)
+    session = StreamSession(
+        playback_url=f"{client.base_url}/ace/r/{'a' * 40}/x",
+        stat_url=f"{client.base_url}/ace/stat/x",
+        command_url=f"{client.base_url}/ace/cmd/x",
+        infohash="a" * 40,
+        playback_session_id="",
+        pid="p",
+        is_live=True,
+    )
+    with pytest.raises(EngineApiError, match="HTTP 302"):
+        await client.open_stream(session, connect_timeout=2, read_timeout=2)
+    assert rogue.hits == ["/ace/getstream", f"/ace/r/{'a' * 40}/x"]
+    # The simulator behind the redirect never saw a request.
+    assert engine_sim.counters.sessions_opened == 0
+    assert engine_sim.counters.readers_opened == 0
+
+
+async def test_engine_json_answers_are_bounded(
+    http: aiohttp.ClientSession, rogue
+) -> None:
+    """A 2 MB answer is refused after 1 MB, not read into memory."""
+    client = EngineClient(http, "127.0.0.1", rogue.port, request_timeout=5)
+    with pytest.raises(EngineResponseError, match="more than 1024 KiB"):
+        await client.get_version()
+
+
+async def test_session_urls_are_pinned_to_the_engine(
+    client: EngineClient, engine_sim: EngineSimulator, rogue
+) -> None:
+    """Stat, command and playback URLs of another host are never requested."""
+    real = await client.start_session(CID)
+    elsewhere = f"http://127.0.0.1:{rogue.port}"
+    calls = {
+        "stat_url": client.get_stats,
+        "command_url": client.stop_session,
+        "playback_url": functools.partial(
+            client.open_stream, connect_timeout=1, read_timeout=1
+        ),
+    }
+    for field, call in calls.items():
+        url = getattr(real, field).replace(engine_sim.base_url, elsewhere)
+        with pytest.raises(EngineResponseError, match="another host"):
+            await call(dataclasses.replace(real, **{field: url}))
+    https = dataclasses.replace(
+        real, stat_url=real.stat_url.replace("http://", "https://")
+    )
+    with pytest.raises(EngineResponseError, match="another host"):
+        await client.get_stats(https)
+    assert rogue.hits == []
+    assert await client.stop_session(real)

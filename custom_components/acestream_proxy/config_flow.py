@@ -496,8 +496,8 @@ class PlaylistImportFlow(ConfigSubentryFlow):
                 try:
                     text = await fetch_playlist(self.hass, url)
                 except PlaylistFetchError as err:
-                    LOGGER.debug("Playlist %s not fetched: %s", url, err)
-                    errors[CONF_URL] = "cannot_fetch"
+                    LOGGER.debug("Playlist not fetched: %s", err)
+                    errors[CONF_URL] = err.reason
             elif not text.strip():
                 errors["base"] = "no_playlist"
             if not errors:

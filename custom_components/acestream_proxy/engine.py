@@ -24,6 +24,8 @@ HEX40: Final = re.compile(r"^[0-9a-fA-F]{40}$")
 DEFAULT_REQUEST_TIMEOUT: Final = 10.0
 # getstream can take a while on real engines (they resolve the content first).
 DEFAULT_START_TIMEOUT: Final = 30.0
+# Engine JSON answers are a few hundred bytes; anything near this is not the API.
+MAX_JSON_BYTES: Final = 1024 * 1024
 
 SESSION_GONE_TEXT: Final = "unknown playback session id"
 
@@ -187,9 +189,12 @@ class EngineClient:
         )
         try:
             async with self._session.get(
-                url, params=params, timeout=client_timeout, allow_redirects=False
+                self._pinned(url),
+                params=params,
+                timeout=client_timeout,
+                allow_redirects=False,
             ) as resp:
-                body = await resp.read()
+                body = await self._read_bounded(resp)
                 status = resp.status
                 content_type = resp.content_type
         except TimeoutError as err:
@@ -202,6 +207,31 @@ class EngineClient:
             msg = f"connection to the engine at {self.base_url} failed: {err}"
             raise EngineConnectionError(msg) from err
         return self._parse(body, status, content_type)
+
+    async def _read_bounded(self, resp: aiohttp.ClientResponse) -> bytes:
+        """The whole body, or EngineResponseError past MAX_JSON_BYTES."""
+        body = bytearray()
+        async for chunk in resp.content.iter_any():
+            body += chunk
+            if len(body) > MAX_JSON_BYTES:
+                msg = (
+                    f"engine at {self.base_url} answered more than "
+                    f"{MAX_JSON_BYTES // 1024} KiB; is this an AceStream engine?"
+                )
+                raise EngineResponseError(msg)
+        return bytes(body)
+
+    def _pinned(self, url: str) -> str:
+        """Refuse to send anything anywhere but the configured engine.
+
+        Session URLs are rewritten to the configured address when the engine hands
+        them out; this catches a URL that reached the wrong client some other way.
+        """
+        parts = urlsplit(url)
+        if parts.scheme != "http" or parts.netloc != self._netloc:
+            msg = f"engine at {self.base_url} was asked to use a URL of another host"
+            raise EngineResponseError(msg)
+        return url
 
     def _parse(self, body: bytes, status: int, content_type: str) -> dict[str, Any]:
         text = body.decode("utf-8", "replace").strip()
@@ -341,8 +371,11 @@ class EngineClient:
             total=None, connect=connect_timeout, sock_read=read_timeout
         )
         try:
+            # No redirects: the reader must stay on the configured engine.
             resp = await self._session.get(
-                session.playback_url, timeout=timeout, allow_redirects=True
+                self._pinned(session.playback_url),
+                timeout=timeout,
+                allow_redirects=False,
             )
         except TimeoutError as err:
             msg = f"engine at {self.base_url} did not start the stream in time"

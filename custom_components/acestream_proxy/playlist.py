@@ -31,22 +31,43 @@ PLAYLIST_PATH: Final = f"{URL_PREFIX}/playlist.m3u"
 
 
 class PlaylistFetchError(Exception):
-    """The playlist URL could not be read."""
+    """The playlist URL could not be read; ``reason`` is the flow's error key."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        """Keep the form error key apart from the detail for the log."""
+        super().__init__(detail)
+        self.reason = reason
 
 
 async def fetch_playlist(hass: HomeAssistant, url: str) -> str:
-    """Download an M3U playlist (bounded in size and time)."""
+    """Download an M3U playlist, whole, bounded in size and time."""
     session = async_get_clientsession(hass)
+    body = bytearray()
     try:
         async with session.get(url, timeout=FETCH_TIMEOUT) as resp:
             if resp.status != 200:
-                raise PlaylistFetchError(f"HTTP {resp.status}")
-            body = await resp.content.read(MAX_PLAYLIST_BYTES + 1)
-    except (aiohttp.ClientError, TimeoutError, ValueError) as err:
-        raise PlaylistFetchError(str(err) or type(err).__name__) from err
-    if len(body) > MAX_PLAYLIST_BYTES:
-        raise PlaylistFetchError("larger than 5 MB")
-    return body.decode("utf-8", "replace")
+                raise PlaylistFetchError("cannot_fetch", f"HTTP {resp.status}")
+            # One read() returns what is buffered, not the body: read to EOF.
+            async for chunk in resp.content.iter_any():
+                body += chunk
+                if len(body) > MAX_PLAYLIST_BYTES:
+                    raise PlaylistFetchError("too_large", "larger than 5 MB")
+    except TimeoutError as err:
+        raise PlaylistFetchError("fetch_timeout", "no complete answer in time") from err
+    except (aiohttp.ClientError, ValueError) as err:
+        raise PlaylistFetchError(
+            "cannot_fetch", str(err) or type(err).__name__
+        ) from err
+    text = body.decode("utf-8", "replace")
+    if not looks_like_m3u(text):
+        raise PlaylistFetchError("not_playlist", "the answer is not an M3U playlist")
+    return text
+
+
+def looks_like_m3u(text: str) -> bool:
+    """An #EXTM3U header, or at least a line with an AceStream link."""
+    head = text.lstrip("\ufeff \t\r\n")
+    return head.startswith("#EXTM3U") or bool(parse_m3u(text)[0])
 
 
 @dataclass
