@@ -18,6 +18,7 @@ from homeassistant.helpers.dispatcher import (
     async_dispatcher_send,
 )
 
+from .access import KEYS, AccessKeys
 from .channel import Channel
 from .const import DOMAIN, SUBENTRY_CHANNEL
 from .coordinator import EngineCoordinator
@@ -38,7 +39,7 @@ from .hub import (
     get_hub,
     signal_channels_changed,
 )
-from .playlist import PlaylistView
+from .playlist import KeyPlaylistView, PlaylistView
 from .services import async_register_services
 from .views import async_register_views
 
@@ -55,14 +56,18 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     """Create the domain-wide hub, its views and actions, once."""
     hub = StreamHub(hass)
     hass.data[HUB_KEY] = hub
+    keys = hass.data[KEYS] = AccessKeys(hass)
+    keys.async_setup()
     async_register_views(hass)
     hass.http.register_view(PlaylistView())
+    hass.http.register_view(KeyPlaylistView())
     async_register_services(hass)
     # Before Home Assistant cancels background tasks (the producers): engine
     # sessions are stopped and every broadcast tells its end. The stop event is a
     # second chance for whoever fires it without a full shutdown.
     hass.async_add_shutdown_job(HassJob(hub.async_shutdown))
     hass.bus.async_listen_once(EVENT_HOMEASSISTANT_STOP, hub.async_shutdown)
+    hass.bus.async_listen_once(EVENT_HOMEASSISTANT_STOP, keys.async_shutdown)
     async_setup_discovery(hass)
 
     @callback

@@ -6,6 +6,7 @@ import ipaddress
 import re
 from typing import TYPE_CHECKING, Any, Final
 
+from homeassistant.components.http.const import KEY_HASS_USER
 from homeassistant.config_entries import (
     ConfigEntry,
     ConfigFlow,
@@ -15,9 +16,10 @@ from homeassistant.config_entries import (
     OptionsFlow,
     SubentryFlowResult,
 )
-from homeassistant.const import CONF_HOST, CONF_PORT, CONF_URL
+from homeassistant.const import CONF_HOST, CONF_NAME, CONF_PORT, CONF_URL
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
+from homeassistant.helpers.http import current_request
 from homeassistant.helpers.selector import (
     NumberSelector,
     NumberSelectorConfig,
@@ -34,6 +36,7 @@ from homeassistant.helpers.service_info.hassio import HassioServiceInfo
 from homeassistant.helpers.typing import DiscoveryInfoType
 import voluptuous as vol
 
+from .access import app_playlist_url, iter_keys, new_secret
 from .channel import Channel, channel_unique_id, ref_from_link
 from .const import (
     CONF_CHANNEL_GROUP,
@@ -42,6 +45,8 @@ from .const import (
     CONF_CHANNEL_LOGO,
     CONF_CHANNEL_NAME,
     CONF_HLS_SEGMENT,
+    CONF_KEY_SECRET,
+    CONF_KEY_USER_ID,
     CONF_LINGER,
     CONF_MAX_BROADCASTS,
     CONF_MAX_VIEWERS,
@@ -61,6 +66,7 @@ from .const import (
     MAX_BROADCASTS_RANGE,
     MAX_VIEWERS_RANGE,
     REPLAY_WINDOW_RANGE,
+    SUBENTRY_ACCESS_KEY,
     SUBENTRY_CHANNEL,
     SUBENTRY_PLAYLIST,
 )
@@ -150,8 +156,12 @@ class AceStreamConfigFlow(ConfigFlow, domain=DOMAIN):
     def async_get_supported_subentry_types(
         cls, config_entry: ConfigEntry
     ) -> dict[str, type[ConfigSubentryFlow]]:
-        """Channels are subentries; a playlist import adds many at once."""
-        return {SUBENTRY_CHANNEL: ChannelFlow, SUBENTRY_PLAYLIST: PlaylistImportFlow}
+        """Channels and app access keys are subentries; an import adds many channels."""
+        return {
+            SUBENTRY_CHANNEL: ChannelFlow,
+            SUBENTRY_PLAYLIST: PlaylistImportFlow,
+            SUBENTRY_ACCESS_KEY: AccessKeyFlow,
+        }
 
     async def async_step_user(
         self, user_input: dict[str, Any] | None = None
@@ -521,5 +531,88 @@ class PlaylistImportFlow(ConfigSubentryFlow):
                 ),
                 user_input,
             ),
+            errors=errors,
+        )
+
+
+class AccessKeyFlow(ConfigSubentryFlow):
+    """An app's access key: a named secret whose URLs last until it is deleted."""
+
+    _name: str
+    _secret: str
+    _user_id: str
+
+    async def async_step_user(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Name the app; the key acts for the admin creating it."""
+        request = current_request.get()
+        user = request.get(KEY_HASS_USER) if request is not None else None
+        if user is None:
+            # Only reachable outside the UI: a key must belong to someone.
+            return self.async_abort(reason="no_user")
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            name = str(user_input[CONF_NAME]).strip()
+            if not name:
+                errors[CONF_NAME] = "invalid_name"
+            elif any(
+                key.name.casefold() == name.casefold() for key in iter_keys(self.hass)
+            ):
+                errors[CONF_NAME] = "name_taken"
+            else:
+                self._name, self._secret, self._user_id = name, new_secret(), user.id
+                return await self.async_step_show()
+        return self.async_show_form(
+            step_id="user",
+            data_schema=self.add_suggested_values_to_schema(
+                vol.Schema({vol.Required(CONF_NAME): TextSelector()}), user_input
+            ),
+            errors=errors,
+        )
+
+    async def async_step_show(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Show the app's playlist URL; the key is saved on submit."""
+        if user_input is not None:
+            return self.async_create_entry(
+                title=self._name,
+                data={CONF_KEY_SECRET: self._secret, CONF_KEY_USER_ID: self._user_id},
+            )
+        return self.async_show_form(
+            step_id="show",
+            description_placeholders={"url": app_playlist_url(self.hass, self._secret)},
+        )
+
+    async def async_step_reconfigure(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Show the key's playlist URL again; rename it."""
+        subentry = self._get_reconfigure_subentry()
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            name = str(user_input[CONF_NAME]).strip()
+            if not name:
+                errors[CONF_NAME] = "invalid_name"
+            elif any(
+                key.name.casefold() == name.casefold()
+                and key.subentry_id != subentry.subentry_id
+                for key in iter_keys(self.hass)
+            ):
+                errors[CONF_NAME] = "name_taken"
+            else:
+                return self.async_update_and_abort(
+                    self._get_entry(), subentry, title=name
+                )
+        return self.async_show_form(
+            step_id="reconfigure",
+            data_schema=self.add_suggested_values_to_schema(
+                vol.Schema({vol.Required(CONF_NAME): TextSelector()}),
+                user_input or {CONF_NAME: subentry.title},
+            ),
+            description_placeholders={
+                "url": app_playlist_url(self.hass, str(subentry.data[CONF_KEY_SECRET]))
+            },
             errors=errors,
         )

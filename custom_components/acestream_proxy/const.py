@@ -38,6 +38,10 @@ URL_PREFIX: Final = "/api/acestream_proxy"
 
 SUBENTRY_CHANNEL: Final = "channel"
 SUBENTRY_PLAYLIST: Final = "playlist"
+SUBENTRY_ACCESS_KEY: Final = "access_key"
+
+CONF_KEY_SECRET: Final = "secret"
+CONF_KEY_USER_ID: Final = "user_id"
 
 CONF_CHANNEL_NAME: Final = "name"
 CONF_CHANNEL_ID: Final = "content"

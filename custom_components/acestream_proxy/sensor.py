@@ -4,21 +4,31 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 from homeassistant.components.sensor import (
+    RestoreSensor,
     SensorDeviceClass,
     SensorEntity,
     SensorEntityDescription,
     SensorStateClass,
 )
 from homeassistant.const import EntityCategory, UnitOfDataRate, UnitOfTime
+from homeassistant.core import callback
+from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
+from homeassistant.helpers.dispatcher import async_dispatcher_connect
 
+from .access import SIGNAL_KEYS_UPDATED, AccessKeys, get_keys, signal_keys_added
 from .broadcaster import BroadcastState
+from .const import DOMAIN, SUBENTRY_ACCESS_KEY
 from .entity import BroadcastEntity, EngineEntity, async_setup_broadcast_platform
 from .hub import BroadcastRecord, BroadcastTarget, StreamHub, get_hub
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
+    from homeassistant.config_entries import ConfigSubentry
     from homeassistant.core import HomeAssistant
     from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
@@ -54,6 +64,7 @@ async def async_setup_entry(
         ]
     )
     async_setup_broadcast_platform(hass, entry, async_add_entities, _broadcast_sensors)
+    _async_setup_key_sensors(hass, entry, async_add_entities)
 
 
 def _broadcast_sensors(
@@ -213,3 +224,116 @@ class BroadcastSensor(BroadcastEntity, SensorEntity):
     def native_value(self) -> Any:
         """Read from the hub's live broadcast (or idle)."""
         return self.entity_description.value(self.hub, self.target, self.record)
+
+
+@callback
+def _async_setup_key_sensors(
+    hass: HomeAssistant,
+    entry: AceStreamConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """A device per app access key: when it was last used, what it streams now."""
+    keys = get_keys(hass)
+    known: set[str] = set()
+
+    @callback
+    def add_keys() -> None:
+        for subentry in entry.subentries.values():
+            if (
+                subentry.subentry_type != SUBENTRY_ACCESS_KEY
+                or subentry.subentry_id in known
+            ):
+                continue
+            known.add(subentry.subentry_id)
+            async_add_entities(
+                [
+                    AccessKeyLastUsedSensor(keys, entry.entry_id, subentry),
+                    AccessKeyStreamsSensor(keys, entry.entry_id, subentry),
+                ],
+                config_subentry_id=subentry.subentry_id,
+            )
+
+    add_keys()
+    entry.async_on_unload(
+        async_dispatcher_connect(hass, signal_keys_added(entry.entry_id), add_keys)
+    )
+
+
+class AccessKeySensor(SensorEntity):
+    """An entity of one access key's device, pushed when the key is used."""
+
+    _attr_has_entity_name = True
+    _attr_should_poll = False
+
+    def __init__(
+        self, keys: AccessKeys, entry_id: str, subentry: ConfigSubentry, key: str
+    ) -> None:
+        """Attach to the key's device (never to its secret)."""
+        self.keys = keys
+        self.subentry_id = subentry.subentry_id
+        self._attr_translation_key = key
+        self._attr_unique_id = f"access_key_{subentry.subentry_id}_{key}"
+        self._attr_device_info = DeviceInfo(
+            identifiers={(DOMAIN, f"access_key_{subentry.subentry_id}")},
+            name=subentry.title,
+            manufacturer="AceStream Proxy",
+            model="App access key",
+            entry_type=DeviceEntryType.SERVICE,
+            via_device=(DOMAIN, entry_id),
+        )
+        self._last: Any = object()
+
+    async def async_added_to_hass(self) -> None:
+        """Follow the key's uses."""
+        self._last = self.native_value
+        self.async_on_remove(
+            async_dispatcher_connect(self.hass, SIGNAL_KEYS_UPDATED, self._update)
+        )
+
+    @callback
+    def _update(self) -> None:
+        if self.native_value != self._last:
+            self._last = self.native_value
+            self.async_write_ha_state()
+
+
+class AccessKeyLastUsedSensor(AccessKeySensor, RestoreSensor):
+    """When an app last fetched its playlist or a stream (to the minute)."""
+
+    _attr_device_class = SensorDeviceClass.TIMESTAMP
+
+    def __init__(
+        self, keys: AccessKeys, entry_id: str, subentry: ConfigSubentry
+    ) -> None:
+        """The key's last use."""
+        super().__init__(keys, entry_id, subentry, "last_used")
+        self._restored: datetime | None = None
+
+    async def async_added_to_hass(self) -> None:
+        """Keep the last use across restarts."""
+        if (data := await self.async_get_last_sensor_data()) is not None:
+            value = data.native_value
+            self._restored = value if isinstance(value, dt.datetime) else None
+        await super().async_added_to_hass()
+
+    @property
+    def native_value(self) -> datetime | None:
+        """The newest use known."""
+        return self.keys.last_used.get(self.subentry_id, self._restored)
+
+
+class AccessKeyStreamsSensor(AccessKeySensor):
+    """MPEG-TS streams open with the key now (a TV started watching: above 0)."""
+
+    _attr_state_class = SensorStateClass.MEASUREMENT
+
+    def __init__(
+        self, keys: AccessKeys, entry_id: str, subentry: ConfigSubentry
+    ) -> None:
+        """The key's open streams."""
+        super().__init__(keys, entry_id, subentry, "key_streams")
+
+    @property
+    def native_value(self) -> int:
+        """Counted by the key registry."""
+        return self.keys.stream_count(self.subentry_id)

@@ -1,9 +1,10 @@
-"""Actions: play a broadcast on a media player, stop one, get a signed playlist URL."""
+"""Actions: play a broadcast on a media player, stop one, get a playlist URL."""
 
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any, Final
+import inspect
+from typing import Any, Final, cast
 
 from homeassistant.components.http.auth import async_sign_path
 from homeassistant.components.media_player.browse_media import (
@@ -24,13 +25,15 @@ from homeassistant.core import (
     SupportsResponse,
     split_entity_id,
 )
-from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.exceptions import ServiceValidationError, Unauthorized, UnknownUser
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.network import NoURLAvailableError, get_url
+from homeassistant.helpers.service import async_register_admin_service
 from homeassistant.util import dt as dt_util
 import voluptuous as vol
 
-from .const import DEFAULT_PORT, DOMAIN
+from .access import iter_keys
+from .const import DEFAULT_PORT, DOMAIN, LOGGER
 from .discovery import async_discover
 from .engine import ContentKind, ContentRef
 from .hub import get_hub
@@ -40,6 +43,7 @@ ATTR_CHANNEL: Final = "channel"
 ATTR_CONTENT_ID: Final = "content_id"
 ATTR_INFOHASH: Final = "infohash"
 ATTR_DAYS: Final = "days"
+ATTR_KEY: Final = "key"
 
 SERVICE_PLAY: Final = "play"
 SERVICE_STOP: Final = "stop"
@@ -62,7 +66,11 @@ _PLAY_FIELDS: Final[dict[Any, Any]] = {
 PLAY_SCHEMA: Final = vol.Schema(_PLAY_FIELDS)
 STOP_SCHEMA: Final = vol.Schema(_WHAT)
 PLAYLIST_URL_SCHEMA: Final = vol.Schema(
-    {vol.Optional(ATTR_DAYS, default=30): vol.All(vol.Coerce(int), vol.Range(1, 365))}
+    {
+        # Signed URLs end at the next restart anyway; apps get an access key.
+        vol.Optional(ATTR_DAYS, default=1): vol.All(vol.Coerce(int), vol.Range(1, 7)),
+        vol.Optional(ATTR_KEY): cv.string,
+    }
 )
 
 
@@ -87,15 +95,43 @@ DISCOVER_SCHEMA: Final = vol.Schema(
 )
 
 
-def _error(key: str, **placeholders: str) -> ServiceValidationError:
-    return ServiceValidationError(
-        translation_domain=DOMAIN,
-        translation_key=key,
-        translation_placeholders=placeholders or None,
-    )
+class ActionValidationError(ServiceValidationError, vol.Invalid):
+    """A call an action cannot serve, with a translated message.
+
+    Home Assistant's REST API (/api/services/..., 2025.4 to at least 2026.2) turns
+    vol.Invalid into HTTP 400 but lets ServiceValidationError escape as a 500 with a
+    traceback in the log; being both gives scripts a 400 and the UI the message.
+    """
+
+    def __init__(self, key: str, /, **placeholders: str) -> None:
+        """Translated from ``exceptions.<key>`` of the integration."""
+        super().__init__(
+            translation_domain=DOMAIN,
+            translation_key=key,
+            translation_placeholders=placeholders or None,
+        )
+
+    @property
+    def error_message(self) -> str:
+        """The translated message (vol.Invalid's name for it)."""
+        return str(self)
 
 
-def _resolve(hass: HomeAssistant, data: dict[str, Any]) -> tuple[ContentRef, str]:
+def _error(key: str, /, **placeholders: str) -> ActionValidationError:
+    return ActionValidationError(key, **placeholders)
+
+
+# What an action says when it is not told which broadcast (literal keys, so the
+# translation check finds them).
+_MISSING: Final = {
+    SERVICE_PLAY: "missing_what_to_play",
+    SERVICE_STOP: "missing_what_to_stop",
+}
+
+
+def _resolve(
+    hass: HomeAssistant, data: dict[str, Any], action: str
+) -> tuple[ContentRef, str]:
     """The broadcast an action names, and a display name."""
     if name := data.get(ATTR_CHANNEL):
         wanted = name.strip().casefold()
@@ -113,12 +149,12 @@ def _resolve(hass: HomeAssistant, data: dict[str, Any]) -> tuple[ContentRef, str
             except ValueError:
                 raise _error("invalid_id", field=attr) from None
             return ref, ref.value
-    raise _error("missing_broadcast")
+    raise _error(_MISSING[action])
 
 
 async def _async_play(call: ServiceCall) -> None:
     hass = call.hass
-    ref, _ = _resolve(hass, dict(call.data))
+    ref, _ = _resolve(hass, dict(call.data), SERVICE_PLAY)
     players = [
         player
         for player in call.data[ATTR_ENTITY_ID]
@@ -140,9 +176,7 @@ async def _async_play(call: ServiceCall) -> None:
             # Signed (24 h) and absolute, exactly as media players get media URLs.
             url = async_process_play_media_url(hass, path)
         except NoURLAvailableError as err:
-            raise HomeAssistantError(
-                translation_domain=DOMAIN, translation_key="no_url"
-            ) from err
+            raise _error("no_url") from err
         data: dict[str, Any] = {
             ATTR_ENTITY_ID: targets,
             ATTR_MEDIA_CONTENT_ID: url,
@@ -159,21 +193,34 @@ async def _async_play(call: ServiceCall) -> None:
         )
 
 
-async def _async_stop(call: ServiceCall) -> None:
-    ref, name = _resolve(call.hass, dict(call.data))
-    if not await get_hub(call.hass).async_stop(ref):
-        raise _error("not_playing", name=name)
+async def _async_stop(call: ServiceCall) -> ServiceResponse:
+    ref, name = _resolve(call.hass, dict(call.data), SERVICE_STOP)
+    stopped = await get_hub(call.hass).async_stop(ref)
+    if not stopped:
+        # Stopping what already stopped is done, not an error (scripts stop freely).
+        LOGGER.info("Stop: %s is not playing, nothing to stop", name)
+    return {"stopped": stopped, "name": name}
 
 
 async def _async_playlist_url(call: ServiceCall) -> ServiceResponse:
     hass = call.hass
-    days = call.data[ATTR_DAYS]
     try:
         base = get_url(hass)
     except NoURLAvailableError as err:
-        raise HomeAssistantError(
-            translation_domain=DOMAIN, translation_key="no_url"
-        ) from err
+        raise _error("no_url_for_apps") from err
+    if (name := call.data.get(ATTR_KEY)) is not None:
+        # An app's URL works until its key is deleted: admins only.
+        await _async_require_admin(call)
+        wanted = name.strip().casefold()
+        key = next(
+            (key for key in iter_keys(hass) if key.name.casefold() == wanted), None
+        )
+        if key is None:
+            raise _error("unknown_key", key=name)
+        return {"url": base + key.path(PLAYLIST_PATH), "expires": None}
+    days = call.data[ATTR_DAYS]
+    # Signed as the caller (the token of their UI session or API call), so it
+    # carries their rights and dies with that token.
     path = async_sign_path(hass, PLAYLIST_PATH, timedelta(days=days))
     return {
         "url": base + path,
@@ -181,15 +228,38 @@ async def _async_playlist_url(call: ServiceCall) -> ServiceResponse:
     }
 
 
+async def _async_require_admin(call: ServiceCall) -> None:
+    """What async_register_admin_service checks, for one field of an action."""
+    if not call.context.user_id:
+        return
+    user = await call.hass.auth.async_get_user(call.context.user_id)
+    if user is None:
+        raise UnknownUser(context=call.context)
+    if not user.is_admin:
+        raise Unauthorized(context=call.context)
+
+
 async def _async_discover(call: ServiceCall) -> ServiceResponse:
     found = await async_discover(call.hass, call.data[ATTR_HOSTS])
     return {"found": [f"{host}:{port}" for host, port in found]}
 
 
+async def _async_discover_admin(call: ServiceCall) -> ServiceResponse:
+    # Home Assistant 2025.4's admin helper drops responses: same check by hand.
+    await _async_require_admin(call)
+    return await _async_discover(call)
+
+
 def async_register_services(hass: HomeAssistant) -> None:
     """Register the actions once, in async_setup."""
     hass.services.async_register(DOMAIN, SERVICE_PLAY, _async_play, PLAY_SCHEMA)
-    hass.services.async_register(DOMAIN, SERVICE_STOP, _async_stop, STOP_SCHEMA)
+    hass.services.async_register(
+        DOMAIN,
+        SERVICE_STOP,
+        _async_stop,
+        STOP_SCHEMA,
+        supports_response=SupportsResponse.OPTIONAL,
+    )
     hass.services.async_register(
         DOMAIN,
         SERVICE_PLAYLIST_URL,
@@ -197,10 +267,24 @@ def async_register_services(hass: HomeAssistant) -> None:
         PLAYLIST_URL_SCHEMA,
         supports_response=SupportsResponse.ONLY,
     )
-    hass.services.async_register(
-        DOMAIN,
-        SERVICE_DISCOVER,
-        _async_discover,
-        DISCOVER_SCHEMA,
-        supports_response=SupportsResponse.OPTIONAL,
-    )
+    # Probing hosts and ports of the network is for admins only.
+    if (
+        "supports_response"
+        in inspect.signature(async_register_admin_service).parameters
+    ):
+        async_register_admin_service(
+            hass,
+            DOMAIN,
+            SERVICE_DISCOVER,
+            cast(Any, _async_discover),
+            DISCOVER_SCHEMA,
+            supports_response=SupportsResponse.OPTIONAL,  # type: ignore[call-arg,unused-ignore]
+        )
+    else:
+        hass.services.async_register(
+            DOMAIN,
+            SERVICE_DISCOVER,
+            _async_discover_admin,
+            DISCOVER_SCHEMA,
+            supports_response=SupportsResponse.OPTIONAL,
+        )

@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import timedelta
 from http import HTTPStatus
 import re
-from typing import Final
+from typing import ClassVar, Final
 
 from aiohttp import web
 from homeassistant.components.http.auth import async_sign_path
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.http import KEY_HASS, HomeAssistantView
 
+from .access import KEY_URL_PREFIX, AccessKey, get_keys, require_auth
 from .broadcaster import BroadcastClosedError, EndReason, ViewerLimitError
 from .const import LOGGER, URL_PREFIX
 from .engine import (
@@ -61,10 +62,17 @@ class LiveStreamResponse(web.StreamResponse):
 
 def async_register_views(hass: HomeAssistant) -> None:
     """Register the views once (views cannot be unregistered)."""
-    hass.http.register_view(ContentIdStreamView())
-    hass.http.register_view(InfohashStreamView())
-    hass.http.register_view(ContentIdHlsView())
-    hass.http.register_view(InfohashHlsView())
+    for view in (
+        ContentIdStreamView,
+        InfohashStreamView,
+        ContentIdHlsView,
+        InfohashHlsView,
+        KeyContentIdStreamView,
+        KeyInfohashStreamView,
+        KeyContentIdHlsView,
+        KeyInfohashHlsView,
+    ):
+        hass.http.register_view(view())
 
 
 def _error(
@@ -146,36 +154,90 @@ def _head(request: web.Request, kind: ContentKind, value: str) -> web.StreamResp
     return web.Response(headers=TS_HEADERS)
 
 
-class ContentIdStreamView(HomeAssistantView):
+async def _key_of(request: web.Request, token: str) -> AccessKey | web.Response:
+    key = await get_keys(request.app[KEY_HASS]).async_authorize(token, request)
+    if key is None:
+        # Answered, not raised: Home Assistant's failed-login warning would write
+        # the requested URL, and so the key, to the log.
+        return _error(HTTPStatus.UNAUTHORIZED, "unknown or revoked access key")
+    return key
+
+
+class _StreamView(HomeAssistantView):
+    """MPEG-TS of a broadcast, to a bearer token or a signed URL.
+
+    Authentication is checked here rather than by Home Assistant, which accepts
+    signatures on GET only: HEAD must answer as GET would.
+    """
+
+    requires_auth = False
+    kind: ClassVar[ContentKind]
+
+    async def get(self, request: web.Request, ref: str) -> web.StreamResponse:
+        """Stream the broadcast."""
+        require_auth(request)
+        return await _serve(request, self.kind, ref)
+
+    async def head(self, request: web.Request, ref: str) -> web.StreamResponse:
+        """Headers only."""
+        require_auth(request)
+        return _head(request, self.kind, ref)
+
+
+class ContentIdStreamView(_StreamView):
     """``/api/acestream_proxy/stream/{content_id}``."""
 
-    url = f"{URL_PREFIX}/stream/{{content_id}}"
+    url = f"{URL_PREFIX}/stream/{{ref}}"
     name = "api:acestream_proxy:stream"
-    requires_auth = True
-
-    async def get(self, request: web.Request, content_id: str) -> web.StreamResponse:
-        """Stream the broadcast."""
-        return await _serve(request, ContentKind.CONTENT_ID, content_id)
-
-    async def head(self, request: web.Request, content_id: str) -> web.StreamResponse:
-        """Headers only."""
-        return _head(request, ContentKind.CONTENT_ID, content_id)
+    kind = ContentKind.CONTENT_ID
 
 
-class InfohashStreamView(HomeAssistantView):
+class InfohashStreamView(_StreamView):
     """``/api/acestream_proxy/stream/infohash/{infohash}``."""
 
-    url = f"{URL_PREFIX}/stream/infohash/{{infohash}}"
+    url = f"{URL_PREFIX}/stream/infohash/{{ref}}"
     name = "api:acestream_proxy:stream_infohash"
-    requires_auth = True
+    kind = ContentKind.INFOHASH
 
-    async def get(self, request: web.Request, infohash: str) -> web.StreamResponse:
-        """Stream the broadcast."""
-        return await _serve(request, ContentKind.INFOHASH, infohash)
 
-    async def head(self, request: web.Request, infohash: str) -> web.StreamResponse:
+class _KeyStreamView(HomeAssistantView):
+    """MPEG-TS of a broadcast, to an app's access key (in the path)."""
+
+    requires_auth = False
+    kind: ClassVar[ContentKind]
+
+    async def get(self, request: web.Request, key: str, ref: str) -> web.StreamResponse:
+        """Stream the broadcast while the key exists."""
+        found = await _key_of(request, key)
+        if isinstance(found, web.Response):
+            return found
+        with get_keys(request.app[KEY_HASS]).stream(found, request):
+            return await _serve(request, self.kind, ref)
+
+    async def head(
+        self, request: web.Request, key: str, ref: str
+    ) -> web.StreamResponse:
         """Headers only."""
-        return _head(request, ContentKind.INFOHASH, infohash)
+        found = await _key_of(request, key)
+        if isinstance(found, web.Response):
+            return found
+        return _head(request, self.kind, ref)
+
+
+class KeyContentIdStreamView(_KeyStreamView):
+    """``/api/acestream_proxy/key/{key}/stream/{content_id}``."""
+
+    url = f"{KEY_URL_PREFIX}/{{key}}/stream/{{ref}}"
+    name = "api:acestream_proxy:key_stream"
+    kind = ContentKind.CONTENT_ID
+
+
+class KeyInfohashStreamView(_KeyStreamView):
+    """``/api/acestream_proxy/key/{key}/stream/infohash/{infohash}``."""
+
+    url = f"{KEY_URL_PREFIX}/{{key}}/stream/infohash/{{ref}}"
+    name = "api:acestream_proxy:key_stream_infohash"
+    kind = ContentKind.INFOHASH
 
 
 def _hls_client(request: web.Request) -> str:
@@ -184,19 +246,37 @@ def _hls_client(request: web.Request) -> str:
 
 
 async def _serve_hls(
-    request: web.Request, kind: ContentKind, value: str, name: str
+    request: web.Request,
+    kind: ContentKind,
+    value: str,
+    name: str,
+    key: AccessKey | None = None,
 ) -> web.StreamResponse:
     ref = _parse(kind, value)
     if isinstance(ref, web.Response):
         return ref
+    head = request.method == "HEAD"
     if name == "index.m3u8":
-        return await _serve_hls_playlist(request, ref)
+        if head:
+            return _head_hls_playlist(request)
+        return await _serve_hls_playlist(request, ref, key)
     if match := _SEGMENT.match(name):
-        return _serve_hls_segment(request, ref, int(match.group(1)))
+        return _serve_hls_segment(request, ref, int(match.group(1)), count=not head)
     return _error(HTTPStatus.NOT_FOUND, "no such HLS resource")
 
 
-async def _serve_hls_playlist(request: web.Request, ref: ContentRef) -> web.Response:
+def _head_hls_playlist(request: web.Request) -> web.Response:
+    """What the playlist's GET would answer, without starting the broadcast."""
+    if not get_hub(request.app[KEY_HASS]).engines:
+        return _error(
+            HTTPStatus.NOT_FOUND, "no AceStream engine is configured and loaded"
+        )
+    return web.Response(content_type=HLS_MIME, headers={"Cache-Control": "no-cache"})
+
+
+async def _serve_hls_playlist(
+    request: web.Request, ref: ContentRef, key: AccessKey | None
+) -> web.Response:
     hass = request.app[KEY_HASS]
     try:
         hls = await get_hub(hass).async_open_hls(ref, _hls_client(request))
@@ -207,29 +287,36 @@ async def _serve_hls_playlist(request: web.Request, ref: ContentRef) -> web.Resp
             HTTPStatus.GATEWAY_TIMEOUT, "the broadcast produced no segment in time"
         )
     folder = request.path.rsplit("/", 1)[0]
-    # Each segment URL carries its own signature (with the requester's identity),
-    # so a player that got one signed playlist URL can play to the end.
-    playlist = hls.segmenter.playlist(
-        lambda segment: async_sign_path(
-            hass, f"{folder}/{segment.seq}.ts", SEGMENT_SIGN_EXPIRY
+    if key is not None:
+        # The key is in the folder: segment URLs need nothing more.
+        playlist = hls.segmenter.playlist(lambda segment: f"{folder}/{segment.seq}.ts")
+    else:
+        # Each segment URL carries its own signature (with the requester's
+        # identity), so a player that got one signed playlist URL plays to the end.
+        playlist = hls.segmenter.playlist(
+            lambda segment: async_sign_path(
+                hass, f"{folder}/{segment.seq}.ts", SEGMENT_SIGN_EXPIRY
+            )
         )
-    )
     return web.Response(
         text=playlist, content_type=HLS_MIME, headers={"Cache-Control": "no-cache"}
     )
 
 
-def _serve_hls_segment(request: web.Request, ref: ContentRef, seq: int) -> web.Response:
+def _serve_hls_segment(
+    request: web.Request, ref: ContentRef, seq: int, *, count: bool = True
+) -> web.Response:
     hls = get_hub(request.app[KEY_HASS]).hls_for(ref)
     segment = hls.segmenter.get(seq) if hls is not None else None
     if hls is None or segment is None:
         return _error(HTTPStatus.NOT_FOUND, "segment not (or no longer) available")
-    try:
-        hls.touch(_hls_client(request))
-    except ViewerLimitError as err:
-        return _error_for(err)
-    except BroadcastClosedError:
-        return _error(HTTPStatus.NOT_FOUND, "the broadcast ended")
+    if count:
+        try:
+            hls.touch(_hls_client(request))
+        except ViewerLimitError as err:
+            return _error_for(err)
+        except BroadcastClosedError:
+            return _error(HTTPStatus.NOT_FOUND, "the broadcast ended")
     return web.Response(
         body=segment.data,
         content_type="video/mp2t",
@@ -237,31 +324,82 @@ def _serve_hls_segment(request: web.Request, ref: ContentRef, seq: int) -> web.R
     )
 
 
-class ContentIdHlsView(HomeAssistantView):
+class _HlsView(HomeAssistantView):
+    """HLS playlist and segments, to a bearer token or a signed URL."""
+
+    requires_auth = False
+    cors_allowed = True
+    kind: ClassVar[ContentKind]
+
+    async def get(
+        self, request: web.Request, ref: str, name: str
+    ) -> web.StreamResponse:
+        """Playlist or segment."""
+        require_auth(request)
+        return await _serve_hls(request, self.kind, ref, name)
+
+    async def head(
+        self, request: web.Request, ref: str, name: str
+    ) -> web.StreamResponse:
+        """Headers only; no broadcast is started and no client counted."""
+        require_auth(request)
+        return await _serve_hls(request, self.kind, ref, name)
+
+
+class ContentIdHlsView(_HlsView):
     """``/api/acestream_proxy/hls/{content_id}/index.m3u8`` and its segments."""
 
-    url = f"{URL_PREFIX}/hls/{{content_id}}/{{name}}"
+    url = f"{URL_PREFIX}/hls/{{ref}}/{{name}}"
     name = "api:acestream_proxy:hls"
-    requires_auth = True
-    cors_allowed = True
-
-    async def get(
-        self, request: web.Request, content_id: str, name: str
-    ) -> web.StreamResponse:
-        """Playlist or segment."""
-        return await _serve_hls(request, ContentKind.CONTENT_ID, content_id, name)
+    kind = ContentKind.CONTENT_ID
 
 
-class InfohashHlsView(HomeAssistantView):
+class InfohashHlsView(_HlsView):
     """``/api/acestream_proxy/hls/infohash/{infohash}/index.m3u8`` and segments."""
 
-    url = f"{URL_PREFIX}/hls/infohash/{{infohash}}/{{name}}"
+    url = f"{URL_PREFIX}/hls/infohash/{{ref}}/{{name}}"
     name = "api:acestream_proxy:hls_infohash"
-    requires_auth = True
+    kind = ContentKind.INFOHASH
+
+
+class _KeyHlsView(HomeAssistantView):
+    """HLS playlist and segments, to an app's access key (in the path)."""
+
+    requires_auth = False
     cors_allowed = True
+    kind: ClassVar[ContentKind]
 
     async def get(
-        self, request: web.Request, infohash: str, name: str
+        self, request: web.Request, key: str, ref: str, name: str
     ) -> web.StreamResponse:
-        """Playlist or segment."""
-        return await _serve_hls(request, ContentKind.INFOHASH, infohash, name)
+        """Playlist or segment while the key exists."""
+        found = await _key_of(request, key)
+        if isinstance(found, web.Response):
+            return found
+        get_keys(request.app[KEY_HASS]).mark_used(found)
+        return await _serve_hls(request, self.kind, ref, name, found)
+
+    async def head(
+        self, request: web.Request, key: str, ref: str, name: str
+    ) -> web.StreamResponse:
+        """Headers only."""
+        found = await _key_of(request, key)
+        if isinstance(found, web.Response):
+            return found
+        return await _serve_hls(request, self.kind, ref, name, found)
+
+
+class KeyContentIdHlsView(_KeyHlsView):
+    """``/api/acestream_proxy/key/{key}/hls/{content_id}/{name}``."""
+
+    url = f"{KEY_URL_PREFIX}/{{key}}/hls/{{ref}}/{{name}}"
+    name = "api:acestream_proxy:key_hls"
+    kind = ContentKind.CONTENT_ID
+
+
+class KeyInfohashHlsView(_KeyHlsView):
+    """``/api/acestream_proxy/key/{key}/hls/infohash/{infohash}/{name}``."""
+
+    url = f"{KEY_URL_PREFIX}/{{key}}/hls/infohash/{{ref}}/{{name}}"
+    name = "api:acestream_proxy:key_hls_infohash"
+    kind = ContentKind.INFOHASH
