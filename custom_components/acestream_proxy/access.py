@@ -171,7 +171,8 @@ class AccessKeys:
 
     hass: HomeAssistant
     last_used: dict[str, datetime] = field(default_factory=dict)
-    _streams: dict[str, set[web.Request]] = field(default_factory=dict)
+    # Requests are mappings (unhashable): keyed by id() while they run.
+    _streams: dict[str, dict[int, web.Request]] = field(default_factory=dict)
     _recheck_unsub: Callable[[], None] | None = None
 
     @callback
@@ -226,7 +227,7 @@ class AccessKeys:
     def stream(self, key: AccessKey, request: web.Request) -> Iterator[None]:
         """Track a stream opened with ``key`` so that deleting the key ends it."""
         self.mark_used(key)
-        self._streams.setdefault(key.subentry_id, set()).add(request)
+        self._streams.setdefault(key.subentry_id, {})[id(request)] = request
         if self._recheck_unsub is None:
             self._recheck_unsub = async_track_time_interval(
                 self.hass,
@@ -238,8 +239,8 @@ class AccessKeys:
         try:
             yield
         finally:
-            requests = self._streams.get(key.subentry_id, set())
-            requests.discard(request)
+            requests = self._streams.get(key.subentry_id, {})
+            requests.pop(id(request), None)
             if not requests:
                 self._streams.pop(key.subentry_id, None)
             if not self._streams and self._recheck_unsub is not None:
@@ -265,7 +266,7 @@ class AccessKeys:
         keys = {key.subentry_id: key for key in iter_keys(self.hass)}
         for subentry_id, requests in list(self._streams.items()):
             key = keys.get(subentry_id)
-            for request in list(requests):
+            for ident, request in list(requests.items()):
                 if key is not None and await self._user_allowed(key, request):
                     continue
                 LOGGER.info(
@@ -274,7 +275,7 @@ class AccessKeys:
                 )
                 if request.transport is not None:
                     request.transport.abort()
-                requests.discard(request)
+                requests.pop(ident, None)
 
     @callback
     def async_shutdown(self, _event: Event[Any] | None = None) -> None:
