@@ -10,21 +10,33 @@ from types import MappingProxyType
 from typing import Any
 
 import aiohttp
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
+from homeassistant import auth, loader
+from homeassistant.auth import auth_store
 from homeassistant.config_entries import SOURCE_USER, ConfigSubentry
-from homeassistant.core import HomeAssistant
+from homeassistant.core import Context, HomeAssistant
 from homeassistant.core_config import async_process_ha_core_config
-from homeassistant.exceptions import ServiceValidationError
+from homeassistant.exceptions import ServiceValidationError, UnknownUser
 from homeassistant.helpers import device_registry as dr, entity_registry as er
+from homeassistant.helpers.network import NoURLAvailableError
 from homeassistant.setup import async_setup_component
 import jwt
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry, MockUser
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    MockUser,
+    async_test_home_assistant,
+    flush_store,
+)
 from yarl import URL
 
-from custom_components.acestream_proxy import access as access_module
+from custom_components.acestream_proxy import (
+    access as access_module,
+    services as services_module,
+)
 from custom_components.acestream_proxy.access import get_keys, iter_keys
 from custom_components.acestream_proxy.const import DOMAIN, SUBENTRY_ACCESS_KEY
+from custom_components.acestream_proxy.services import ActionValidationError
 from tests.helpers import read_bytes, signed_path, strip_nulls
 from tests.simulator import EngineSimulator
 
@@ -322,7 +334,11 @@ async def test_keys_of_deactivated_or_deleted_users_stop_working(
         assert (await app.get(f"{PREFIX}/key/{secret}/playlist.m3u")).status == 401
         await hass.auth.async_activate_user(user)
         assert (await app.get(f"{PREFIX}/key/{secret}/playlist.m3u")).status == 200
-        await hass.auth.async_remove_user(user)
+        async with app.get(f"{PREFIX}/key/{secret}/stream/{CID}") as again:
+            assert await read_bytes(again, 50_000)
+            await hass.auth.async_remove_user(user)
+            with pytest.raises(aiohttp.ClientPayloadError):
+                await read_bytes(again, 50_000_000, timeout=5)
         assert (await app.get(f"{PREFIX}/key/{secret}/playlist.m3u")).status == 401
 
 
@@ -367,7 +383,9 @@ async def test_head_answers_like_get_for_every_url_form(
     other = signed_path(hass, f"{PREFIX}/stream/{CID2}", hass_access_token)
     resp = await anonymous.head(f"{PREFIX}/stream/{CID}?{URL(other).query_string}")
     assert resp.status == 401
-    assert (await anonymous.head(f"{PREFIX}/key/x{secret}/playlist.m3u")).status == 401
+    for path in forms:
+        wrong = path.replace(PREFIX, f"{PREFIX}/key/x{secret}", 1)
+        assert (await anonymous.head(wrong)).status == 401
     assert engine_sim.counters.sessions_opened == 0
 
     # Segments: HEAD gives the length without counting a client.
@@ -535,3 +553,82 @@ async def test_diagnostics_never_show_keys(
     assert secret not in str(diagnostics)
     assert diagnostics["entry"]["access_keys"] == 1
     assert get_keys(hass).find(secret) is not None
+
+
+async def test_key_url_plays_after_a_full_restart(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    engine_sim: EngineSimulator,
+    ui: TestClient,
+    hass_storage: dict[str, Any],
+    hass_access_token: str,
+) -> None:
+    """A new Home Assistant on the same storage: the app's URLs still play.
+
+    A signed URL of the first instance does not (new signing secret): that is
+    what keys are for.
+    """
+    await _add_channel(hass, loaded_entry, "Sports 1", CID)
+    secret = await _create_key(hass, ui, loaded_entry, "Living room TV")
+    signed = signed_path(hass, f"{PREFIX}/playlist.m3u", hass_access_token)
+    assert (await ui.get(signed, headers={"Authorization": ""})).status == 200
+    # Home Assistant stops (an update): engine sessions end, storage is written.
+    assert await hass.config_entries.async_unload(loaded_entry.entry_id)
+    await flush_store(hass.config_entries._store)
+    await flush_store(hass.auth._store._store)
+    assert secret in str(hass_storage["core.config_entries"])
+
+    async with async_test_home_assistant(config_dir=hass.config.config_dir) as new:
+        try:
+            # What bootstrap loads from storage: users, then config entries.
+            new.data.pop(loader.DATA_CUSTOM_COMPONENTS)
+            store = auth_store.AuthStore(new)
+            await store.async_load()
+            new.auth = auth.AuthManager(new, store, {}, {})
+            await new.config_entries.async_initialize()
+            assert await async_setup_component(new, DOMAIN, {})
+            await new.async_block_till_done()
+            async with TestClient(TestServer(new.http.app)) as app:
+                resp = await app.get(f"{PREFIX}/key/{secret}/playlist.m3u")
+                assert resp.status == 200
+                stream = URL((await resp.text()).splitlines()[2])
+                async with app.get(stream.path) as played:
+                    assert played.status == 200
+                    assert strip_nulls(await read_bytes(played, 50_000))
+                assert (await app.get(signed)).status == 401
+        finally:
+            for entry in new.config_entries.async_entries(DOMAIN):
+                await new.config_entries.async_unload(entry.entry_id)
+            await new.async_stop(force=True)
+
+
+async def test_playlist_url_errors(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No URL apps can reach; an unknown caller asking for an app's URL."""
+
+    def no_url(_hass: HomeAssistant) -> str:
+        raise NoURLAvailableError
+
+    with monkeypatch.context() as patch:
+        patch.setattr(services_module, "get_url", no_url)
+        patch.setattr(access_module, "get_url", no_url)
+        assert access_module.app_playlist_url(hass, "s").startswith(
+            "http://<home-assistant>:8123/"
+        )
+        with pytest.raises(ServiceValidationError, match="no URL that apps can reach"):
+            await hass.services.async_call(
+                DOMAIN, "playlist_url", {}, blocking=True, return_response=True
+            )
+    with pytest.raises(UnknownUser):
+        await hass.services.async_call(
+            DOMAIN,
+            "playlist_url",
+            {"key": "x"},
+            blocking=True,
+            return_response=True,
+            context=Context(user_id="nobody"),
+        )
+    err = ActionValidationError("unknown_key", key="TV")
+    assert err.error_message.startswith("No access key is called TV.")
+    assert err.path == []
