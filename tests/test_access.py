@@ -185,6 +185,12 @@ async def test_key_flow_binds_a_random_key_to_the_admin(
     )
     assert result["reason"] == "reconfigure_successful"
     assert {k.name for k in iter_keys(hass)} == {"Bedroom TV", "Kitchen"}
+    await hass.async_block_till_done()
+    device = dr.async_get(hass).async_get_device(
+        identifiers={(DOMAIN, f"access_key_{key.subentry_id}")}
+    )
+    assert device is not None
+    assert device.name == "Bedroom TV"
     assert other != key.secret
 
 

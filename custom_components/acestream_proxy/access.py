@@ -28,6 +28,7 @@ from homeassistant.components.http.auth import (
 )
 from homeassistant.config_entries import SIGNAL_CONFIG_ENTRY_CHANGED
 from homeassistant.core import Event, HomeAssistant, callback
+from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.dispatcher import (
     async_dispatcher_connect,
     async_dispatcher_send,
@@ -252,6 +253,15 @@ class AccessKeys:
     def _entry_changed(self, _change: ConfigEntryChange, entry: ConfigEntry) -> None:
         if entry.domain != DOMAIN:
             return
+        devices = dr.async_get(self.hass)
+        for subentry in entry.subentries.values():
+            if subentry.subentry_type != SUBENTRY_ACCESS_KEY:
+                continue
+            device = devices.async_get_device(
+                identifiers={(DOMAIN, f"access_key_{subentry.subentry_id}")}
+            )
+            if device is not None and device.name != subentry.title:
+                devices.async_update_device(device.id, name=subentry.title)
         async_dispatcher_send(self.hass, signal_keys_added(entry.entry_id))
         if self._streams:
             self.hass.async_create_task(self._async_recheck(), eager_start=True)

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 CHANNEL_PREFIX: Final = "channel_"
 BROADCAST_PREFIX: Final = "broadcast_"
+ACCESS_KEY_PREFIX: Final = "access_key_"
 
 
 def _plays_on(hass: HomeAssistant, identifier: str, entry_id: str) -> bool:
@@ -67,6 +68,8 @@ def device_is_removable(
             return False  # the engine itself: delete the entry instead
         if ident.startswith(CHANNEL_PREFIX):
             return ident.removeprefix(CHANNEL_PREFIX) not in entry.subentries
+        if ident.startswith(ACCESS_KEY_PREFIX):
+            return ident.removeprefix(ACCESS_KEY_PREFIX) not in entry.subentries
         if ident.startswith(BROADCAST_PREFIX):
             return not _plays_on(hass, ident, entry.entry_id)
     return True
