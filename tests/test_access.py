@@ -112,6 +112,16 @@ def _key_subentry_id(hass: HomeAssistant, secret: str) -> str:
     return next(key.subentry_id for key in iter_keys(hass) if key.secret == secret)
 
 
+async def _ends(resp: aiohttp.ClientResponse, timeout: float = 5) -> None:
+    """Read until the server cuts the stream (EOF or a broken connection)."""
+    async with asyncio.timeout(timeout):
+        try:
+            while await resp.content.readany():
+                pass
+        except aiohttp.ClientError:
+            pass
+
+
 async def _wait(check: Callable[[], bool], timeout: float = 8) -> None:
     async with asyncio.timeout(timeout):
         while not check():
@@ -306,11 +316,7 @@ async def test_deleting_a_key_ends_its_streams(
         assert hass.config_entries.async_remove_subentry(
             loaded_entry, _key_subentry_id(hass, secret)
         )
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        with pytest.raises(aiohttp.ClientPayloadError):
-            await read_bytes(played, 50_000_000, timeout=5)
-        assert loop.time() - start < 5
+        await _ends(played)
         # The viewer with a bearer token keeps playing.
         assert len(await read_bytes(other, 50_000)) >= 50_000
         resp = await app.get(f"{PREFIX}/key/{secret}/playlist.m3u")
@@ -335,16 +341,14 @@ async def test_keys_of_deactivated_or_deleted_users_stop_working(
         assert played.status == 200
         assert await read_bytes(played, 50_000)
         await hass.auth.async_deactivate_user(user)
-        with pytest.raises(aiohttp.ClientPayloadError):
-            await read_bytes(played, 50_000_000, timeout=5)
+        await _ends(played)
         assert (await app.get(f"{PREFIX}/key/{secret}/playlist.m3u")).status == 401
         await hass.auth.async_activate_user(user)
         assert (await app.get(f"{PREFIX}/key/{secret}/playlist.m3u")).status == 200
         async with app.get(f"{PREFIX}/key/{secret}/stream/{CID}") as again:
             assert await read_bytes(again, 50_000)
             await hass.auth.async_remove_user(user)
-            with pytest.raises(aiohttp.ClientPayloadError):
-                await read_bytes(again, 50_000_000, timeout=5)
+            await _ends(again)
         assert (await app.get(f"{PREFIX}/key/{secret}/playlist.m3u")).status == 401
 
 
