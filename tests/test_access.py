@@ -639,6 +639,10 @@ async def test_playlist_url_errors(
             return_response=True,
             context=Context(user_id="nobody"),
         )
-    err = ActionValidationError("unknown_key", key="TV")
+    err = ActionValidationError(
+        translation_domain=DOMAIN,
+        translation_key="unknown_key",
+        translation_placeholders={"name": "TV"},
+    )
     assert err.error_message.startswith("No access key is called TV.")
     assert err.path == []

@@ -72,7 +72,14 @@ from .const import (
 )
 from .discovery import FoundEngine, async_find_engines, engine_key
 from .engine import ContentKind, ContentRef, EngineClient, EngineError, EngineVersion
-from .playlist import PlaylistFetchError, fetch_playlist, import_channels
+from .playlist import (
+    NotAPlaylistError,
+    PlaylistFetchError,
+    PlaylistTimeoutError,
+    PlaylistTooLargeError,
+    fetch_playlist,
+    import_channels,
+)
 
 if TYPE_CHECKING:
     from .data import AceStreamConfigEntry
@@ -505,9 +512,15 @@ class PlaylistImportFlow(ConfigSubentryFlow):
             if url:
                 try:
                     text = await fetch_playlist(self.hass, url)
+                except PlaylistTimeoutError:
+                    errors[CONF_URL] = "fetch_timeout"
+                except PlaylistTooLargeError:
+                    errors[CONF_URL] = "too_large"
+                except NotAPlaylistError:
+                    errors[CONF_URL] = "not_playlist"
                 except PlaylistFetchError as err:
                     LOGGER.debug("Playlist not fetched: %s", err)
-                    errors[CONF_URL] = err.reason
+                    errors[CONF_URL] = "cannot_fetch"
             elif not text.strip():
                 errors["base"] = "no_playlist"
             if not errors:

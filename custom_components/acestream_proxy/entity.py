@@ -13,6 +13,7 @@ from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 from homeassistant.util.hass_dict import HassKey
 
+from .access import SIGNAL_KEYS_UPDATED, AccessKeys
 from .channel import Channel
 from .const import DOMAIN, SUBENTRY_CHANNEL
 from .coordinator import EngineCoordinator
@@ -28,6 +29,7 @@ from .hub import (
 )
 
 if TYPE_CHECKING:
+    from homeassistant.config_entries import ConfigSubentry
     from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
     from .data import AceStreamConfigEntry
@@ -209,3 +211,42 @@ def async_setup_broadcast_platform(
             hass, signal_new_broadcast(entry.entry_id), add_broadcast
         )
     )
+
+
+class AccessKeyEntity(Entity):
+    """An entity of one app access key's device, pushed when the key is used."""
+
+    _attr_has_entity_name = True
+    _attr_should_poll = False
+
+    def __init__(
+        self, keys: AccessKeys, entry_id: str, subentry: ConfigSubentry, key: str
+    ) -> None:
+        """Attach to the key's device (never to its secret)."""
+        self.keys = keys
+        self.subentry_id = subentry.subentry_id
+        self._attr_translation_key = key
+        self._attr_unique_id = f"access_key_{subentry.subentry_id}_{key}"
+        self._attr_device_info = DeviceInfo(
+            identifiers={(DOMAIN, f"access_key_{subentry.subentry_id}")},
+            name=subentry.title,
+            manufacturer="AceStream Proxy",
+            model="App access key",
+            entry_type=DeviceEntryType.SERVICE,
+            via_device=(DOMAIN, entry_id),
+        )
+        self._last: Any = object()
+
+    async def async_added_to_hass(self) -> None:
+        """Follow the key's uses."""
+        await super().async_added_to_hass()
+        self._last = self.state
+        self.async_on_remove(
+            async_dispatcher_connect(self.hass, SIGNAL_KEYS_UPDATED, self._update)
+        )
+
+    @callback
+    def _update(self) -> None:
+        if self.state != self._last:
+            self._last = self.state
+            self.async_write_ha_state()

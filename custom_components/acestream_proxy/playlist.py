@@ -33,12 +33,19 @@ PLAYLIST_PATH: Final = f"{URL_PREFIX}/playlist.m3u"
 
 
 class PlaylistFetchError(Exception):
-    """The playlist URL could not be read; ``reason`` is the flow's error key."""
+    """The playlist URL could not be read."""
 
-    def __init__(self, reason: str, detail: str) -> None:
-        """Keep the form error key apart from the detail for the log."""
-        super().__init__(detail)
-        self.reason = reason
+
+class PlaylistTimeoutError(PlaylistFetchError):
+    """The server did not send the whole playlist in time."""
+
+
+class PlaylistTooLargeError(PlaylistFetchError):
+    """The playlist is larger than MAX_PLAYLIST_BYTES."""
+
+
+class NotAPlaylistError(PlaylistFetchError):
+    """The answer is no M3U playlist (an HTML page, say)."""
 
 
 async def fetch_playlist(hass: HomeAssistant, url: str) -> str:
@@ -48,21 +55,19 @@ async def fetch_playlist(hass: HomeAssistant, url: str) -> str:
     try:
         async with session.get(url, timeout=FETCH_TIMEOUT) as resp:
             if resp.status != 200:
-                raise PlaylistFetchError("cannot_fetch", f"HTTP {resp.status}")
+                raise PlaylistFetchError(f"HTTP {resp.status}")
             # One read() returns what is buffered, not the body: read to EOF.
             async for chunk in resp.content.iter_any():
                 body += chunk
                 if len(body) > MAX_PLAYLIST_BYTES:
-                    raise PlaylistFetchError("too_large", "larger than 5 MB")
+                    raise PlaylistTooLargeError("larger than 5 MB")
     except TimeoutError as err:
-        raise PlaylistFetchError("fetch_timeout", "no complete answer in time") from err
+        raise PlaylistTimeoutError("no complete answer in time") from err
     except (aiohttp.ClientError, ValueError) as err:
-        raise PlaylistFetchError(
-            "cannot_fetch", str(err) or type(err).__name__
-        ) from err
+        raise PlaylistFetchError(str(err) or type(err).__name__) from err
     text = body.decode("utf-8", "replace")
     if not looks_like_m3u(text):
-        raise PlaylistFetchError("not_playlist", "the answer is not an M3U playlist")
+        raise NotAPlaylistError("the answer is not an M3U playlist")
     return text
 
 

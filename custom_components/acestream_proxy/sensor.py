@@ -16,18 +16,20 @@ from homeassistant.components.sensor import (
 )
 from homeassistant.const import EntityCategory, UnitOfDataRate, UnitOfTime
 from homeassistant.core import callback
-from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 
-from .access import SIGNAL_KEYS_UPDATED, AccessKeys, get_keys, signal_keys_added
+from .access import AccessKeys, get_keys, signal_keys_added
 from .broadcaster import BroadcastState
-from .const import DOMAIN, SUBENTRY_ACCESS_KEY
-from .entity import BroadcastEntity, EngineEntity, async_setup_broadcast_platform
+from .const import SUBENTRY_ACCESS_KEY
+from .entity import (
+    AccessKeyEntity,
+    BroadcastEntity,
+    EngineEntity,
+    async_setup_broadcast_platform,
+)
 from .hub import BroadcastRecord, BroadcastTarget, StreamHub, get_hub
 
 if TYPE_CHECKING:
-    from datetime import datetime
-
     from homeassistant.config_entries import ConfigSubentry
     from homeassistant.core import HomeAssistant
     from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
@@ -259,45 +261,7 @@ def _async_setup_key_sensors(
     )
 
 
-class AccessKeySensor(SensorEntity):
-    """An entity of one access key's device, pushed when the key is used."""
-
-    _attr_has_entity_name = True
-    _attr_should_poll = False
-
-    def __init__(
-        self, keys: AccessKeys, entry_id: str, subentry: ConfigSubentry, key: str
-    ) -> None:
-        """Attach to the key's device (never to its secret)."""
-        self.keys = keys
-        self.subentry_id = subentry.subentry_id
-        self._attr_translation_key = key
-        self._attr_unique_id = f"access_key_{subentry.subentry_id}_{key}"
-        self._attr_device_info = DeviceInfo(
-            identifiers={(DOMAIN, f"access_key_{subentry.subentry_id}")},
-            name=subentry.title,
-            manufacturer="AceStream Proxy",
-            model="App access key",
-            entry_type=DeviceEntryType.SERVICE,
-            via_device=(DOMAIN, entry_id),
-        )
-        self._last: Any = object()
-
-    async def async_added_to_hass(self) -> None:
-        """Follow the key's uses."""
-        self._last = self.native_value
-        self.async_on_remove(
-            async_dispatcher_connect(self.hass, SIGNAL_KEYS_UPDATED, self._update)
-        )
-
-    @callback
-    def _update(self) -> None:
-        if self.native_value != self._last:
-            self._last = self.native_value
-            self.async_write_ha_state()
-
-
-class AccessKeyLastUsedSensor(AccessKeySensor, RestoreSensor):
+class AccessKeyLastUsedSensor(AccessKeyEntity, RestoreSensor):
     """When an app last fetched its playlist or a stream (to the minute)."""
 
     _attr_device_class = SensorDeviceClass.TIMESTAMP
@@ -307,7 +271,7 @@ class AccessKeyLastUsedSensor(AccessKeySensor, RestoreSensor):
     ) -> None:
         """The key's last use."""
         super().__init__(keys, entry_id, subentry, "last_used")
-        self._restored: datetime | None = None
+        self._restored: dt.datetime | None = None
 
     async def async_added_to_hass(self) -> None:
         """Keep the last use across restarts."""
@@ -317,12 +281,12 @@ class AccessKeyLastUsedSensor(AccessKeySensor, RestoreSensor):
         await super().async_added_to_hass()
 
     @property
-    def native_value(self) -> datetime | None:
+    def native_value(self) -> dt.datetime | None:
         """The newest use known."""
         return self.keys.last_used.get(self.subentry_id, self._restored)
 
 
-class AccessKeyStreamsSensor(AccessKeySensor):
+class AccessKeyStreamsSensor(AccessKeyEntity, SensorEntity):
     """MPEG-TS streams open with the key now (a TV started watching: above 0)."""
 
     _attr_state_class = SensorStateClass.MEASUREMENT

@@ -103,34 +103,22 @@ class ActionValidationError(ServiceValidationError, vol.Invalid):
     traceback in the log; being both gives scripts a 400 and the UI the message.
     """
 
-    def __init__(self, key: str, /, **placeholders: str) -> None:
-        """Translated from ``exceptions.<key>`` of the integration."""
-        super().__init__(
-            translation_domain=DOMAIN,
-            translation_key=key,
-            translation_placeholders=placeholders or None,
-        )
-
     @property
     def error_message(self) -> str:
         """The translated message (vol.Invalid's name for it)."""
         return str(self)
 
 
-def _error(key: str, /, **placeholders: str) -> ActionValidationError:
-    return ActionValidationError(key, **placeholders)
-
-
-# What an action says when it is not told which broadcast (literal keys, so the
-# translation check finds them).
-_MISSING: Final = {
-    SERVICE_PLAY: "missing_what_to_play",
-    SERVICE_STOP: "missing_what_to_stop",
-}
+def _error(key: str, **placeholders: str) -> ActionValidationError:
+    return ActionValidationError(
+        translation_domain=DOMAIN,
+        translation_key=key,
+        translation_placeholders=placeholders or None,
+    )
 
 
 def _resolve(
-    hass: HomeAssistant, data: dict[str, Any], action: str
+    hass: HomeAssistant, data: dict[str, Any], missing: str
 ) -> tuple[ContentRef, str]:
     """The broadcast an action names, and a display name."""
     if name := data.get(ATTR_CHANNEL):
@@ -149,12 +137,13 @@ def _resolve(
             except ValueError:
                 raise _error("invalid_id", field=attr) from None
             return ref, ref.value
-    raise _error(_MISSING[action])
+    # Worded for the action ("what to play", "what to stop").
+    raise _error(missing)
 
 
 async def _async_play(call: ServiceCall) -> None:
     hass = call.hass
-    ref, _ = _resolve(hass, dict(call.data), SERVICE_PLAY)
+    ref, _ = _resolve(hass, dict(call.data), missing="missing_what_to_play")
     players = [
         player
         for player in call.data[ATTR_ENTITY_ID]
@@ -194,7 +183,7 @@ async def _async_play(call: ServiceCall) -> None:
 
 
 async def _async_stop(call: ServiceCall) -> ServiceResponse:
-    ref, name = _resolve(call.hass, dict(call.data), SERVICE_STOP)
+    ref, name = _resolve(call.hass, dict(call.data), missing="missing_what_to_stop")
     stopped = await get_hub(call.hass).async_stop(ref)
     if not stopped:
         # Stopping what already stopped is done, not an error (scripts stop freely).
@@ -216,7 +205,7 @@ async def _async_playlist_url(call: ServiceCall) -> ServiceResponse:
             (key for key in iter_keys(hass) if key.name.casefold() == wanted), None
         )
         if key is None:
-            raise _error("unknown_key", key=name)
+            raise _error("unknown_key", name=name)
         return {"url": base + key.path(PLAYLIST_PATH), "expires": None}
     days = call.data[ATTR_DAYS]
     # Signed as the caller (the token of their UI session or API call), so it
