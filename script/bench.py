@@ -405,6 +405,7 @@ class Result:
     paused_dropped: int = 0
     rss_per_viewer_kib: float = math.nan
     core_busy: float = math.nan  # the server core, whatever ran on it (softirq too)
+    client_busy: float = math.nan  # the client core (client, simulator, driver)
     overflows: int = 0  # listen queue overflows during the row (SYNs dropped)
     slow_joins: int = 0  # first byte after more than 1 s: a SYN was retransmitted
     error: str | None = None
@@ -749,11 +750,13 @@ async def run_client(
         await asyncio.sleep(max(0.0, started + mark - time.monotonic()))
         cpu0, t0 = proc_cpu(target.pid), time.monotonic()
         core0 = core_times(SERVER_CORE)
+        client0 = core_times(CLIENT_CORE)
         if on_mark is not None:
             await on_mark()
         await asyncio.sleep(max(0.0, started + total - 0.05 - time.monotonic()))
         cpu1, t1 = proc_cpu(target.pid), time.monotonic()
         core1 = core_times(SERVER_CORE)
+        client1 = core_times(CLIENT_CORE)
         rss1 = proc_rss_kib(target.pid)
         out, _ = await asyncio.wait_for(proc.communicate(), 60)
     finally:
@@ -766,6 +769,7 @@ async def run_client(
         "cpu": (cpu1 - cpu0) / (t1 - t0),
         "rss_kib": float(rss1 - rss0),
         "core_busy": (core1[0] - core0[0]) / (core1[1] - core0[1]),
+        "client_busy": (client1[0] - client0[0]) / (client1[1] - client0[1]),
         "overflows": float(listen_overflows() - overflows),
     }
 
@@ -780,6 +784,7 @@ def fill(
     result.cpu = server["cpu"] - idle
     result.rss_per_viewer_kib = server["rss_kib"] / scenario.viewers
     result.core_busy = server["core_busy"]
+    result.client_busy = server["client_busy"]
     result.overflows = int(server["overflows"])
     delivered = 0
     for conn in report["conns"]:
@@ -966,7 +971,9 @@ def render(
         return _f(getattr(r, attr), digits)
 
     def busy(r: Result | None) -> str:
-        return DASH if r is None or r.error else f"{r.core_busy:.0%}"
+        if r is None or r.error:
+            return DASH
+        return f"{r.core_busy:.0%} ({r.client_busy:.0%})"
 
     def join(r: Result | None) -> str:
         if r is None or r.error or not r.ttfb:
@@ -977,7 +984,8 @@ def render(
         "| viewers | how they join | steady min, % of source: hass | ring "
         "| CPU cores: hass (net of idle) | ring | hass / ring "
         "| CPU per delivered Gbit/s: hass | ring | join ms p50/p99: hass | ring "
-        "| RSS KiB per viewer: hass | ring | server core busy: hass | ring "
+        "| RSS KiB per viewer: hass | ring "
+        "| server core busy (client core): hass | ring "
         "| delivered Gbit/s: hass (% of ceiling) |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -1255,7 +1263,10 @@ async def bench(args: argparse.Namespace) -> int:
         f"to settle, then a {window:g} s steady window. Steady rate: body bytes per "
         "active viewer within the window (viewers with no data yet when it began are "
         "'late'); CPU: the server process over the window; join: connect to first "
-        "body byte; RSS: growth from before the joins to the end, per viewer."
+        "body byte; RSS: growth from before the joins to the end, per viewer; core "
+        "busy: all that ran on the server core in the window (other processes, "
+        "interrupts and the kernel's loopback receive work included), and in "
+        "parentheses the client core (client and engine simulator)."
     )
     ceiling_text = f"{ceiling:.1f} Gbit/s" if ceiling else "not measured"
     print(f"Loopback ceiling: {ceiling_text} ({ceiling_how}).")
