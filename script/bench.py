@@ -955,7 +955,10 @@ def render(
             return "error" if r else DASH
         if not r.rates:
             return DASH
-        text = f"{min(r.rates) / source_kbps:.1%}"
+        text = (
+            f"{min(r.rates) / source_kbps:.1%} "
+            f"({statistics.median(r.rates) / source_kbps:.1%})"
+        )
         extra = []
         if r.failed:
             extra.append(f"{r.failed} failed")
@@ -981,7 +984,7 @@ def render(
         return f"{_f(pct(r.ttfb, 50), 0)}/{_f(pct(r.ttfb, 99), 0)}"
 
     lines = [
-        "| viewers | how they join | steady min, % of source: hass | ring "
+        "| viewers | how they join | steady min (median), % of source: hass | ring "
         "| CPU cores: hass (net of idle) | ring | hass / ring "
         "| CPU per delivered Gbit/s: hass | ring | join ms p50/p99: hass | ring "
         "| RSS KiB per viewer: hass | ring "
