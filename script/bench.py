@@ -1046,7 +1046,11 @@ def render(
         lines += [
             "",
             "Against the seed design (same rows, same run; CPU normalised by the bytes "
-            "each design delivered in the steady window):",
+            "each design delivered in the steady window). The seed pushes its whole "
+            f"backlog ({SEED_BACKLOG} x 64 KiB = 6.6 MB, non keyframe-aligned) to every "
+            "joiner at once, Home Assistant sends from the newest keyframe (up to one "
+            "GOP); both bursts fall before the window, so the CPU compares steady "
+            "delivery only; the last column shows what each joiner got before it:",
             "",
             "| viewers | how they join | CPU per delivered Gbit/s: seed / ring / hass "
             "| steady min rate: seed | join ms p50 / p99: seed "
