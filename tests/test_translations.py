@@ -245,6 +245,47 @@ def _sections(module: Module, node: ast.AST, seen: frozenset[str] = frozenset())
     return sections
 
 
+def _form_fields(module: Module, call: ast.Call) -> list[str]:
+    """The fields of a form: vol.Required/Optional keys of its schema, built in
+    the call, in a local variable of the function or by a function it calls."""
+    schema = _keyword(call, "data_schema")
+    if schema is None:
+        return []
+    func = module.enclosing(call, FUNCTIONS)
+    scan: list[tuple[Module, ast.AST]] = [(module, schema)]
+    for node in ast.walk(schema):
+        if isinstance(node, ast.Name):
+            scan += [
+                (module, assign.value)
+                for assign in ast.walk(func)
+                if isinstance(assign, ast.Assign)
+                and any(
+                    isinstance(t, ast.Name) and t.id == node.id for t in assign.targets
+                )
+            ]
+    for owner, node in list(scan):
+        for inner in ast.walk(node):
+            if isinstance(inner, ast.Call) and isinstance(inner.func, ast.Name):
+                name = inner.func.id
+                scan += [
+                    (source, defined)
+                    for source in MODULES.values()
+                    if source is owner or _imports(owner, name, source)
+                    for defined in source.tree.body
+                    if isinstance(defined, FUNCTIONS) and defined.name == name
+                ]
+    fields = []
+    for owner, node in scan:
+        for inner in ast.walk(node):
+            if (
+                isinstance(inner, ast.Call)
+                and _called(inner) in ("Required", "Optional")
+                and inner.args
+            ):
+                fields += _values(owner, inner.args[0])
+    return list(dict.fromkeys(fields))
+
+
 def _lookup(path: tuple[str, ...]) -> Any:
     node: Any = STRINGS
     for part in path:
@@ -262,15 +303,18 @@ def _flow_keys(
 ) -> None:
     for section in _sections(module, node):
         for value in values:
-            need[(*section, kind, value)] = module.where(node)
+            need[(*section, kind, *value.split("/"))] = module.where(node)
 
 
 def _flow_call_keys(need: Need, module: Module, call: ast.Call, name: str) -> None:
     """Aborts (said or implied) and steps of the flows."""
     if name == "async_show_form":
-        _flow_keys(
-            need, module, call, "step", _values(module, _keyword(call, "step_id"))
-        )
+        steps = _values(module, _keyword(call, "step_id"))
+        _flow_keys(need, module, call, "step", steps)
+        for field in _form_fields(module, call):
+            for step in steps:
+                for part in ("data", "data_description"):
+                    _flow_keys(need, module, call, "step", [f"{step}/{part}/{field}"])
         return
     reason = _keyword(call, "reason")
     if reason is not None:
@@ -400,6 +444,17 @@ def test_the_code_gives_keys_to_check() -> None:
     assert ("config", "abort", "already_in_progress") in need
     assert ("config", "step", "user") in need
     assert ("config", "step", "manual") in need
+    assert ("config", "step", "manual", "data_description", "host") in need
+    assert ("options", "step", "init", "data", "linger") in need
+    assert (
+        "issues",
+        "engine_unreachable",
+        "fix_flow",
+        "step",
+        "address",
+        "data",
+        "port",
+    ) in need
     assert any(path[:3] == ("config", "error", "cannot_connect") for path in need)
     assert (
         "issues",
