@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from homeassistant import auth, loader
 from homeassistant.auth import auth_store
 from homeassistant.config_entries import SOURCE_USER, ConfigSubentry
+from homeassistant.const import EVENT_HOMEASSISTANT_STOP
 from homeassistant.core import Context, HomeAssistant
 from homeassistant.core_config import async_process_ha_core_config
 from homeassistant.exceptions import ServiceValidationError, UnknownUser
@@ -514,6 +515,7 @@ async def test_action_errors_over_rest_are_400_and_stop_is_a_no_op(
     hass: HomeAssistant,
     loaded_entry: MockConfigEntry,
     ui: TestClient,
+    hass_ws_client: Callable[..., Awaitable[Any]],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Curl gets 400 for a bad call (not a 500 and a traceback)."""
@@ -535,6 +537,22 @@ async def test_action_errors_over_rest_are_400_and_stop_is_a_no_op(
     body = await resp.json()
     assert body["service_response"] == {"stopped": False, "name": CID}
     assert "is not playing, nothing to stop" in caplog.text
+
+    # The UI (WebSocket API) shows the message; Home Assistant checks vol.Invalid
+    # first there, so the error code is invalid_format.
+    ws = await hass_ws_client(hass)
+    await ws.send_json(
+        {
+            "id": 1,
+            "type": "call_service",
+            "domain": DOMAIN,
+            "service": "stop",
+            "service_data": {"channel": "Nope"},
+        }
+    )
+    msg = await ws.receive_json()
+    assert msg["error"]["code"] == "invalid_format"
+    assert msg["error"]["message"] == "No channel is called Nope"
 
     # The wording follows the action.
     with pytest.raises(ServiceValidationError, match="Say what to stop"):
@@ -646,3 +664,24 @@ async def test_playlist_url_errors(
     )
     assert err.error_message.startswith("No access key is called TV.")
     assert err.path == []
+
+
+async def test_home_assistant_stops_while_an_app_watches(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    engine_sim: EngineSimulator,
+    ui: TestClient,
+) -> None:
+    """The key re-check timer ends with Home Assistant, and the stream with it."""
+    secret = await _create_key(hass, ui, loaded_entry, "TV")
+    keys = get_keys(hass)
+    async with (
+        aiohttp.ClientSession(base_url=ui.make_url("/")) as app,
+        app.get(f"{PREFIX}/key/{secret}/stream/{CID}") as played,
+    ):
+        assert await read_bytes(played, 50_000)
+        assert keys.stream_count(_key_subentry_id(hass, secret)) == 1
+        hass.bus.async_fire(EVENT_HOMEASSISTANT_STOP)
+        await hass.async_block_till_done()
+        await _ends(played)
+    assert keys._recheck_unsub is None
