@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+import subprocess
 
 from aiohttp.test_utils import TestClient
 from homeassistant.core import HomeAssistant
@@ -13,17 +14,33 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.acestream_proxy import hls as hls_module
 from custom_components.acestream_proxy.const import CONF_HLS_SEGMENT, CONF_LINGER
-from custom_components.acestream_proxy.hls import Segmenter, keyframe_pts
+from custom_components.acestream_proxy.hls import (
+    PTS_WRAP,
+    Segmenter,
+    pes_timestamps,
+    playlist_target,
+    ticks,
+)
 from custom_components.acestream_proxy.hub import get_hub
 from custom_components.acestream_proxy.ts import (
     PACKET_SIZE,
     ProgramInfo,
+    last_counters,
     mark_discontinuity,
     packet_pid,
     random_access_offsets,
 )
 from tests.helpers import read_bytes, run, signed_path
+from tests.hls_check import (
+    PlaylistChecker,
+    cc_errors,
+    pts_durations,
+    round_half_up,
+    video_pts,
+)
 from tests.simulator import EngineSimulator
+from tests.simulator.ts import load_fixture
+from tests.simulator.variants import strip_keyframe_flags
 
 FIXTURE = Path(__file__).parent / "fixtures" / "sample.ts"
 CID = "0123456789abcdef0123456789abcdef01234567"
@@ -42,57 +59,279 @@ def _tag(playlist: str, name: str) -> str:
     )
 
 
-def test_segmenter_cuts_at_keyframes() -> None:
-    """3 s segments from a 1 s GOP, each starting with PAT/PMT then a keyframe."""
-    data = FIXTURE.read_bytes()
-    segmenter = Segmenter(target_duration=3.0, window=6)
-    for _ in range(2):  # 16 s: the fixture twice, through a timestamp jump
-        for offset in range(0, len(data), 64 * PACKET_SIZE):
-            segmenter.feed(data[offset : offset + 64 * PACKET_SIZE])
-    segments = list(segmenter.segments)
-    assert len(segments) >= 4
+def _stream(seconds: float, start: float = 0.0) -> bytes:
+    """The simulator's endless stream (continuous timestamps and counters)."""
+    fixture = load_fixture()
+    begin = int(start * fixture.bitrate) // PACKET_SIZE * PACKET_SIZE
+    size = int(seconds * fixture.bitrate) // PACKET_SIZE * PACKET_SIZE
+    return fixture.read(begin, size)
+
+
+def _program(data: bytes) -> ProgramInfo:
     program = ProgramInfo()
     program.scan(data)
+    return program
+
+
+def _feed(
+    segmenter: Segmenter, data: bytes, chunk: int = 64 * PACKET_SIZE, join: int = 0
+) -> None:
+    """Feed like a joining viewer: PAT + PMT first, then data from keyframe ``join``."""
+    program = _program(data)
+    first = random_access_offsets(data, program.video_pid)
+    start = first[join] if first else 0
+    segmenter.feed(program.header_before([data[:start]]))
+    for offset in range(start, len(data), chunk):
+        segmenter.feed(data[offset : offset + chunk])
+
+
+def _pids_of(data: bytes) -> dict[int, list[int]]:
+    """Packet offsets per PID."""
+    found: dict[int, list[int]] = {}
+    for pos in range(0, len(data), PACKET_SIZE):
+        found.setdefault(packet_pid(data, pos), []).append(pos)
+    return found
+
+
+def _audio_pid(data: bytes) -> int:
+    program = _program(data)
+    for pid, offsets in _pids_of(data).items():
+        if pid in (0, program.pmt_pid, program.video_pid):
+            continue
+        for pos in offsets[:50]:
+            packet = data[pos : pos + PACKET_SIZE]
+            if packet[1] & 0x40 and pes_timestamps(packet) is not None:
+                return pid
+    raise AssertionError("no audio PID")
+
+
+def _audio_pes(data: bytes, pid: int) -> list[tuple[int, bool]]:
+    """(PTS, complete) of each audio PES in ``data``; raises on a PES tail first."""
+    found: list[tuple[int, int, int]] = []  # pts, size, got
+    for pos in range(0, len(data), PACKET_SIZE):
+        if packet_pid(data, pos) != pid:
+            continue
+        packet = data[pos : pos + PACKET_SIZE]
+        payload = 4 + (1 + packet[4] if packet[3] & 0x20 else 0)
+        if packet[1] & 0x40:
+            stamps = pes_timestamps(packet)
+            assert stamps is not None
+            length = (packet[payload + 4] << 8) | packet[payload + 5]
+            found.append((stamps[0], length + 6, PACKET_SIZE - payload))
+        else:
+            assert found, "a segment starts with the tail of an audio PES"
+            pts, size, got = found[-1]
+            found[-1] = (pts, size, got + PACKET_SIZE - payload)
+    return [(pts, got == size) for pts, size, got in found]
+
+
+def _interleave_audio(data: bytes) -> bytes:
+    """Move the last packet of the audio PES before each keyframe after it.
+
+    Hardware muxers interleave packets of different PES; ffmpeg does not, so
+    the fixture is made to look like them around the cuts.
+    """
+    program = _program(data)
+    audio = _audio_pid(data)
+    packets = [data[pos : pos + PACKET_SIZE] for pos in range(0, len(data), 188)]
+    keyframes = set(random_access_offsets(data, program.video_pid))
+    out: list[bytes] = []
+    for index, packet in enumerate(packets):
+        out.append(packet)
+        if index * PACKET_SIZE in keyframes and index > 20:
+            for back in range(len(out) - 2, len(out) - 400, -1):
+                if packet_pid(out[back], 0) == audio:
+                    if not out[back][1] & 0x40:
+                        out.append(out.pop(back))
+                    break
+    return b"".join(out)
+
+
+def _vod(tmp_path: Path, segmenter: Segmenter) -> Path:
+    """The segments and a closed playlist of them, as files ffmpeg can read."""
+    for segment in segmenter.segments:
+        (tmp_path / f"{segment.seq}.ts").write_bytes(segment.data)
+    playlist = segmenter.playlist(lambda s: f"{s.seq}.ts")
+    path = tmp_path / "index.m3u8"
+    path.write_text(playlist + "#EXT-X-ENDLIST\n")
+    return path
+
+
+def _ffmpeg_warnings(path: Path) -> str:
+    done = subprocess.run(
+        ["ffmpeg", "-v", "warning", "-i", str(path), "-f", "null", "-"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout + done.stderr
+
+
+def test_segments_are_timed_by_pts_with_a_constant_target(tmp_path: Path) -> None:
+    """3 s segments from a 1 s GOP: EXTINF = PTS span, PAT/PMT/keyframe first."""
+    data = _stream(40.0)
+    segmenter = Segmenter(target_duration=3.0, window=20)
+    _feed(segmenter, data)
+    segments = list(segmenter.segments)
+    assert len(segments) >= 10
+    program = _program(data)
     for segment in segments:
         assert packet_pid(segment.data, 0) == 0
         assert packet_pid(segment.data, PACKET_SIZE) == program.pmt_pid
         first_rap = random_access_offsets(segment.data, program.video_pid)[0]
         assert first_rap == 2 * PACKET_SIZE
-        assert keyframe_pts(segment.data[first_rap : first_rap + PACKET_SIZE])
+        assert cc_errors(segment.data) == []
+    # Across segments too (a repeated PAT/PMT is a legal duplicate).
+    assert cc_errors(b"".join(s.data for s in segments)) == []
+    measured = pts_durations([s.data for s in segments])
+    assert [s.duration for s in segments[:-1]] == pytest.approx(measured, abs=1e-6)
     # A short first segment (one keyframe interval), then the target duration.
-    assert [round(s.duration) for s in segments[:3]] == [1, 3, 3]
-    playlist = segmenter.playlist(lambda s: f"{s.seq}.ts")
-    assert _tag(playlist, "#EXT-X-TARGETDURATION") == "3"
-    assert int(_tag(playlist, "#EXT-X-MEDIA-SEQUENCE")) == segments[0].seq
-    assert "#EXT-X-PROGRAM-DATE-TIME:" in playlist
-    assert _media_lines(playlist) == [f"{s.seq}.ts" for s in segments]
+    assert [s.duration for s in segments[:3]] == pytest.approx([1, 3, 3])
+    assert segmenter.target == playlist_target(3.0) == 5
+    checker = PlaylistChecker()
+    listed = checker.check(segmenter.playlist(lambda s: f"{s.seq}.ts"))
+    assert [s.uri for s in listed] == [f"{s.seq}.ts" for s in segments]
+    checker.check_dates()
     assert segmenter.get(segments[0].seq - 1) is None
     assert segmenter.get(segments[-1].seq) is segments[-1]
+    assert _ffmpeg_warnings(_vod(tmp_path, segmenter)) == ""
 
 
-def test_segmenter_discontinuity() -> None:
-    """A flagged keyframe (upstream restart) starts a segment marked discontinuous."""
-    data = FIXTURE.read_bytes()
-    program = ProgramInfo()
-    program.scan(data)
-    raps = random_access_offsets(data, program.video_pid)
-    segmenter = Segmenter(target_duration=3.0, window=3)
-    segmenter.feed(data[: raps[4]])
-    restarted = mark_discontinuity(data[raps[4] :], 0)
-    segmenter.feed(restarted)
-    segmenter.feed(data)  # keeps going until the flagged segment leaves the window
+def test_playlist_target_and_rounding() -> None:
+    """The target leaves room for longer keyframe intervals; EXTINF rounds half up."""
+    assert [playlist_target(t) for t in (1, 2, 3, 4, 10)] == [2, 3, 5, 6, 15]
+    assert round_half_up(4.5) == 5
+    assert round_half_up(2.4999) == 2
+    assert ticks(PTS_WRAP - 90_000, 90_000) == 180_000
+    assert ticks(90_000, PTS_WRAP - 90_000) == -180_000
+
+
+def test_boundaries_keep_each_audio_pes_whole(tmp_path: Path) -> None:
+    """An audio PES that straddles a cut goes whole to the segment it started in."""
+    data = _interleave_audio(_stream(30.0))
+    audio = _audio_pid(data)
+    segmenter = Segmenter(target_duration=2.0, window=20)
+    _feed(segmenter, data, join=3)
+    segments = list(segmenter.segments)
+    assert len(segments) >= 10
+    assert segmenter.stats.tail_packets >= 5
+    seen: list[int] = []
+    for index, segment in enumerate(segments):
+        pes = _audio_pes(segment.data, audio)
+        # Every PES complete, except where the stream was joined (its start
+        # is not there: dropped, not half played).
+        assert all(complete for _, complete in pes), index
+        seen.extend(pts for pts, _ in pes)
+        assert cc_errors(segment.data) == []
+    source = [pts for pts, _ in _audio_pes(data[data.index(b"\x47", 0) :], audio)]
+    # Each PES exactly once, in order, none missing between the first and last.
+    start = source.index(seen[0])
+    assert seen == source[start : start + len(seen)]
+    assert segmenter.stats.orphan_packets > 0  # the tail of the PES before the join
+    assert _ffmpeg_warnings(_vod(tmp_path, segmenter)) == ""
+
+
+def _keep_keyframe_flags(data: bytes, every: int) -> bytes:
+    """Clear random_access_indicator except on every ``every``-th keyframe."""
+    out = bytearray(data)
+    program = _program(data)
+    for index, offset in enumerate(random_access_offsets(data, program.video_pid)):
+        if index % every:
+            out[offset + 5] &= ~0x40 & 0xFF
+    return bytes(out)
+
+
+def test_long_keyframe_intervals_never_overflow_the_target() -> None:
+    """GOPs longer than the target duration: cut early at a keyframe, or forced."""
+    early = Segmenter(target_duration=6.0, window=20)
+    _feed(early, _keep_keyframe_flags(_stream(60.0), 5))  # 5 s keyframe interval
+    assert early.stats.early_cuts >= 3
+    assert early.stats.forced_cuts == 0
+    forced = Segmenter(target_duration=1.0, window=20)
+    _feed(forced, _keep_keyframe_flags(_stream(30.0), 4))  # 4 s, target 2
+    assert forced.stats.forced_cuts >= 3
+    for segmenter in (early, forced):
+        segments = list(segmenter.segments)
+        measured = pts_durations([s.data for s in segments])
+        assert [s.duration for s in segments[:-1]] == pytest.approx(measured)
+        checker = PlaylistChecker()
+        checker.check(segmenter.playlist(lambda s: f"{s.seq}.ts"))
+        assert max(round_half_up(s.duration) for s in segments) <= segmenter.target
+        for segment in segments:
+            assert cc_errors(segment.data) == []
+
+
+def test_stream_without_keyframe_flags_is_cut_at_pats() -> None:
+    """No random_access_indicator at all: PAT cuts within the same bounds."""
+    data = strip_keyframe_flags(_stream(30.0))
+    segmenter = Segmenter(target_duration=2.0, window=20)
+    _feed(segmenter, data)
+    segments = list(segmenter.segments)
+    assert segmenter.stats.pat_cuts >= 8
+    assert segmenter.stats.keyframe_cuts == 0
+    for segment in segments:
+        assert packet_pid(segment.data, 0) == 0
+        assert cc_errors(segment.data) == []
+    measured = pts_durations([s.data for s in segments])
+    assert [s.duration for s in segments[:-1]] == pytest.approx(measured)
+    PlaylistChecker().check(segmenter.playlist(lambda s: f"{s.seq}.ts"))
+    # The unfinished segment is bounded in bytes too (cut at the end of the chunk
+    # past the bound; the frame in progress still ends in it).
+    small = Segmenter(target_duration=2.0, window=20, max_bytes=200_000)
+    _feed(small, data)
+    assert small.stats.byte_cuts >= 1
+    assert max(len(s.data) for s in small.segments) < 200_000 + 128 * PACKET_SIZE
+    PlaylistChecker().check(small.playlist(lambda s: f"{s.seq}.ts"))
+
+
+def test_restart_wrap_and_resume_make_discontinuities() -> None:
+    """A flagged restart, an unflagged jump, a resume; timing stays exact."""
+    fixture = load_fixture()
+    # Just before the 33-bit wrap of the timestamps.
+    loop = PTS_WRAP // fixture.duration_ticks - 1
+    before = fixture.read(loop * fixture.size, 3 * fixture.size)
+    segmenter = Segmenter(target_duration=2.0, window=10)
+    _feed(segmenter, before)
+    assert segmenter.stats.discontinuities == 0  # the wrap is no discontinuity
+    wrapped = list(segmenter.segments)
+    measured = pts_durations([s.data for s in wrapped])
+    assert [s.duration for s in wrapped[:-1]] == pytest.approx(measured)
+    # Restart: the new session's lead-in, then its keyframe flagged.
+    restart = _stream(10.0)
+    program = _program(restart)
+    first = random_access_offsets(restart, program.video_pid)[0]
+    last_counters(restart[:first], program.counters)
+    segmenter.feed(program.lead_in(True))
+    segmenter.feed(mark_discontinuity(restart[first:], 0))
+    # An unflagged jump back (a source that restarted on its own).
+    segmenter.feed(restart[first:])
+    assert segmenter.stats.discontinuities == 2
     flagged = [s for s in segmenter.segments if s.discontinuity]
-    playlist = segmenter.playlist(lambda s: f"{s.seq}.ts")
-    if flagged:
-        assert "#EXT-X-DISCONTINUITY\n" in playlist
-    else:
-        assert _tag(playlist, "#EXT-X-DISCONTINUITY-SEQUENCE") == "1"
-    assert segmenter.next_seq >= 5
-    resumed = Segmenter(target_duration=1.0)
-    resumed.feed(data[: raps[3]])
-    resumed.resume()
-    resumed.feed(data[raps[5] :])
-    assert any(s.discontinuity for s in resumed.segments)
+    assert len(flagged) == 2
+    before_restart = segmenter.get(flagged[0].seq - 1)
+    assert before_restart is not None
+    # Timed by its own frames (last frame + one), not by the wall clock.
+    frames = video_pts(before_restart.data)
+    assert before_restart.duration == pytest.approx(
+        (ticks(frames[0], frames[-1]) + 3600) / 90_000
+    )
+    for segment in segmenter.segments:
+        assert cc_errors(segment.data) == []
+    checker = PlaylistChecker()
+    checker.check(segmenter.playlist(lambda s: f"{s.seq}.ts"))
+    segmenter.resume()
+    resumed = _stream(24.0, start=20.0)
+    program = _program(resumed)
+    start = random_access_offsets(resumed, program.video_pid)[0]
+    segmenter.feed(program.header_before([resumed[:start]]))
+    for offset in range(start, len(resumed), 256 * PACKET_SIZE):
+        segmenter.feed(resumed[offset : offset + 256 * PACKET_SIZE])
+        checker.check(segmenter.playlist(lambda s: f"{s.seq}.ts"))
+    checker.check_dates()
+    assert segmenter.discontinuity_seq == 3
+    assert not any(s.discontinuity for s in segmenter.segments)
 
 
 @pytest.fixture

@@ -195,7 +195,7 @@ async def test_failover_keeps_viewers(
         flagged = next(
             i
             for i in range(0, len(real), 188)
-            if real[i + 3] & 0x20 and real[i + 4] and real[i + 5] & 0x80
+            if real[i + 3] & 0x20 and real[i + 4] and real[i + 5] & 0xC0 == 0xC0
         )
         assert pids(real[flagged - 376 : flagged])[0] == 0
         sample = tmp_path / "after.ts"

@@ -77,6 +77,7 @@ from .ts import (
     PACKET_SIZE,
     ProgramInfo,
     TsAligner,
+    last_counters,
     mark_discontinuity,
     null_packets,
     pat_offsets,
@@ -300,8 +301,9 @@ class Viewer:
             if cursor is None:
                 cursor = ring.newest_rap()
                 if cursor is not None:
-                    # PAT + PMT first, so the decoder can read the keyframe at once.
-                    header = b.program.header
+                    # PAT + PMT first, so the decoder can read the keyframe at once;
+                    # their counters lead into the stream's own.
+                    header = b.program.header_before(ring.before(cursor))
                     if header:
                         await self._send(write, header)
                     continue  # the ring moved while we wrote: look again
@@ -414,6 +416,8 @@ class Broadcaster:
         self._internal = 0
         # People watching through another output (HLS clients), set by that output.
         self.extra_viewers = 0
+        # Called on every tick (other outputs check their clients there).
+        self.tick_hooks: list[Callable[[], None]] = []
         self.wake = asyncio.Event()
         self._closing: asyncio.Task[None] | None = None
         self._task: asyncio.Task[None] | None = None
@@ -882,26 +886,32 @@ class Broadcaster:
 
     def _start_at_rap(self, chunk: bytes, raps: list[int]) -> tuple[bytes, list[int]]:
         """Drop data until the first keyframe of a (re)opened session."""
-        if not (raps and self.program.complete):
+        program = self.program
+        if not (raps and program.complete):
             self._no_rap_bytes += len(chunk)
             if self._no_rap_bytes < self.config.rap_fallback_bytes:
                 self.stats.discarded_bytes += len(chunk)
+                last_counters(chunk, program.counters)
                 return b"", []
-            # The stream never flags keyframes: join here, and later viewers at PATs.
+            # The stream never flags keyframes: join at a PAT (or here), and later
+            # viewers at PATs.
             self._no_rai = True
-            raps = [0]
+            raps = pat_offsets(chunk) or [0]
         first = raps[0]
         self.stats.discarded_bytes += first
         if first:
+            last_counters(memoryview(chunk)[:first], program.counters)
             chunk = chunk[first:]
             raps = [offset - first for offset in raps]
         if self._discontinuity:
-            # Viewers already playing get the new session's PAT + PMT, then its
-            # first keyframe flagged as a discontinuity (decoders reset there).
+            # Viewers already playing get the new session's first keyframe
+            # flagged as a discontinuity (decoders reset there).
             chunk = mark_discontinuity(chunk, 0)
-            header = self.program.header
-            chunk = header + chunk
-            raps = [offset + len(header) for offset in raps]
+        # PAT + PMT lead in (flagged after a restart): every join point of the
+        # ring then has the stream's own tables before it.
+        header = program.lead_in(self._discontinuity)
+        chunk = header + chunk
+        raps = [offset + len(header) for offset in raps]
         self._await_rap = False
         self._keyframe()
         return chunk, raps
@@ -934,6 +944,8 @@ class Broadcaster:
         horizon = now - cfg.write_timeout
         for viewer in [v for v in self.viewers if 0 < v.write_since < horizon]:
             viewer.drop()
+        for hook in self.tick_hooks:
+            hook()
         self._ticker = asyncio.get_running_loop().call_later(
             cfg.keepalive_interval, self._tick
         )

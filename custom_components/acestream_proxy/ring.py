@@ -77,6 +77,17 @@ class Ring:
         seq, offset = self._raps[-1]
         return Cursor(seq, offset)
 
+    def before(self, cursor: Cursor) -> list[bytes | memoryview]:
+        """What the ring holds before ``cursor``, newest first (no copies)."""
+        pieces: list[bytes | memoryview] = []
+        if cursor.seq in self._chunks and cursor.offset:
+            pieces.append(memoryview(self._chunks[cursor.seq])[: cursor.offset])
+        pieces.extend(
+            self._chunks[seq]
+            for seq in range(min(cursor.seq, self.next_seq) - 1, self.first_seq - 1, -1)
+        )
+        return pieces
+
     def behind(self, cursor: Cursor) -> bool:
         """Whether the data at ``cursor`` has already left the ring."""
         return cursor.seq < self.first_seq

@@ -44,6 +44,49 @@ def packet_pid(data: bytes | bytearray | memoryview, offset: int) -> int:
     return ((data[offset + 1] & 0x1F) << 8) | data[offset + 2]
 
 
+def with_counter(packet: bytes, cc: int) -> bytes:
+    """A copy of ``packet`` with continuity counter ``cc``."""
+    return packet[:3] + bytes([(packet[3] & 0xF0) | (cc & 0x0F)]) + packet[4:]
+
+
+def discontinuity_packet(pid: int, cc: int) -> bytes:
+    """An adaptation-field-only packet on ``pid`` flagged discontinuity_indicator.
+
+    It carries no payload, so its counter does not advance: the next packet of the
+    PID that carries payload continues from ``cc``.
+    """
+    head = bytes([SYNC_BYTE, (pid >> 8) & 0x1F, pid & 0xFF, 0x20 | (cc & 0x0F)])
+    return head + b"\xb7\x80" + b"\xff" * (PACKET_SIZE - 6)
+
+
+def last_counters(data: bytes | memoryview, counters: dict[int, int]) -> None:
+    """Record in ``counters`` the last continuity counter of each PID in ``data``."""
+    for offset in range(0, len(data) - PACKET_SIZE + 1, PACKET_SIZE):
+        if data[offset + 3] & 0x10:  # carries payload: its counter counts
+            pid = ((data[offset + 1] & 0x1F) << 8) | data[offset + 2]
+            if pid != NULL_PID:
+                counters[pid] = data[offset + 3] & 0x0F
+
+
+def _last_counter(
+    pieces: list[bytes | memoryview], pid: int, budget: int
+) -> int | None:
+    """Counter of the newest payload packet of ``pid`` in ``pieces`` (newest first)."""
+    high, low = (pid >> 8) & 0x1F, pid & 0xFF
+    for piece in pieces:
+        if budget <= 0:
+            return None
+        budget -= len(piece)
+        lows = bytes(piece[2::PACKET_SIZE])
+        index = lows.rfind(low)
+        while index >= 0:
+            offset = index * PACKET_SIZE
+            if piece[offset + 1] & 0x1F == high and piece[offset + 3] & 0x10:
+                return piece[offset + 3] & 0x0F
+            index = lows.rfind(low, 0, index)
+    return None
+
+
 class TsAligner:
     """Turns arbitrary reads into whole, sync-checked 188-byte packets.
 
@@ -135,7 +178,10 @@ def _first_bad_sync(chunk: bytes) -> int:
 class ProgramInfo:
     """Tracks PAT/PMT to know the video PID and keep copies for joining viewers."""
 
-    __slots__ = ("pat", "pmt", "pmt_pid", "video_pid")
+    __slots__ = ("counters", "pat", "pmt", "pmt_pid", "video_pid")
+
+    # How far back a joining viewer's header looks for the stream's own PAT/PMT.
+    LOOKBACK_BYTES = 8 * 1024 * 1024
 
     def __init__(self) -> None:
         """Nothing known yet."""
@@ -143,11 +189,15 @@ class ProgramInfo:
         self.pmt: bytes | None = None
         self.pmt_pid: int | None = None
         self.video_pid: int | None = None
+        # Last continuity counter per PID of what came before the first join
+        # point of the session (the data that was not kept).
+        self.counters: dict[int, int] = {}
 
     def reset(self) -> None:
         """Forget the program (new upstream session)."""
         self.pat = self.pmt = None
         self.pmt_pid = self.video_pid = None
+        self.counters = {}
 
     @property
     def complete(self) -> bool:
@@ -158,6 +208,44 @@ class ProgramInfo:
     def header(self) -> bytes:
         """PAT + PMT packets to send a viewer before its first keyframe."""
         return (self.pat or b"") + (self.pmt or b"")
+
+    def header_before(self, pieces: list[bytes | memoryview]) -> bytes:
+        """PAT + PMT for a viewer that starts where ``pieces`` end (newest first).
+
+        The copies take the counters of the stream's last PAT and PMT before that
+        point, so the stream's next ones follow them without a jump.
+        """
+        if self.pat is None or self.pmt is None or self.pmt_pid is None:
+            return self.header
+        pat_cc = _last_counter(pieces, PAT_PID, self.LOOKBACK_BYTES)
+        pmt_cc = _last_counter(pieces, self.pmt_pid, self.LOOKBACK_BYTES)
+        pat = self.pat if pat_cc is None else with_counter(self.pat, pat_cc)
+        pmt = self.pmt if pmt_cc is None else with_counter(self.pmt, pmt_cc)
+        return pat + pmt
+
+    def lead_in(self, discontinuity: bool) -> bytes:
+        """What goes before a session's first join point: PAT + PMT.
+
+        Their counters continue the data dropped before that point (see
+        ``counters``). After an upstream restart every known PID first gets a
+        packet flagged discontinuity_indicator: viewers already playing see the
+        new counters as a real discontinuity, not as loss.
+        """
+        if self.pat is None or self.pmt is None or self.pmt_pid is None:
+            return b""
+        tables = {
+            pid: with_counter(packet, self.counters.get(pid, packet[3]))
+            for pid, packet in ((PAT_PID, self.pat), (self.pmt_pid, self.pmt))
+        }
+        pieces: list[bytes] = []
+        if discontinuity:
+            counters = {pid: packet[3] for pid, packet in tables.items()}
+            counters = self.counters | counters
+            for pid, cc in counters.items():
+                # A table copy follows: its flag packet stands one step before it.
+                pieces.append(discontinuity_packet(pid, cc - (pid in tables)))
+        pieces.extend(tables.values())
+        return b"".join(pieces)
 
     def scan(self, chunk: bytes) -> None:
         """Look for PAT, then PMT, until both are known."""

@@ -1,0 +1,181 @@
+"""Checks that strict players make: continuity counters, RFC 8216 playlists, PTS."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+import itertools
+
+from custom_components.acestream_proxy.hls import pes_timestamps, ticks
+from custom_components.acestream_proxy.ts import ProgramInfo
+
+PACKET = 188
+NULL_PID = 0x1FFF
+
+
+def cc_errors(
+    data: bytes, counters: dict[int, tuple[int, bytes]] | None = None
+) -> list[str]:
+    """Continuity-counter jumps not excused by a discontinuity_indicator.
+
+    A payload packet must carry the previous counter of its PID plus one; a packet
+    without payload repeats it; one duplicate of a packet (same counter, same bytes)
+    is allowed (ISO 13818-1 2.4.3.3). ``counters`` carries state across calls.
+    """
+    last = {} if counters is None else counters
+    errors: list[str] = []
+    for pos in range(0, len(data) - PACKET + 1, PACKET):
+        packet = data[pos : pos + PACKET]
+        pid = ((packet[1] & 0x1F) << 8) | packet[2]
+        if pid == NULL_PID:
+            continue
+        cc = packet[3] & 0x0F
+        payload = bool(packet[3] & 0x10)
+        flagged = bool(packet[3] & 0x20 and packet[4] and packet[5] & 0x80)
+        previous = last.get(pid)
+        if previous is not None and not flagged:
+            prev_cc, prev_packet = previous
+            expected = (prev_cc + 1) % 16 if payload else prev_cc
+            duplicate = payload and cc == prev_cc and packet == prev_packet
+            if cc != expected and not duplicate:
+                errors.append(f"PID {pid:#x} at byte {pos}: {prev_cc} then {cc}")
+        last[pid] = (cc, packet)
+    return errors
+
+
+def video_pts(data: bytes) -> list[int]:
+    """PTS of every video PES that starts in ``data``, in stream order."""
+    program = ProgramInfo()
+    program.scan(data)
+    found = []
+    for pos in range(0, len(data) - PACKET + 1, PACKET):
+        if (
+            data[pos + 1] & 0x40
+            and (((data[pos + 1] & 0x1F) << 8) | data[pos + 2]) == program.video_pid
+        ):
+            stamps = pes_timestamps(data[pos : pos + PACKET])
+            if stamps is not None:
+                found.append(stamps[0])
+    return found
+
+
+def round_half_up(value: float) -> int:
+    """What RFC 8216 4.3.3.1 means by "rounded to the nearest integer"."""
+    return int(Decimal(repr(value)).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+@dataclass(slots=True)
+class PlaylistSegment:
+    """One media segment as a playlist lists it."""
+
+    seq: int
+    duration: float
+    discontinuity: bool
+    date: datetime | None
+    uri: str
+    discontinuity_seq: int
+
+
+@dataclass
+class PlaylistChecker:
+    """Follows the reloads of one live playlist and enforces RFC 8216 on them."""
+
+    target: int | None = None
+    segments: dict[int, PlaylistSegment] = field(default_factory=dict)
+    reloads: int = 0
+    _media_seq: int = -1
+    _first_seq: int = -1
+    _disc_seq: int = 0
+
+    def check(self, text: str) -> list[PlaylistSegment]:
+        """Check one reload against the rules and the previous reloads."""
+        lines = text.splitlines()
+        assert lines[0] == "#EXTM3U", text
+        tags = {
+            line.split(":", 1)[0]: line.split(":", 1)[1]
+            for line in lines
+            if line.startswith("#EXT-X-") and ":" in line
+        }
+        target = int(tags["#EXT-X-TARGETDURATION"])
+        # 4.3.3.1: the target duration MUST NOT change.
+        assert self.target in (None, target), (self.target, target)
+        self.target = target
+        media_seq = int(tags.get("#EXT-X-MEDIA-SEQUENCE", "0"))
+        disc_seq = int(tags.get("#EXT-X-DISCONTINUITY-SEQUENCE", "0"))
+        # 6.2.1: the media sequence never decreases.
+        assert media_seq >= self._media_seq, (self._media_seq, media_seq)
+        listed: list[PlaylistSegment] = []
+        seq = media_seq
+        current_disc = disc_seq
+        discontinuity = False
+        date: datetime | None = None
+        duration: float | None = None
+        for line in lines[1:]:
+            if line == "#EXT-X-DISCONTINUITY":
+                discontinuity = True
+                current_disc += 1
+            elif line.startswith("#EXT-X-PROGRAM-DATE-TIME:"):
+                date = datetime.fromisoformat(line.split(":", 1)[1])
+            elif line.startswith("#EXTINF:"):
+                duration = float(line.split(":", 1)[1].split(",", 1)[0])
+            elif line and not line.startswith("#"):
+                assert duration is not None, text
+                # 4.3.3.1: each EXTINF rounded is at most the target duration.
+                assert round_half_up(duration) <= target, (duration, target)
+                segment = PlaylistSegment(
+                    seq, duration, discontinuity, date, line, current_disc
+                )
+                known = self.segments.get(seq)
+                if known is not None:
+                    # 6.2.1/6.2.2: a segment keeps its duration, tags and number.
+                    assert known.duration == duration, (known, segment)
+                    assert known.discontinuity == discontinuity, (known, segment)
+                    assert known.discontinuity_seq == current_disc, (known, segment)
+                    assert known.date == date, (known, segment)
+                self.segments[seq] = segment
+                listed.append(segment)
+                seq += 1
+                discontinuity = False
+                date = None
+                duration = None
+        if self._media_seq >= 0:
+            # 6.2.2: the discontinuity sequence counts the discontinuities of the
+            # segments that left the window.
+            gone = range(self._media_seq, media_seq)
+            left = sum(
+                1
+                for seq in gone
+                if seq in self.segments and self.segments[seq].discontinuity
+            )
+            if all(seq in self.segments for seq in gone):
+                assert disc_seq == self._disc_seq + left, (self._disc_seq, left)
+            else:  # reloaded too late to have seen every segment
+                assert disc_seq >= self._disc_seq + left, (self._disc_seq, left)
+        if self._first_seq < 0:
+            self._first_seq = media_seq
+        if media_seq > self._first_seq:
+            # 6.2.2: segments leave only while three target durations stay listed.
+            assert sum(s.duration for s in listed) >= 3 * target, text
+        self._media_seq = media_seq
+        self._disc_seq = disc_seq
+        self.reloads += 1
+        return listed
+
+    def check_dates(self) -> None:
+        """PROGRAM-DATE-TIME follows the durations within a continuous run."""
+        ordered = [self.segments[seq] for seq in sorted(self.segments)]
+        for before, after in itertools.pairwise(ordered):
+            assert before.date is not None
+            assert after.date is not None
+            if after.discontinuity:
+                assert after.date >= before.date + timedelta(seconds=before.duration)
+                continue
+            gap = after.date - before.date - timedelta(seconds=before.duration)
+            assert abs(gap.total_seconds()) <= 0.002, (before, after)
+
+
+def pts_durations(segments: list[bytes]) -> list[float]:
+    """Media time from each segment's first video PTS to the next one's."""
+    firsts = [video_pts(data)[0] for data in segments]
+    return [ticks(a, b) / 90_000 for a, b in itertools.pairwise(firsts)]
