@@ -86,7 +86,7 @@ class PlaylistChecker:
     reloads: int = 0
     _media_seq: int = -1
     _first_seq: int = -1
-    _disc_seq: int = 0
+    discontinuity_seq: int = 0
 
     def check(self, text: str) -> list[PlaylistSegment]:
         """Check one reload against the rules and the previous reloads."""
@@ -149,16 +149,22 @@ class PlaylistChecker:
                 if seq in self.segments and self.segments[seq].discontinuity
             )
             if all(seq in self.segments for seq in gone):
-                assert disc_seq == self._disc_seq + left, (self._disc_seq, left)
+                assert disc_seq == self.discontinuity_seq + left, (
+                    self.discontinuity_seq,
+                    left,
+                )
             else:  # reloaded too late to have seen every segment
-                assert disc_seq >= self._disc_seq + left, (self._disc_seq, left)
+                assert disc_seq >= self.discontinuity_seq + left, (
+                    self.discontinuity_seq,
+                    left,
+                )
         if self._first_seq < 0:
             self._first_seq = media_seq
         if media_seq > self._first_seq:
             # 6.2.2: segments leave only while three target durations stay listed.
             assert sum(s.duration for s in listed) >= 3 * target, text
         self._media_seq = media_seq
-        self._disc_seq = disc_seq
+        self.discontinuity_seq = disc_seq
         self.reloads += 1
         return listed
 

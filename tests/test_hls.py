@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from functools import partial
 from pathlib import Path
 import subprocess
+from unittest.mock import patch
 
 from aiohttp.test_utils import TestClient
+from homeassistant.const import CONF_HOST, CONF_PORT
 from homeassistant.core import HomeAssistant
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.acestream_proxy import hls as hls_module
-from custom_components.acestream_proxy.const import CONF_HLS_SEGMENT, CONF_LINGER
+from custom_components.acestream_proxy.broadcaster import BroadcastConfig
+from custom_components.acestream_proxy.const import (
+    CONF_HLS_SEGMENT,
+    CONF_LINGER,
+    CONF_MAX_VIEWERS,
+    DOMAIN,
+)
 from custom_components.acestream_proxy.hls import (
     PTS_WRAP,
     Segmenter,
@@ -30,7 +39,14 @@ from custom_components.acestream_proxy.ts import (
     packet_pid,
     random_access_offsets,
 )
-from tests.helpers import read_bytes, run, signed_path
+from tests.helpers import (
+    discontinuities,
+    read_bytes,
+    read_for,
+    run,
+    signed_path,
+    strip_nulls,
+)
 from tests.hls_check import (
     PlaylistChecker,
     cc_errors,
@@ -356,10 +372,10 @@ async def test_ffmpeg_plays_hls_through_home_assistant(
     """A signed playlist URL is all ffmpeg needs; H.264 + AAC decode over segments."""
     client = await hass_client()
     url = client.make_url(signed_path(hass, HLS, hass_access_token))
-    code, _, err = await run(
+    code, out, err = await run(
         "ffmpeg",
         "-v",
-        "error",
+        "warning",
         "-i",
         str(url),
         "-t",
@@ -370,6 +386,7 @@ async def test_ffmpeg_plays_hls_through_home_assistant(
         timeout=60,
     )
     assert code == 0, err
+    assert out + err == ""
     code, out, err = await run(
         "ffprobe",
         "-v",
@@ -497,3 +514,338 @@ async def test_hls_and_ts_share_one_session_and_viewers_count(
             await asyncio.sleep(0.1)
     assert broadcaster.closed
     assert engine_sim.counters.sessions_stopped == 1
+
+
+FAST = {
+    "stall_timeout": 1.0,
+    "start_timeout": 5.0,
+    "getstream_timeout": 2.0,
+    "retry_backoff_max": 0.3,
+    "keepalive_interval": 0.3,
+    "rap_fallback_bytes": 300_000,
+}
+
+
+@pytest.fixture
+def fast_config() -> Iterator[None]:
+    """Faults play out in a second; streams without keyframe flags join soon."""
+    with patch(
+        "custom_components.acestream_proxy.hub.BroadcastConfig",
+        partial(BroadcastConfig, **FAST),
+    ):
+        yield
+
+
+async def _add_engine(
+    hass: HomeAssistant, sim: EngineSimulator, options: dict[str, int]
+) -> MockConfigEntry:
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title=f"engine {sim.port}",
+        data={CONF_HOST: "127.0.0.1", CONF_PORT: sim.port},
+        options=options,
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    return entry
+
+
+class PlaylistFollower:
+    """Reloads a playlist like a player, checks each reload, keeps the segments."""
+
+    def __init__(self, client: TestClient, url: str) -> None:
+        self.client = client
+        self.url = url
+        self.checker = PlaylistChecker()
+        self.data: dict[int, bytes] = {}
+        self.task: asyncio.Task[None] | None = None
+
+    async def poll(self) -> None:
+        resp = await self.client.get(self.url)
+        assert resp.status == 200, await resp.text()
+        for segment in self.checker.check(await resp.text()):
+            if segment.seq not in self.data:
+                got = await self.client.get(segment.uri)
+                assert got.status == 200
+                self.data[segment.seq] = await got.read()
+
+    async def run(self) -> None:
+        while True:
+            await self.poll()
+            await asyncio.sleep(0.4)
+
+    def start(self) -> None:
+        self.task = asyncio.create_task(self.run())
+
+    async def stop(self) -> None:
+        assert self.task is not None
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
+        self.task = None
+
+    async def until(self, predicate: Callable[[], bool], timeout: float) -> None:
+        async with asyncio.timeout(timeout):
+            while not predicate():
+                assert self.task is not None
+                assert not self.task.done(), self.task
+                await asyncio.sleep(0.1)
+
+    def discontinuities(self) -> int:
+        return sum(s.discontinuity for s in self.checker.segments.values())
+
+    def timing_errors(self) -> list[float]:
+        """|EXTINF - media time from PTS| of every consecutive pair fetched."""
+        errors = []
+        segments = self.checker.segments
+        for seq, segment in sorted(segments.items()):
+            if seq not in self.data:
+                continue
+            following = segments.get(seq + 1)
+            if following is not None and not following.discontinuity:
+                if seq + 1 not in self.data:
+                    continue
+                [measured] = pts_durations([self.data[seq], self.data[seq + 1]])
+            else:
+                # Before a discontinuity: its last frame plus one frame.
+                frames = video_pts(self.data[seq])
+                measured = (ticks(frames[0], frames[-1]) + 3600) / 90_000
+                if following is None:
+                    continue
+            errors.append(abs(segment.duration - measured))
+        return errors
+
+    def cc_errors(self) -> list[str]:
+        return [
+            f"segment {seq}: {error}"
+            for seq, data in sorted(self.data.items())
+            for error in cc_errors(data)
+        ]
+
+
+async def test_hls_across_a_cut_and_a_failover_is_clean(
+    hass: HomeAssistant,
+    fast_config: None,
+    loaded_entry: MockConfigEntry,
+    engine_sim: EngineSimulator,
+    hass_client: ClientFactory,
+    hass_access_token: str,
+) -> None:
+    """ffmpeg (-v warning) plays on through an upstream cut and a failover.
+
+    The playlist keeps its target duration, marks both discontinuities and counts
+    them as they leave; every EXTINF is the PTS duration; every segment's counters
+    are continuous.
+    """
+    async with EngineSimulator(cold_start=0.2) as other:
+        await _add_engine(hass, other, dict(loaded_entry.options))
+        client = await hass_client()
+        url = client.make_url(signed_path(hass, HLS, hass_access_token))
+        ffmpeg = asyncio.create_task(
+            run(
+                "ffmpeg",
+                "-v",
+                "warning",
+                "-i",
+                str(url),
+                "-t",
+                "14",
+                "-f",
+                "null",
+                "-",
+                timeout=90,
+            )
+        )
+        follower = PlaylistFollower(client, HLS)
+        async with asyncio.timeout(30):
+            while not get_hub(hass).broadcasts:
+                await asyncio.sleep(0.1)
+        follower.start()
+        try:
+            await follower.until(lambda: len(follower.data) >= 4, 30)
+            [item] = get_hub(hass).broadcasts.values()
+            serving = item.entry_id
+            sims = {loaded_entry.entry_id: engine_sim}
+            sims.update(
+                {
+                    e.entry_id: other
+                    for e in hass.config_entries.async_entries(DOMAIN)
+                    if e.entry_id != loaded_entry.entry_id
+                }
+            )
+            assert sims[serving].cut_readers() == 1
+            await follower.until(lambda: follower.discontinuities() >= 1, 20)
+            seen = len(follower.data)
+            await follower.until(lambda: len(follower.data) >= seen + 3, 20)
+            await sims[serving].stop()  # the engine dies: failover
+            await follower.until(lambda: follower.discontinuities() >= 2, 30)
+            assert item.entry_id != serving
+            seen = len(follower.data)
+            await follower.until(lambda: len(follower.data) >= seen + 3, 20)
+            code, out, err = await ffmpeg
+            # Segments keep coming until every discontinuity left the window.
+            await follower.until(
+                lambda: follower.checker.discontinuity_seq >= 2,
+                30,
+            )
+            await follower.until(lambda: len(follower.data) >= 22, 30)
+        finally:
+            await follower.stop()
+            if not ffmpeg.done():
+                ffmpeg.cancel()
+        assert code == 0, err
+        assert out + err == ""
+        assert len(follower.data) >= 20
+        assert follower.checker.target == playlist_target(1)
+        follower.checker.check_dates()
+        errors = follower.timing_errors()
+        assert len(errors) >= 20
+        print(
+            f"\n>>> {len(errors)} segments through HA: max |EXTINF - PTS| "
+            f"{max(errors) * 1000:.3f} ms; target duration "
+            f"{follower.checker.target} over {follower.checker.reloads} reloads, "
+            f"{follower.discontinuities()} discontinuities"
+        )
+        assert max(errors) <= 0.001
+        assert follower.cc_errors() == []
+        for entry in hass.config_entries.async_entries(DOMAIN):
+            if entry.entry_id != loaded_entry.entry_id:
+                assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+@pytest.fixture
+async def no_keyframe_flags_sim(
+    tmp_path: Path, socket_enabled: None
+) -> AsyncIterator[EngineSimulator]:
+    """An engine whose stream never flags keyframes (PAT + PMT before each)."""
+    fixture = tmp_path / "no_keyframe_flags.ts"
+    fixture.write_bytes(
+        strip_keyframe_flags(FIXTURE.read_bytes(), tables_at_keyframes=True)
+    )
+    async with EngineSimulator(fixture=fixture, cold_start=0.2) as sim:
+        yield sim
+
+
+async def test_hls_of_a_stream_without_keyframe_flags_is_clean(
+    hass: HomeAssistant,
+    fast_config: None,
+    no_keyframe_flags_sim: EngineSimulator,
+    hass_client: ClientFactory,
+    hass_access_token: str,
+    entry_options: dict[str, int],
+) -> None:
+    """Cut at PATs: ffmpeg decodes 10+ segments without a warning."""
+    entry = await _add_engine(hass, no_keyframe_flags_sim, entry_options)
+    client = await hass_client()
+    url = client.make_url(signed_path(hass, HLS, hass_access_token))
+    follower = PlaylistFollower(client, HLS)
+    ffmpeg = asyncio.create_task(
+        run(
+            "ffmpeg",
+            "-v",
+            "warning",
+            "-i",
+            str(url),
+            "-t",
+            "10",
+            "-f",
+            "null",
+            "-",
+            timeout=60,
+        )
+    )
+    async with asyncio.timeout(30):
+        while not get_hub(hass).broadcasts:
+            await asyncio.sleep(0.1)
+    follower.start()
+    try:
+        code, out, err = await ffmpeg
+    finally:
+        await follower.stop()
+    assert code == 0, err
+    assert out + err == ""
+    assert len(follower.data) >= 10
+    [item] = get_hub(hass).broadcasts.values()
+    assert item.hls is not None
+    stats = item.hls.segmenter.stats
+    assert stats.pat_cuts >= 10
+    assert stats.keyframe_cuts == stats.forced_cuts == 0
+    assert max(follower.timing_errors()) <= 0.001
+    assert follower.cc_errors() == []
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_idle_hls_client_ends_a_broadcast_without_keyframe_flags(
+    hass: HomeAssistant,
+    fast_config: None,
+    no_keyframe_flags_sim: EngineSimulator,
+    hass_client: ClientFactory,
+    entry_options: dict[str, int],
+) -> None:
+    """One playlist request, then nothing: the tick forgets the client, it lingers
+    and stops (segments or not)."""
+    await _add_engine(hass, no_keyframe_flags_sim, entry_options)
+    client = await hass_client()
+    assert (await client.get(HLS)).status == 200
+    [item] = get_hub(hass).broadcasts.values()
+    broadcaster = item.broadcaster
+    assert broadcaster.viewer_count == 1
+    async with asyncio.timeout(15):
+        while get_hub(hass).broadcasts:
+            await asyncio.sleep(0.1)
+    assert broadcaster.closed
+    assert broadcaster.viewer_count == 0
+    assert no_keyframe_flags_sim.counters.sessions_stopped == 1
+
+
+@pytest.mark.parametrize(
+    "entry_options", [{CONF_HLS_SEGMENT: 1, CONF_LINGER: 1, CONF_MAX_VIEWERS: 2}]
+)
+async def test_hls_clients_count_against_max_viewers(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    hass_client: ClientFactory,
+) -> None:
+    """A new HLS client past the limit gets 503 with Retry-After; known ones play."""
+    client = await hass_client()
+    async with client.get(f"/api/acestream_proxy/stream/{CID}") as ts:
+        await read_bytes(ts, 20_000)
+        first = await client.get(HLS, headers={"User-Agent": "tv"})
+        assert first.status == 200
+        segment = _media_lines(await first.text())[-1]
+        refused = await client.get(HLS, headers={"User-Agent": "phone"})
+        assert refused.status == 503
+        assert refused.headers["Retry-After"]
+        assert "maximum number of viewers" in await refused.text()
+        refused = await client.get(segment, headers={"User-Agent": "phone"})
+        assert refused.status == 503
+        assert (await client.get(HLS, headers={"User-Agent": "tv"})).status == 200
+        assert (await client.get(segment, headers={"User-Agent": "tv"})).status == 200
+        # A TS viewer is refused too while the HLS client counts.
+        async with client.get(f"/api/acestream_proxy/stream/{CID}") as third:
+            assert third.status == 503
+
+
+async def test_joiner_and_restart_counters_are_continuous(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    engine_sim: EngineSimulator,
+    hass_client: ClientFactory,
+) -> None:
+    """A late TS joiner's first seconds have no counter jump on any PID; across an
+    upstream restart every jump is flagged discontinuity_indicator."""
+    client = await hass_client()
+    url = f"/api/acestream_proxy/stream/{CID}"
+    async with client.get(url) as first:
+        await read_bytes(first, 200_000)
+        async with client.get(url) as late:
+            joined = strip_nulls(await read_for(late, 3.0))
+        assert len(joined) > 300_000
+        assert packet_pid(joined, 0) == 0
+        assert cc_errors(joined) == []
+        state: dict[int, tuple[int, bytes]] = {}
+        assert cc_errors(strip_nulls(await read_for(first, 1.0)), state) == []
+        engine_sim.cut_readers()
+        after = strip_nulls(await read_for(first, 4.0))
+    assert discontinuities(after) >= 3  # PAT, PMT, audio, video
+    assert cc_errors(after, state) == []

@@ -909,7 +909,7 @@ class Broadcaster:
             chunk = mark_discontinuity(chunk, 0)
         # PAT + PMT lead in (flagged after a restart): every join point of the
         # ring then has the stream's own tables before it.
-        header = program.lead_in(self._discontinuity)
+        header = program.lead_in(self._discontinuity, chunk)
         chunk = header + chunk
         raps = [offset + len(header) for offset in raps]
         self._await_rap = False

@@ -98,6 +98,8 @@ async def async_get_config_entry_diagnostics(
                     "segments": len(item.hls.segmenter.segments),
                     "next_seq": item.hls.segmenter.next_seq,
                     "clients": item.hls.active_clients,
+                    "target_duration": item.hls.segmenter.target,
+                    "cuts": asdict(item.hls.segmenter.stats),
                 }
                 if item.hls
                 else None,

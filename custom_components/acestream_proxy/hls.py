@@ -61,6 +61,8 @@ NO_KEYFRAME_TARGETS: Final = 2
 MAX_SEGMENT_BYTES: Final = 16 * 1024 * 1024
 # How long (video time) a finished segment waits for the tails of its PES.
 TAIL_WAIT: Final = 1.0
+# Seconds between the output's last timestamp and the first after a discontinuity.
+REBASE_GAP: Final = 1.0
 
 
 def playlist_target(segment: float) -> int:
@@ -73,7 +75,7 @@ def ticks(start: int, end: int) -> int:
     return (end - start + _PTS_HALF) % PTS_WRAP - _PTS_HALF
 
 
-def _timestamp(p: bytes | memoryview, pos: int) -> int:
+def _timestamp(p: bytes | bytearray | memoryview, pos: int) -> int:
     return (
         ((p[pos] >> 1) & 0x07) << 30
         | p[pos + 1] << 22
@@ -81,6 +83,35 @@ def _timestamp(p: bytes | memoryview, pos: int) -> int:
         | p[pos + 3] << 7
         | p[pos + 4] >> 1
     )
+
+
+def _write_timestamp(p: bytearray, pos: int, value: int) -> None:
+    p[pos] = (p[pos] & 0xF0) | ((value >> 29) & 0x0E) | 0x01
+    p[pos + 1] = (value >> 22) & 0xFF
+    p[pos + 2] = ((value >> 14) & 0xFE) | 0x01
+    p[pos + 3] = (value >> 7) & 0xFF
+    p[pos + 4] = ((value << 1) & 0xFE) | 0x01
+
+
+def _retime(packet: bytes, shift: int) -> bytes:
+    """The packet with its PCR and PES timestamps moved by ``shift`` ticks."""
+    p = bytearray(packet)
+    if p[3] & 0x20 and p[4] >= 7 and p[5] & 0x10:
+        base = p[6] << 25 | p[7] << 17 | p[8] << 9 | p[9] << 1 | p[10] >> 7
+        base = (base + shift) % PTS_WRAP
+        p[6:10] = (base >> 1).to_bytes(4, "big")
+        p[10] = (base & 0x01) << 7 | (p[10] & 0x7F)
+    if p[1] & 0x40:
+        pos = _payload_start(p)
+        if pos + 14 <= PACKET_SIZE and p[pos : pos + 3] == b"\x00\x00\x01":
+            flags = p[pos + 7]
+            if flags & 0x80:
+                pts = _timestamp(p, pos + 9)
+                _write_timestamp(p, pos + 9, (pts + shift) % PTS_WRAP)
+                if flags & 0x40 and pos + 19 <= PACKET_SIZE:
+                    dts = _timestamp(p, pos + 14)
+                    _write_timestamp(p, pos + 14, (dts + shift) % PTS_WRAP)
+    return bytes(p)
 
 
 def _payload_start(packet: bytes | bytearray | memoryview) -> int:
@@ -208,6 +239,13 @@ class Segmenter:
         self._frame = 0
         # PIDs whose packets need no look (their PES started in this segment).
         self._plain: set[int] = set()
+        # Output timestamps = source + shift (mod 2**33): set at discontinuities.
+        self._shift = 0
+        self._raw_clock: int | None = None
+        self._video_end: int | None = None
+        self._audio_end: int | None = None
+        self._restarted = False
+        self._pats = 0  # PATs since the start: the first is the viewer's header
 
     # -- input -----------------------------------------------------------------------
 
@@ -217,6 +255,7 @@ class Segmenter:
             self._finish_closing()
         self._building = None
         self._plain = set()
+        self._pats = 0
         self._discontinuity = bool(self.segments) or self.next_seq > 0
 
     def feed(self, data: bytes | memoryview) -> None:
@@ -229,7 +268,11 @@ class Segmenter:
         run = pos = 0
         while pos < size:
             b1 = chunk[pos + 1]
-            if not b1 & 0x40 and ((b1 & 0x1F) << 8 | chunk[pos + 2]) in plain:
+            if (
+                not b1 & 0x40
+                and not chunk[pos + 3] & 0x20
+                and ((b1 & 0x1F) << 8 | chunk[pos + 2]) in plain
+            ):
                 pos += PACKET_SIZE  # the common case: more of a started PES
                 continue
             if run < pos and self._building is not None:
@@ -249,22 +292,24 @@ class Segmenter:
     def _packet(self, packet: bytes) -> None:
         """A packet that needs a look: a PES start, a table, or a PES tail."""
         pid = (packet[1] & 0x1F) << 8 | packet[2]
-        start = bool(packet[1] & 0x40)
-        program = self.program
         if pid == NULL_PID:
             return
-        if pid in (PAT_PID, program.pmt_pid):
+        start = bool(packet[1] & 0x40)
+        video = pid == self.program.video_pid
+        if self._shift and (start or packet[3] & 0x20) and not (start and video):
+            packet = _retime(packet, self._shift)  # a video start: see _video
+        if pid in (PAT_PID, self.program.pmt_pid):
             self._table(pid, packet, start)
             return
-        closing = self._closing
-        if closing is not None and pid in closing.open:
-            if not start:
-                self._tail(closing, pid, packet)
-                return
-            del closing.open[pid]  # its PES ended short: the next one starts here
-            self._maybe_finish_closing()
-        if start and pid == program.video_pid and self._video(pid, packet):
+        if self._tail(pid, packet, start):
             return
+        if video:
+            if start and self._video(pid, packet):
+                return
+            if not packet[3] & 0x10 and _flagged(packet)[1]:
+                # The broadcaster's mark of an upstream restart: the next frame
+                # starts anew, whatever its timestamps say.
+                self._restarted = True
         building = self._building
         if building is None:
             return
@@ -272,6 +317,11 @@ class Segmenter:
             building.pes[pid] = (len(building.data), _pes_size(packet))
             building.data += packet
             self._plain.add(pid)
+            stamps = pes_timestamps(packet)
+            if stamps is not None:
+                self._audio_end = stamps[0]
+        elif pid in self._plain:
+            building.data += packet  # one with an adaptation field
         else:
             # The rest of a PES whose start this segment does not have.
             self.stats.orphan_packets += 1
@@ -284,6 +334,7 @@ class Segmenter:
                     program.reset()
                     program.scan(packet)
                 self._pat = packet
+                self._pats += 1
                 building = self._building
                 if (
                     building is not None
@@ -317,25 +368,36 @@ class Segmenter:
         stamps = pes_timestamps(packet)
         if stamps is None:
             return False
-        building = self._building
-        clock = stamps[1]
+        raw = stamps[1]
         keyframe, flagged = _flagged(packet)
-        if keyframe:
-            if self._last_key is not None:
-                interval = ticks(self._last_key, clock)
-                if 0 < interval <= self._limit:
-                    self._key_interval = interval
-            self._last_key = clock
+        flagged |= self._restarted
+        self._restarted = False
+        building = self._building
+        if building is None and not keyframe and self._pats < 2:
+            # No keyframe flag: start after a PAT of the stream itself (the first
+            # one is the viewer's header), where a decoder can start.
+            return False
+        previous, self._raw_clock = self._raw_clock, raw
+        step = ticks(previous, raw) if previous is not None else 0
+        jumped = step < -PTS_HZ or step > JUMP_SECONDS * PTS_HZ
         if building is None:
-            self._begin(clock, self._discontinuity or flagged)
-        elif building.start is None:
-            self._started(building, clock)
+            if self._discontinuity:
+                self._rebase(raw)
+            clock = (raw + self._shift) % PTS_WRAP
+            self._track_keyframe(clock, keyframe)
+            self._begin(clock, self._discontinuity)
+        elif building.start is not None and (flagged or jumped):
+            self.stats.discontinuities += 1
+            duration = self._drop_unfinished(building)
+            self._rebase(raw)
+            clock = (raw + self._shift) % PTS_WRAP
+            self._track_keyframe(clock, keyframe)
+            self._cut(clock, discontinuity=True, duration=duration)
         else:
-            last = building.clock if building.clock is not None else building.start
-            step = ticks(last, clock)
-            if flagged or step < -PTS_HZ or step > JUMP_SECONDS * PTS_HZ:
-                self.stats.discontinuities += 1
-                self._cut(clock, discontinuity=True)
+            clock = (raw + self._shift) % PTS_WRAP
+            self._track_keyframe(clock, keyframe)
+            if building.start is None:
+                self._started(building, clock)
             elif self._should_cut(building, clock, keyframe):
                 self._cut(clock, discontinuity=False)
             else:
@@ -344,12 +406,63 @@ class Segmenter:
                 building.clock = clock
                 if self._closing is not None:
                     self._maybe_finish_closing()
+        self._video_end = clock
+        if self._shift:
+            packet = _retime(packet, self._shift)
         building = self._building
         assert building is not None
         building.pes[pid] = (len(building.data), -1)
         building.data += packet
         self._plain.add(pid)
         return True
+
+    def _track_keyframe(self, clock: int, keyframe: bool) -> None:
+        if keyframe:
+            if self._last_key is not None:
+                interval = ticks(self._last_key, clock)
+                if 0 < interval <= self._limit:
+                    self._key_interval = interval
+            self._last_key = clock
+
+    def _rebase(self, raw: int) -> None:
+        """After a discontinuity timestamps go on from where the output was.
+
+        Players that read segments as one stream (ffmpeg) need them monotonic;
+        the gap leaves room for audio muxed ahead of the new session's video.
+        """
+        end = self._video_end
+        if end is None:
+            return
+        if self._audio_end is not None and ticks(end, self._audio_end) > 0:
+            end = self._audio_end
+        self._shift = (end + int(REBASE_GAP * PTS_HZ) - raw) % PTS_WRAP
+
+    def _drop_unfinished(self, building: _Building) -> float:
+        """The source broke off: drop its unfinished PES; the duration that is left.
+
+        The frame in progress may be cut short (its end never comes), and so may
+        an audio PES: decoders would choke on them.
+        """
+        self._trim_tables(building)
+        assert building.start is not None
+        assert building.clock is not None
+        unfinished = self._open_pes(building, None)
+        video = self.program.video_pid
+        if video is not None and building.clock == building.start:
+            unfinished.pop(video, None)  # keep its only frame
+        offsets = {pid: building.pes[pid][0] for pid in unfinished}
+        if offsets:
+            data = building.data
+            first = min(offsets.values())
+            kept = bytearray(data[:first])
+            for pos in range(first, len(data), PACKET_SIZE):
+                pid = (data[pos + 1] & 0x1F) << 8 | data[pos + 2]
+                if pos < offsets.get(pid, len(data)):
+                    kept += data[pos : pos + PACKET_SIZE]
+            building.data = kept
+        if video in offsets:
+            return ticks(building.start, building.clock) / PTS_HZ
+        return self._measured(building)
 
     def _should_cut(self, building: _Building, clock: int, keyframe: bool) -> bool:
         assert building.start is not None
@@ -384,18 +497,26 @@ class Segmenter:
             NO_KEYFRAME_TARGETS * self.target * PTS_HZ
         )
 
-    def _tail(self, closing: _Building, pid: int, packet: bytes) -> None:
-        """A packet that finishes a PES of the segment before the cut."""
+    def _tail(self, pid: int, packet: bytes, start: bool) -> bool:
+        """A packet that finishes a PES of the segment before the cut goes there."""
+        closing = self._closing
+        if closing is None or pid not in closing.open:
+            return False
+        if start:
+            del closing.open[pid]  # its PES ended short: the next one starts here
+            self._maybe_finish_closing()
+            return False
         closing.data += packet
         self.stats.tail_packets += 1
         left = closing.open[pid]
         if left > 0:
             left -= PACKET_SIZE - _payload_start(packet)
-            if left <= 0:
+            if left > 0:
+                closing.open[pid] = left
+            else:
                 del closing.open[pid]
                 self._maybe_finish_closing()
-                return
-            closing.open[pid] = left
+        return True
 
     # -- cutting ---------------------------------------------------------------------
 
@@ -425,7 +546,13 @@ class Segmenter:
             building.started = closing.started + timedelta(seconds=closing.duration)
             self._maybe_finish_closing()
 
-    def _cut(self, clock: int | None, *, discontinuity: bool) -> None:
+    def _cut(
+        self,
+        clock: int | None,
+        *,
+        discontinuity: bool,
+        duration: float | None = None,
+    ) -> None:
         """End the segment before the packet being processed; start the next."""
         building = self._building
         assert building is not None
@@ -433,7 +560,8 @@ class Segmenter:
         if self._closing is not None:
             self._finish_closing()
         if discontinuity:
-            self._finish(building, self._measured(building))
+            assert duration is not None
+            self._finish(building, duration)
             self._discontinuity = True
             self._begin(clock, True)
             return

@@ -68,6 +68,17 @@ def last_counters(data: bytes | memoryview, counters: dict[int, int]) -> None:
                 counters[pid] = data[offset + 3] & 0x0F
 
 
+def _first_counters(data: bytes) -> dict[int, int]:
+    """The continuity counter of the first payload packet of each PID in ``data``."""
+    found: dict[int, int] = {}
+    for offset in range(0, len(data) - PACKET_SIZE + 1, PACKET_SIZE):
+        if data[offset + 3] & 0x10:
+            pid = ((data[offset + 1] & 0x1F) << 8) | data[offset + 2]
+            if pid != NULL_PID and pid not in found:
+                found[pid] = data[offset + 3] & 0x0F
+    return found
+
+
 def _last_counter(
     pieces: list[bytes | memoryview], pid: int, budget: int
 ) -> int | None:
@@ -223,7 +234,7 @@ class ProgramInfo:
         pmt = self.pmt if pmt_cc is None else with_counter(self.pmt, pmt_cc)
         return pat + pmt
 
-    def lead_in(self, discontinuity: bool) -> bytes:
+    def lead_in(self, discontinuity: bool, after: bytes = b"") -> bytes:
         """What goes before a session's first join point: PAT + PMT.
 
         Their counters continue the data dropped before that point (see
@@ -233,14 +244,17 @@ class ProgramInfo:
         """
         if self.pat is None or self.pmt is None or self.pmt_pid is None:
             return b""
+        # PIDs not seen before the join point: one step before their first
+        # packet in ``after`` (the data that follows).
+        counters = {pid: cc - 1 for pid, cc in _first_counters(after).items()}
+        counters |= self.counters
         tables = {
-            pid: with_counter(packet, self.counters.get(pid, packet[3]))
+            pid: with_counter(packet, counters.get(pid, packet[3]))
             for pid, packet in ((PAT_PID, self.pat), (self.pmt_pid, self.pmt))
         }
         pieces: list[bytes] = []
         if discontinuity:
-            counters = {pid: packet[3] for pid, packet in tables.items()}
-            counters = self.counters | counters
+            counters |= {pid: packet[3] for pid, packet in tables.items()}
             for pid, cc in counters.items():
                 # A table copy follows: its flag packet stands one step before it.
                 pieces.append(discontinuity_packet(pid, cc - (pid in tables)))

@@ -14,7 +14,20 @@ def _pid(packet: bytes) -> int:
 
 
 def _keyframe(packet: bytes) -> bool:
-    return bool(packet[3] & 0x20 and packet[4] and packet[5] & 0x40)
+    """A packet flagged random_access_indicator that starts a video PES."""
+    if not (packet[1] & 0x40 and packet[3] & 0x20 and packet[4] and packet[5] & 0x40):
+        return False
+    payload = 5 + packet[4]
+    return (
+        packet[payload : payload + 3] == b"\x00\x00\x01"
+        and packet[payload + 3] & 0xF0 == 0xE0
+    )
+
+
+def _unflagged(packet: bytes) -> bytes:
+    if not (packet[3] & 0x20 and packet[4]):
+        return packet
+    return packet[:5] + bytes([packet[5] & ~0x40 & 0xFF]) + packet[6:]
 
 
 def strip_keyframe_flags(data: bytes, *, tables_at_keyframes: bool = False) -> bytes:
@@ -39,13 +52,10 @@ def strip_keyframe_flags(data: bytes, *, tables_at_keyframes: bool = False) -> b
         pid = _pid(packet)
         if pmt_pid is not None and pid in (PAT_PID, pmt_pid):
             continue
-        if _keyframe(packet):
-            if pmt_pid is not None:
-                for table_pid, table in tables.items():
-                    cc = counters[table_pid]
-                    counters[table_pid] = (cc + 1) % 16
-                    out.append(table[:3] + bytes([(table[3] & 0xF0) | cc]) + table[4:])
-            out.append(packet[:5] + bytes([packet[5] & ~0x40 & 0xFF]) + packet[6:])
-            continue
-        out.append(packet)
+        if pmt_pid is not None and _keyframe(packet):
+            for table_pid, table in tables.items():
+                cc = counters[table_pid]
+                counters[table_pid] = (cc + 1) % 16
+                out.append(table[:3] + bytes([(table[3] & 0xF0) | cc]) + table[4:])
+        out.append(_unflagged(packet))
     return b"".join(out)
