@@ -34,6 +34,7 @@ from custom_components.acestream_proxy.hub import get_hub
 from custom_components.acestream_proxy.ts import (
     PACKET_SIZE,
     ProgramInfo,
+    discontinuity_packet,
     last_counters,
     mark_discontinuity,
     packet_pid,
@@ -222,6 +223,57 @@ def test_playlist_target_and_rounding() -> None:
     assert round_half_up(2.4999) == 2
     assert ticks(PTS_WRAP - 90_000, 90_000) == 180_000
     assert ticks(90_000, PTS_WRAP - 90_000) == -180_000
+
+
+def _pes_packet(pts: int, dts: int | None, pcr: int | None) -> bytes:
+    """A video PES start with PTS (and DTS), and a PCR in its adaptation field."""
+
+    def stamp(prefix: int, value: int) -> bytes:
+        return bytes(
+            [
+                prefix << 4 | (value >> 29) & 0x0E | 1,
+                (value >> 22) & 0xFF,
+                (value >> 14) & 0xFE | 1,
+                (value >> 7) & 0xFF,
+                (value << 1) & 0xFE | 1,
+            ]
+        )
+
+    head = bytes([0x47, 0x41, 0x00, 0x30 if pcr is not None else 0x10])
+    if pcr is not None:
+        # 33-bit base, 6 reserved bits, 9-bit extension.
+        head += bytes([7, 0x50]) + (pcr << 15 | 0x3F << 9).to_bytes(6, "big")
+    flags, extra = (
+        (0xC0, stamp(3, pts) + stamp(1, dts))
+        if dts is not None
+        else (
+            0x80,
+            stamp(2, pts),
+        )
+    )
+    pes = b"\x00\x00\x01\xe0\x00\x00\x80" + bytes([flags, len(extra)]) + extra
+    return (head + pes).ljust(PACKET_SIZE, b"\xff")
+
+
+def test_timestamp_helpers() -> None:
+    """PES timestamps with and without DTS, PCR, moved across the 33-bit wrap."""
+    near_wrap = PTS_WRAP - 1_000
+    packet = _pes_packet(near_wrap, near_wrap - 3_600, PTS_WRAP - 9_000)
+    assert pes_timestamps(packet) == (near_wrap, near_wrap - 3_600)
+    moved = hls_module._retime(packet, 10_000)
+    assert pes_timestamps(moved) == (9_000, 5_400)
+    assert moved[6:10] == (1_000 >> 1).to_bytes(4, "big")
+    assert len(moved) == PACKET_SIZE
+    assert pes_timestamps(_pes_packet(90_000, None, None)) == (90_000, 90_000)
+    assert pes_timestamps(packet[:1] + b"\x01" + packet[2:]) is None  # no PES start
+    no_pes = packet[:12] + b"\x00\x00\x02" + packet[15:]
+    assert pes_timestamps(no_pes) is None
+    no_pts = bytearray(_pes_packet(90_000, None, None))
+    no_pts[11] = 0
+    assert pes_timestamps(bytes(no_pts)) is None
+    flag_only = discontinuity_packet(0x100, 3)
+    assert pes_timestamps(flag_only[:1] + b"\x41" + flag_only[2:]) is None
+    assert Segmenter().get(0) is None
 
 
 def test_boundaries_keep_each_audio_pes_whole(tmp_path: Path) -> None:
@@ -849,3 +901,41 @@ async def test_joiner_and_restart_counters_are_continuous(
         after = strip_nulls(await read_for(first, 4.0))
     assert discontinuities(after) >= 3  # PAT, PMT, audio, video
     assert cc_errors(after, state) == []
+
+
+@pytest.mark.parametrize("entry_options", [{CONF_HLS_SEGMENT: 1, CONF_LINGER: 60}])
+async def test_hls_resumes_after_idle_and_after_a_skip(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    engine_sim: EngineSimulator,
+    hass_client: ClientFactory,
+) -> None:
+    """Segments stop with the last client and resume with the next, marked as a
+    discontinuity; so does a segmenter that skipped ahead in the replay window."""
+    client = await hass_client()
+    checker = PlaylistChecker()
+    checker.check(await (await client.get(HLS)).text())
+    [item] = get_hub(hass).broadcasts.values()
+    broadcaster = item.broadcaster
+    hls = item.hls
+    assert hls is not None
+    async with asyncio.timeout(10):
+        while broadcaster.viewer_count:
+            await asyncio.sleep(0.1)
+    assert not broadcaster.closed  # lingering
+    produced = hls.segmenter.next_seq
+    checker.check(await (await client.get(HLS)).text())
+    async with asyncio.timeout(10):
+        while not any(s.discontinuity for s in hls.segmenter.segments):
+            await asyncio.sleep(0.1)
+    assert hls.segmenter.next_seq > produced
+    assert broadcaster.viewer_count == 1
+    # The internal viewer fell out of the replay window and skipped ahead.
+    flagged = sum(s.discontinuity for s in hls.segmenter.segments)
+    viewer = next(v for v in broadcaster.viewers if v.internal)
+    viewer.skips += 1
+    async with asyncio.timeout(10):
+        while sum(s.discontinuity for s in hls.segmenter.segments) <= flagged:
+            await asyncio.sleep(0.1)
+            checker.check(await (await client.get(HLS)).text())
+    assert engine_sim.counters.sessions_opened == 1

@@ -139,12 +139,6 @@ def pes_timestamps(packet: bytes | memoryview) -> tuple[int, int] | None:
     return pts, pts
 
 
-def keyframe_pts(packet: bytes | memoryview) -> int | None:
-    """PTS of the PES that starts in this packet, if any."""
-    found = pes_timestamps(packet)
-    return found[0] if found else None
-
-
 def _pes_size(packet: bytes | memoryview) -> int:
     """Bytes of the PES that starts here: -1 unbounded, 0 not a PES (a section)."""
     pos = _payload_start(packet)
@@ -790,11 +784,3 @@ class HlsOutput:
             except TimeoutError:
                 continue
         return True
-
-    async def async_close(self) -> None:
-        """Stop consuming."""
-        if self._tick in self.broadcaster.tick_hooks:
-            self.broadcaster.tick_hooks.remove(self._tick)
-        if self._task is not None and not self._task.done():
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
