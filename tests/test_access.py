@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from http import HTTPStatus
 import logging
 from types import MappingProxyType
@@ -15,7 +16,7 @@ from homeassistant import auth, loader
 from homeassistant.auth import auth_store
 from homeassistant.config_entries import SOURCE_USER, ConfigSubentry
 from homeassistant.const import EVENT_HOMEASSISTANT_STOP
-from homeassistant.core import Context, HomeAssistant
+from homeassistant.core import Context, HomeAssistant, State
 from homeassistant.core_config import async_process_ha_core_config
 from homeassistant.exceptions import ServiceValidationError, UnknownUser
 from homeassistant.helpers import device_registry as dr, entity_registry as er
@@ -28,6 +29,7 @@ from pytest_homeassistant_custom_component.common import (
     MockUser,
     async_test_home_assistant,
     flush_store,
+    mock_restore_cache_with_extra_data,
 )
 from yarl import URL
 
@@ -685,3 +687,44 @@ async def test_home_assistant_stops_while_an_app_watches(
         await hass.async_block_till_done()
         await _ends(played)
     assert keys._recheck_unsub is None
+
+
+async def test_last_use_is_kept_across_restarts(
+    hass: HomeAssistant, engine_sim: EngineSimulator
+) -> None:
+    """The Last used sensor comes back with what it showed before the restart."""
+    before = datetime(2026, 11, 30, 20, 15, tzinfo=UTC)
+    mock_restore_cache_with_extra_data(
+        hass,
+        [
+            (
+                State("sensor.bedroom_tv_last_used", before.isoformat()),
+                {
+                    "native_value": {
+                        "__type": "<class 'datetime.datetime'>",
+                        "isoformat": before.isoformat(),
+                    },
+                    "native_unit_of_measurement": None,
+                },
+            )
+        ],
+    )
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        data={"host": "127.0.0.1", "port": engine_sim.port},
+        subentries_data=[
+            {
+                "data": {"secret": access_module.new_secret(), "user_id": "u"},
+                "subentry_type": SUBENTRY_ACCESS_KEY,
+                "title": "Bedroom TV",
+                "unique_id": None,
+            }
+        ],
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    state = hass.states.get("sensor.bedroom_tv_last_used")
+    assert state is not None
+    assert state.state == before.isoformat()
+    assert hass.states.get("sensor.bedroom_tv_streams").state == "0"
