@@ -335,3 +335,58 @@ async def test_chromium_plays_hls_through_home_assistant(
         f" stalls after the first frame (ms): {state['stalls'] or 'none'}\n"
         f"    non-fatal hls.js errors: {state['errors'] or 'none'}"
     )
+
+
+@pytest.mark.timeout(150)
+async def test_chromium_plays_across_a_discontinuity(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    engine_sim: EngineSimulator,
+    hass_client: ClientFactory,
+    hass_access_token: str,
+    tmp_path: Path,
+) -> None:
+    """The engine cuts the stream: hls.js plays on past the discontinuity."""
+    _require(CHROMIUM, "Chromium")
+    _require(HLS_JS, "hls.js")
+    client = await hass_client()
+    src = str(client.make_url(signed_path(hass, HLS, hass_access_token)))
+    browser = Chromium(tmp_path)
+    async with page_server() as page_url:
+        try:
+            await browser.start(str(page_url.with_query(src=src)))
+            state = await _wait_for(
+                browser,
+                lambda s: s["currentTime"] > PLAYED,
+                PLAY_DEADLINE,
+                f"more than {PLAYED} s of playback",
+            )
+            assert engine_sim.cut_readers() == 1
+            # Plays into the fragments after the discontinuity (cc 1), and on.
+            state = await _wait_for(
+                browser,
+                lambda s: s["counts"]["playingCc"] >= 1,
+                60.0,
+                "playing the segments after the discontinuity",
+            )
+            resumed = state["currentTime"]
+            state = await _wait_for(
+                browser,
+                lambda s: s["currentTime"] > resumed + 3.0,
+                20.0,
+                f"currentTime advancing from {resumed:.2f} s after the discontinuity",
+            )
+            assert state["error"] is None, state
+            fatal = [e for e in state["errors"] if " fatal:" in e]
+            assert not fatal, state
+        finally:
+            await browser.close()
+    [item] = get_hub(hass).broadcasts.values()
+    assert item.hls is not None
+    assert item.broadcaster.stats.upstream_restarts == 1
+    print(
+        f"\n>>> across an upstream cut: playing cc {state['counts']['playingCc']} "
+        f"from {state['counts']['ccStartedAt']:.2f} s, now {state['currentTime']:.2f} s;"
+        f" stalls (ms): {state['stalls'] or 'none'};"
+        f" non-fatal hls.js errors: {state['errors'] or 'none'}"
+    )
