@@ -402,3 +402,28 @@ async def test_malformed_pmt_still_plays(
         assert await task is EndReason.ENDED
     assert harness.events.count(BroadcastEvent.STOPPED) == 1
     assert BroadcastEvent.FAILED not in harness.events
+
+
+async def test_failure_before_the_first_picture_is_an_outage_too(
+    harness: Harness, engine_sim: EngineSimulator
+) -> None:
+    """No first byte within start_timeout opens an outage; the first keyframe
+    starts the broadcast, and healthy_after of data ends the outage."""
+    engine_sim.stall = True
+    broadcaster = await harness.open(
+        start_timeout=0.5, healthy_after=0.5, retry_backoff_max=0.1
+    )
+    viewer = broadcaster.join()
+    task = asyncio.create_task(viewer.stream(Sink().write))
+    await _until(lambda: broadcaster.outage is not None)
+    engine_sim.stall = False
+    assert broadcaster.phase is Phase.STARTING
+    assert broadcaster.state is BroadcastState.STARTING
+    await _until(lambda: broadcaster.phase is Phase.RECOVERING)
+    assert broadcaster.stats.first_data_at is not None
+    await _until(lambda: broadcaster.phase is Phase.PLAYING)
+    assert broadcaster.outage is None
+    assert harness.events.count(BroadcastEvent.STARTED) == 1
+    assert BroadcastEvent.RECOVERED not in harness.events
+    await broadcaster.async_close()
+    assert await task is EndReason.ENDED

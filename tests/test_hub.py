@@ -324,3 +324,31 @@ async def test_stop_then_an_immediate_reconnect(
     assert "stream_failed" not in [e.data["type"] for e in events]
     assert engine_sim.active_sessions() == 0
     assert not await hub.async_stop(ref)
+
+
+async def test_unloading_an_engine_in_its_cold_start_moves_at_once(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    engine_sim: EngineSimulator,
+    hass_client: ClientFactory,
+) -> None:
+    """A move does not wait for the cold start of the engine it leaves."""
+    engine_sim.cold_start = 30.0
+    async with EngineSimulator(cold_start=0.2) as other:
+        second = await _second_engine(hass, other)
+        events = async_capture_events(hass, EVENT_TYPE)
+        client = await hass_client()
+        async with client.get(f"/api/acestream_proxy/stream/{CID}") as resp:
+            assert resp.status == 200
+            early = await read_for(resp, 2.5)
+            assert set(pids(early[: len(early) // 188 * 188])) == {0x1FFF}
+            [item] = get_hub(hass).broadcasts.values()
+            assert item.entry_id == loaded_entry.entry_id
+            assert await hass.config_entries.async_unload(loaded_entry.entry_id)
+            data = strip_nulls(await read_bytes(resp, 400_000, timeout=8))
+            assert len(data) > 100_000
+            assert item.broadcaster.engine_id == second.entry_id
+        assert engine_sim.active_sessions() == 0
+        types = [e.data["type"] for e in events]
+        assert types.count("stream_failover") == 1
+        assert await hass.config_entries.async_unload(second.entry_id)

@@ -713,6 +713,27 @@ class Broadcaster:
         outage.attempts += 1
         return True
 
+    async def _interruptible(
+        self, opening: Coroutine[Any, Any, aiohttp.ClientResponse]
+    ) -> aiohttp.ClientResponse | None:
+        """Open a reader unless a move or an adopted session comes first (None).
+
+        An engine answers the reader only after its cold start (10-25 s): a move
+        off an unloading engine must not wait for it.
+        """
+        task = asyncio.ensure_future(opening)
+        self._kick.clear()  # requests are in _move / _adopted, checked here
+        kick = asyncio.ensure_future(self._kick.wait())
+        try:
+            if self._move is None and self._adopted is None:
+                await asyncio.wait((task, kick), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            kick.cancel()
+            if not task.done():
+                task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return None if task.cancelled() else task.result()
+
     async def _backoff(self, delay: float) -> None:
         """Wait before a reopen; a move or an adopted session cuts it short."""
         if self._move is not None or self._adopted is not None:
@@ -724,6 +745,8 @@ class Broadcaster:
 
     async def _attempt(self) -> tuple[str, bool, bool]:
         """Open (if needed) and read one session: (why it ended, unreachable, fatal)."""
+        if self._move is not None:
+            return "moving to another engine", False, False
         try:
             if self.session is None:
                 # Reopen by what the broadcast was opened with: an engine that
@@ -766,11 +789,15 @@ class Broadcaster:
     async def _pump(self, session: StreamSession) -> str:
         """Copy one engine reader into the ring until it ends; say why it ended."""
         cfg = self.config
-        if self._move is not None:
-            return "moving to another engine"
-        resp = await self.client.open_stream(
-            session, connect_timeout=cfg.connect_timeout, read_timeout=cfg.start_timeout
+        resp = await self._interruptible(
+            self.client.open_stream(
+                session,
+                connect_timeout=cfg.connect_timeout,
+                read_timeout=cfg.start_timeout,
+            )
         )
+        if resp is None:
+            return "interrupted"
         self._reader = resp
         seen = False
         try:

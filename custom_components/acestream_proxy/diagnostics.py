@@ -85,6 +85,8 @@ async def async_get_config_entry_diagnostics(
                 "infohash": infohash,
                 "name": b.name,
                 "state": b.state.value,
+                "phase": b.phase.value,
+                "outage": asdict(b.outage) if b.outage else None,
                 "viewers": b.viewer_count,
                 "bitrate": round(b.bitrate),
                 "config": asdict(b.config),
