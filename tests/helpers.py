@@ -55,8 +55,21 @@ def pids(data: bytes) -> list[int]:
     ]
 
 
+def packet_aligned(data: bytes) -> bytes:
+    """``data`` from its first packet start.
+
+    The stream body is not chunked: a read that follows an earlier one can start
+    anywhere in a packet, wherever TCP split the bytes.
+    """
+    for start in range(min(PACKET, len(data))):
+        if all(data[pos] == 0x47 for pos in range(start, len(data), PACKET)[:3]):
+            return data[start:]
+    return data
+
+
 def strip_nulls(data: bytes) -> bytes:
     """Drop null packets (the cold-start keep-alive)."""
+    data = packet_aligned(data)
     whole = len(data) // PACKET * PACKET
     return b"".join(
         data[i : i + PACKET]
@@ -67,6 +80,7 @@ def strip_nulls(data: bytes) -> bytes:
 
 def discontinuities(data: bytes) -> int:
     """Packets flagged discontinuity_indicator."""
+    data = packet_aligned(data)
     whole = len(data) // PACKET * PACKET
     return sum(
         1

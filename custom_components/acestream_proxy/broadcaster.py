@@ -25,23 +25,24 @@ Phase      Event                                        Next       What happens
 STARTING   first keyframe                               PLAYING    stream_started (RECOVERING if an outage is open)
 STARTING   read failed                                  STARTING   outage opens; retry after back-off
 PLAYING    read failed                                  BUFFERING  outage opens; stream_restarting; reopen
-PLAYING    superseded (same infohash asked again)       BUFFERING  read the new session; no outage
+open       superseded (same infohash asked again)       BUFFERING* read the new session; no outage
 BUFFERING  keyframe, outage open                        RECOVERING stream_recovered
 BUFFERING  keyframe, no outage                          PLAYING
 BUFFERING  read failed                                  BUFFERING  stream_restarting; back-off, then reopen
 RECOVERING healthy_after of data without a gap          PLAYING    outage closes: give-up, back-off, failovers reset
 RECOVERING read failed                                  BUFFERING  same outage; stream_restarting; reopen
-open       2 failed reads on one engine, or unreachable BUFFERING  another healthy engine: stream_failover
-open       engine removed from the pool (move_to)       BUFFERING  stream_failover; outage opens
+open       2 failed reads on one engine, or unreachable BUFFERING* another healthy engine: stream_failover
+open       engine removed from the pool (move_to)       BUFFERING* stream_failover; outage opens
 open       read failed, outage older than give-up       CLOSING    reason: the last error
-open       NOT_TS_BYTES received without MPEG-TS sync   CLOSING    reason: NOT_TS_REASON
+open       not_ts_bytes (1 MiB) without MPEG-TS sync    CLOSING    reason: NOT_TS_REASON
 open       producer crashed                             CLOSING    reason: "internal error"
 open       close (stop, linger, engine gone, cancelled) CLOSING
 CLOSING    viewers ended, producer ended, session gone  STOPPED    exactly one stream_stopped
 CLOSING    same, closing because of a failure           FAILED     exactly one stream_failed
 ========== ============================================ ========== ==========================================
 
-"open" is any of STARTING, PLAYING, BUFFERING, RECOVERING. "Read failed" is any end
+"open" is any of STARTING, PLAYING, BUFFERING, RECOVERING; * a broadcast that never
+played stays STARTING until its first keyframe. "Read failed" is any end
 of an engine reader that nobody asked for: end of stream, no data for
 ``stall_timeout`` (``start_timeout`` before the first byte), a connection or engine
 error, or bytes that are not MPEG-TS. Undecodable bytes never count as data. A
