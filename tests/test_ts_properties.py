@@ -11,6 +11,7 @@ from custom_components.acestream_proxy.ts import (
     SYNC_BYTE,
     ProgramInfo,
     TsAligner,
+    last_counters,
     mark_discontinuity,
     packet_pid,
     pat_offsets,
@@ -125,6 +126,10 @@ def test_program_scan_and_rap_scan_are_total(data: bytes) -> None:
     program.scan(data)
     if program.complete:
         assert len(program.header) == 2 * PACKET_SIZE
+    # The joining viewer's header and a restart's lead-in, from any data.
+    last_counters(data, program.counters)
+    assert len(program.lead_in(True, data)) % PACKET_SIZE == 0
+    assert len(program.header_before([data, data[:100]])) % PACKET_SIZE == 0
     for video_pid in (program.video_pid, None, 0x100):
         for offset in random_access_offsets(data, video_pid):
             assert offset % PACKET_SIZE == 0
