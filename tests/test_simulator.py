@@ -721,6 +721,13 @@ async def test_fault_schedule(
         kinds = [fault.kind for _, fault in sim.faults_applied]
         assert kinds == ["stall", "error", "cut", "restart"]
         assert [round(at, 1) for at, _ in sim.faults_applied][-1] >= 2.0
+        # A schedule given later counts from then.
+        resp = await start(http, sim)
+        async with http.get(resp["playback_url"]) as stream:
+            assert await stream.content.readany()
+            sim.schedule("cut at 0.1s")
+            await read_until_broken(stream)
+        assert sim.counters.readers_cut == 2
 
 
 async def test_not_ts_content(

@@ -267,7 +267,7 @@ class EngineSimulator:
         self._closing = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._started_at: float | None = None  # loop.time() of the first start
-        self._schedule: asyncio.Task[None] | None = None
+        self._schedules: set[asyncio.Task[None]] = set()
         self._reopen: asyncio.Task[None] | None = None
         self._accepting = asyncio.Event()
         self._not_ts_source: NotTsSource | None = None
@@ -310,9 +310,16 @@ class EngineSimulator:
         if self._started_at is None:
             self._started_at = asyncio.get_running_loop().time()
             if self.faults:
-                self._schedule = asyncio.get_running_loop().create_task(
-                    self._run_schedule()
-                )
+                self.schedule(self.faults)
+
+    def schedule(self, faults: str | Sequence[Fault]) -> None:
+        """Play a fault schedule whose times count from now (the constructor's
+        ``faults`` count from the first start)."""
+        if isinstance(faults, str):
+            faults = parse_faults(faults)
+        task = asyncio.get_running_loop().create_task(self._run_schedule(list(faults)))
+        self._schedules.add(task)
+        task.add_done_callback(self._schedules.discard)
 
     async def wait_accepting(self) -> None:
         """Return once the simulator accepts connections (after a restart's gap)."""
@@ -364,11 +371,12 @@ class EngineSimulator:
 
     async def stop(self) -> None:
         """Close the listener, cut every reader, forget sessions, await own tasks."""
-        for task in (self._schedule, self._reopen):
+        tasks = [*self._schedules, self._reopen]
+        for task in tasks:
             if task is not None and task is not asyncio.current_task():
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
-        self._schedule = self._reopen = None
+        self._reopen = None
         await self._close_listener()
 
     async def restart(self, downtime: float | None = None) -> None:
@@ -398,17 +406,17 @@ class EngineSimulator:
         await self._listen()
         self._reopen = None
 
-    async def _run_schedule(self) -> None:
-        """Apply the fault schedule; faults with a duration end on their own."""
+    async def _run_schedule(self, faults: list[Fault]) -> None:
+        """Apply a fault schedule; faults with a duration end on their own."""
         loop = asyncio.get_running_loop()
-        assert self._started_at is not None
+        origin = loop.time()
         actions: list[tuple[float, int, Fault, bool]] = []
-        for index, fault in enumerate(self.faults):
+        for index, fault in enumerate(faults):
             actions.append((fault.at, index, fault, True))
             if fault.duration is not None and fault.kind != "restart":
                 actions.append((fault.at + fault.duration, index, fault, False))
         for at, _, fault, begin in sorted(actions, key=lambda a: (a[0], a[1])):
-            await asyncio.sleep(max(0.0, self._started_at + at - loop.time()))
+            await asyncio.sleep(max(0.0, origin + at - loop.time()))
             if begin:
                 self.faults_applied.append((self.elapsed(), fault))
                 _LOGGER.info("fault: %s", fault)
