@@ -10,6 +10,9 @@
 #   make demo          Home Assistant + engine simulator with the integration set up
 #                      (script/demo.py; `make demo ARGS=--check` is a smoke test)
 #   make bench         script/bench.py (ARGS=... are passed on)
+#   make soak          a two-hour match compressed into about three minutes through a
+#                      real Home Assistant, with faults, failovers and reloads; prints
+#                      its invariants and exits non-zero if one fails (script/soak.py)
 #   make e2e           headless Chromium + hls.js plays HLS through Home Assistant
 #   make lint          ruff check, ruff format --check, mypy
 #   make format        ruff format + ruff check --fix
@@ -82,7 +85,7 @@ if ! "$(1)/bin/python" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))
 fi
 endef
 
-.PHONY: test test-compat e2e compat-lock compat-lock-check lint format demo bench clean venv compat-venv ffmpeg
+.PHONY: test test-compat e2e compat-lock compat-lock-check lint format demo bench soak clean venv compat-venv ffmpeg
 
 ## ---------------------------------------------------------------- environments
 
@@ -206,6 +209,9 @@ demo: venv
 
 bench: venv
 	$(VENV)/bin/python script/bench.py $(ARGS)
+
+soak: venv
+	$(VENV)/bin/python script/soak.py $(ARGS)
 
 # A real browser (headless Chromium + hls.js) plays the HLS stream through Home
 # Assistant. script/e2e_setup.sh installs Chromium (apt) and hls.js (npm) if missing.
