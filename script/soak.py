@@ -525,7 +525,8 @@ async def soak(args: argparse.Namespace) -> int:
         if args.keep:
             log(f"kept {config_dir}")
         else:
-            shutil.rmtree(config_dir, ignore_errors=True)
+            # Off the loop: Home Assistant flags blocking calls on it.
+            await asyncio.to_thread(shutil.rmtree, config_dir, ignore_errors=True)
     return status
 
 
