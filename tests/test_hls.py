@@ -897,12 +897,12 @@ async def test_joiner_and_restart_counters_are_continuous(
         assert len(joined) > 300_000
         assert packet_pid(joined, 0) == 0
         assert cc_errors(joined) == []
-        state: dict[int, tuple[int, bytes]] = {}
-        assert cc_errors(strip_nulls(await read_for(first, 1.0)), state) == []
+        before = await read_for(first, 1.0)
         engine_sim.cut_readers()
-        after = strip_nulls(await read_for(first, 4.0))
-    assert discontinuities(after) >= 3  # PAT, PMT, audio, video
-    assert cc_errors(after, state) == []
+        # One read stream: a read can end in the middle of a packet.
+        stream = strip_nulls(before + await read_for(first, 4.0))
+    assert discontinuities(stream) >= 3  # PAT, PMT, audio, video
+    assert cc_errors(stream) == []
 
 
 @pytest.mark.parametrize("entry_options", [{CONF_HLS_SEGMENT: 1, CONF_LINGER: 60}])
