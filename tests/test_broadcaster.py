@@ -427,3 +427,19 @@ async def test_failure_before_the_first_picture_is_an_outage_too(
     assert BroadcastEvent.RECOVERED not in harness.events
     await broadcaster.async_close()
     assert await task is EndReason.ENDED
+
+
+async def test_a_failing_tick_hook_does_not_stop_the_tick(harness: Harness) -> None:
+    """The per-broadcast tick (keep-alive, write watchdog) outlives a broken hook."""
+    broadcaster = await harness.open(keepalive_interval=0.1)
+    calls: list[float] = []
+
+    def broken() -> None:
+        calls.append(asyncio.get_running_loop().time())
+        raise RuntimeError("bug")
+
+    broadcaster.tick_hooks.append(broken)
+    await _until(lambda: len(calls) >= 3)
+    assert not broadcaster.closed
+    await broadcaster.async_close()
+    assert broadcaster._ticker is None  # no tick after the close

@@ -967,16 +967,21 @@ class Broadcaster:
         """
         now = time.monotonic()
         cfg = self.config
+        # Next tick first: whatever fails below must not end the keep-alive, and a
+        # close started below cancels this one.
+        self._ticker = asyncio.get_running_loop().call_later(
+            cfg.keepalive_interval, self._tick
+        )
         if now - self._last_append >= cfg.keepalive_interval:
             self._wake_viewers()
         horizon = now - cfg.write_timeout
         for viewer in [v for v in self.viewers if 0 < v.write_since < horizon]:
             viewer.drop()
         for hook in self.tick_hooks:
-            hook()
-        self._ticker = asyncio.get_running_loop().call_later(
-            cfg.keepalive_interval, self._tick
-        )
+            try:
+                hook()
+            except Exception:
+                _LOGGER.exception("Tick of %s failed", self.name)
 
     def _wake_viewers(self) -> None:
         # One swap per chunk whatever the number of viewers.
