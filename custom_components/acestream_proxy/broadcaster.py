@@ -427,6 +427,8 @@ class Broadcaster:
         # engine opened for us (adopt), or continue on another engine (move_to).
         self._adopted: StreamSession | None = None
         self._move: tuple[str, EngineApi] | None = None
+        # Sessions to stop, with the client of their engine (kept until stopped).
+        self._stale: list[tuple[EngineApi, StreamSession]] = []
         self._kick = asyncio.Event()  # cuts a back-off short
         self._reader: aiohttp.ClientResponse | None = None
         self._await_rap = True
@@ -603,38 +605,41 @@ class Broadcaster:
         self.close_soon(BroadcastState.FAILED)
 
     async def _switch_engine(self, engine_id: str, client: EngineApi) -> None:
-        """Leave the current engine (its session stopped first) for another."""
-        await self._stop_session()
-        adopted, self._adopted = self._adopted, None
-        if adopted is not None:
-            # Opened on the engine we leave: it must not keep downloading.
-            await self._stop(adopted)
+        """Leave the current engine for another; its sessions there are stopped.
+
+        The switch is told before any await, so the owner never counts the
+        broadcast on the engine it leaves (an unload racing a failover).
+        """
+        for session in (self.session, self._adopted):
+            if session is not None:
+                # Opened on the engine we leave: it must not keep downloading.
+                self._stale.append((self.client, session))
+        self.session = self._adopted = None
         self.previous_engine_id = self.engine_id
         self.engine_id, self.client = engine_id, client
         _LOGGER.warning(
             "Broadcast %s moves to another engine; viewers stay connected", self.name
         )
         self._emit(BroadcastEvent.FAILOVER)
+        await self._stop_session()
 
     async def _stop_session(self) -> None:
-        session = self.session
-        if session is None:
-            return
-        try:
-            await self._stop(session)
-        finally:
+        """Stop the current engine session and any left behind by a switch."""
+        if self.session is not None:
+            self._stale.append((self.client, self.session))
+            self.session = None
+        stale = self._stale
+        while stale:
+            client, session = stale[0]
+            try:
+                await client.stop_session(session)
+            except EngineError as err:
+                _LOGGER.debug(
+                    "Stopping the engine session of %s failed: %s", self.name, err
+                )
             # Forgotten only once stopped: a close that cancels this stop halfway
             # stops the session itself.
-            if self.session is session:
-                self.session = None
-
-    async def _stop(self, session: StreamSession) -> None:
-        try:
-            await self.client.stop_session(session)
-        except EngineError as err:
-            _LOGGER.debug(
-                "Stopping the engine session of %s failed: %s", self.name, err
-            )
+            stale.pop(0)
 
     # -- producer ----------------------------------------------------------------
 
@@ -661,7 +666,8 @@ class Broadcaster:
             if self._move is not None:
                 engine_id, client = self._move
                 self._move = None
-                await self._switch_engine(engine_id, client)
+                if engine_id != self.engine_id:
+                    await self._switch_engine(engine_id, client)
                 outage = self._open_outage()
                 outage.engine_failures = 0
                 outage.failovers += 1
