@@ -162,6 +162,8 @@ class Match:
         self.events: list[tuple[float, str, str]] = []
         self.faults: list[tuple[float, str]] = []
         self.kickoff = 0.0
+        # At the reload during the failover: failover seen, the match's state, moved.
+        self.failover: tuple[bool, str, bool] = (False, "not tried", False)
         self.http: aiohttp.ClientSession | None = None
 
     def clock(self) -> float:
@@ -606,6 +608,13 @@ async def play(
             except TimeoutError:
                 log("no stream_failover within 15 s")
             match.fault(f"{names[dying]}'s entry reloaded during the failover")
+            infohash = hub.infohash_of(main_ref)
+            item = hub.broadcasts.get(infohash) if infohash else None
+            match.failover = (
+                failover_seen.is_set(),
+                item.broadcaster.state.value if item else "gone",
+                item is not None and item.entry_id != dying,
+            )
             await hass.config_entries.async_reload(dying)
             await at(ENGINE_BACK_AT)
             match.fault(f"{names[dying]} back; its entry reloaded")
@@ -720,6 +729,15 @@ def report(
             ledger_peak(sims) <= 1 and superseded == 0,
             f"peak {ledger_peak(sims)} per infohash over both engines, "
             f"{superseded} superseded",
+        ),
+        (
+            "the failover happened; the old entry reloaded during it",
+            match.failover[0]
+            and match.failover[2]
+            and match.failover[1] in ("starting", "buffering"),
+            f"stream_failover {'seen' if match.failover[0] else 'not seen'}; at the "
+            f"reload the match was {match.failover[1]}"
+            + (" on the other engine" if match.failover[2] else ", not moved"),
         ),
         (
             "the non-TS session fails with a clear reason, alone",
