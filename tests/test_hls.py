@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from functools import partial
+import itertools
 from pathlib import Path
 import subprocess
 from unittest.mock import patch
@@ -56,7 +57,7 @@ from tests.hls_check import (
     video_pts,
 )
 from tests.simulator import EngineSimulator
-from tests.simulator.ts import load_fixture
+from tests.simulator.ts import TsFixture, load_fixture
 from tests.simulator.variants import strip_keyframe_flags
 
 FIXTURE = Path(__file__).parent / "fixtures" / "sample.ts"
@@ -298,6 +299,37 @@ def test_boundaries_keep_each_audio_pes_whole(tmp_path: Path) -> None:
     start = source.index(seen[0])
     assert seen == source[start : start + len(seen)]
     assert segmenter.stats.orphan_packets > 0  # the tail of the PES before the join
+    assert _ffmpeg_warnings(_vod(tmp_path, segmenter)) == ""
+
+
+def test_program_without_video_is_timed_by_its_audio(tmp_path: Path) -> None:
+    """A radio broadcast (no video in the PMT): segments follow the audio PTS."""
+    source = tmp_path / "radio.ts"
+    subprocess.run(
+        [
+            "ffmpeg", "-v", "error", "-f", "lavfi", "-i",
+            "sine=frequency=440:sample_rate=48000:duration=8",
+            "-c:a", "aac", "-b:a", "96k", "-f", "mpegts", str(source),
+        ],
+        check=True,
+        timeout=60,
+    )  # fmt: skip
+    fixture = TsFixture(source.read_bytes())
+    data = fixture.read(0, 3 * fixture.size)
+    program = _program(data)
+    assert program.video_pid is None
+    segmenter = Segmenter(target_duration=2.0, window=20)
+    segmenter.feed(program.header)
+    for offset in range(0, len(data), 64 * PACKET_SIZE):
+        segmenter.feed(data[offset : offset + 64 * PACKET_SIZE])
+    segments = list(segmenter.segments)
+    assert len(segments) >= 8
+    audio = _audio_pid(data)
+    firsts = [_audio_pes(s.data, audio)[0][0] for s in segments]
+    measured = [ticks(a, b) / 90_000 for a, b in itertools.pairwise(firsts)]
+    assert [s.duration for s in segments[:-1]] == pytest.approx(measured)
+    assert all(complete for s in segments for _, complete in _audio_pes(s.data, audio))
+    PlaylistChecker().check(segmenter.playlist(lambda s: f"{s.seq}.ts"))
     assert _ffmpeg_warnings(_vod(tmp_path, segmenter)) == ""
 
 

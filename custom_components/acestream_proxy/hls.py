@@ -240,6 +240,8 @@ class Segmenter:
         self._audio_end: int | None = None
         self._restarted = False
         self._pats = 0  # PATs since the start: the first is the viewer's header
+        # What times segments: the video PID (or the first timed stream if none).
+        self._clock_pid: int | None = None
 
     # -- input -----------------------------------------------------------------------
 
@@ -289,7 +291,7 @@ class Segmenter:
         if pid == NULL_PID:
             return
         start = bool(packet[1] & 0x40)
-        video = pid == self.program.video_pid
+        video = pid == self._clock_pid or (start and self._clocks(pid, packet))
         if self._shift and (start or packet[3] & 0x20) and not (start and video):
             packet = _retime(packet, self._shift)  # a video start: see _video
         if pid in (PAT_PID, self.program.pmt_pid):
@@ -320,6 +322,19 @@ class Segmenter:
             # The rest of a PES whose start this segment does not have.
             self.stats.orphan_packets += 1
 
+    def _clocks(self, pid: int, packet: bytes) -> bool:
+        """Whether a PES start makes its PID the clock: a program without video
+        (radio) is timed by its first stream with timestamps."""
+        if (
+            self._clock_pid is None
+            and self.program.video_pid is None
+            and self.program.complete
+            and pes_timestamps(packet) is not None
+        ):
+            self._clock_pid = pid
+            return True
+        return False
+
     def _table(self, pid: int, packet: bytes, start: bool) -> None:
         program = self.program
         if start:
@@ -327,6 +342,7 @@ class Segmenter:
                 if program.pat is None or program.pat[4:] != packet[4:]:
                     program.reset()
                     program.scan(packet)
+                    self._clock_pid = None
                 self._pat = packet
                 self._pats += 1
                 building = self._building
@@ -347,6 +363,7 @@ class Segmenter:
                 if program.pmt is None or program.pmt[4:] != packet[4:]:
                     program.pmt = None
                     program.scan(packet)
+                    self._clock_pid = program.video_pid
                 self._pmt = packet
             building = self._building
             if building is not None and pid in building.tables:
@@ -441,7 +458,7 @@ class Segmenter:
         assert building.start is not None
         assert building.clock is not None
         unfinished = self._open_pes(building, None)
-        video = self.program.video_pid
+        video = self._clock_pid
         if video is not None and building.clock == building.start:
             unfinished.pop(video, None)  # keep its only frame
         offsets = {pid: building.pes[pid][0] for pid in unfinished}
@@ -578,7 +595,7 @@ class Segmenter:
     def _open_pes(self, building: _Building, clock: int | None) -> dict[int, int]:
         """PES of the segment that still miss bytes at the cut."""
         data = building.data
-        video = self.program.video_pid if clock is not None else None
+        video = self._clock_pid if clock is not None else None
         missing: dict[int, int] = {}
         for pid, (offset, size) in building.pes.items():
             if pid == video or size == 0:
