@@ -155,7 +155,8 @@ def _values(module: Module, node: ast.expr) -> list[str]:
     try:
         # Evaluated in the integration's module: its constants and enums.
         value = eval(
-            compile(ast.Expression(node), module.where(node), "eval"),
+            # "<...>" file names are not traced by coverage (a real path would be).
+            compile(ast.Expression(node), f"<{module.where(node)}>", "eval"),
             vars(module.runtime),
         )
     except NameError as err:
