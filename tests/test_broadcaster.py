@@ -443,3 +443,31 @@ async def test_a_failing_tick_hook_does_not_stop_the_tick(harness: Harness) -> N
     assert not broadcaster.closed
     await broadcaster.async_close()
     assert broadcaster._ticker is None  # no tick after the close
+
+
+async def test_pictures_within_an_outage_hold_off_the_give_up(
+    harness: Harness, engine_sim: EngineSimulator
+) -> None:
+    """A stream that plays between cuts but never long enough to end its outage
+    is not given up: the clock runs from the outage's last pictures."""
+    broadcaster = await harness.open(
+        retry_give_up=1.0, healthy_after=60.0, retry_backoff_max=0.1
+    )
+    viewer = broadcaster.join()
+    task = asyncio.create_task(viewer.stream(Sink().write))
+    await _until(lambda: broadcaster.phase is Phase.PLAYING)
+    first_cut = asyncio.get_running_loop().time()
+    for cut in range(3):
+        assert engine_sim.cut_readers() == 1
+        await _until(lambda n=cut: broadcaster.stats.upstream_restarts == n + 1)
+        await _until(lambda: broadcaster.phase is Phase.RECOVERING)
+        chunks = broadcaster.stats.chunks
+        await _until(lambda c=chunks: broadcaster.stats.chunks > c + 2)
+    outage = broadcaster.outage
+    assert outage is not None
+    assert outage.since <= first_cut + 0.5
+    assert asyncio.get_running_loop().time() - first_cut > 1.0
+    assert not broadcaster.closed
+    await broadcaster.async_close()
+    assert await task is EndReason.ENDED
+    assert BroadcastEvent.FAILED not in harness.events

@@ -18,6 +18,9 @@ any data, at the first failed read) and ends when the broadcast is healthy again
 the first keyframe after a reopen, then ``healthy_after`` (5 s) of data with no gap
 longer than HEALTHY_GAP (2 s). The give-up clock (``retry_give_up``), the back-off
 and the failover count live in the outage and so start from zero in the next one.
+The give-up clock runs from the outage's start, or from its last decodable data if
+that is later: a stream that keeps delivering pictures in bursts too short to prove
+it healthy is never given up.
 
 ========== ============================================ ========== ==========================================
 Phase      Event                                        Next       What happens
@@ -33,7 +36,8 @@ RECOVERING healthy_after of data without a gap          PLAYING    outage closes
 RECOVERING read failed                                  BUFFERING  same outage; stream_restarting; reopen
 open       2 failed reads on one engine, or unreachable BUFFERING* another healthy engine: stream_failover
 open       engine removed from the pool (move_to)       BUFFERING* stream_failover; outage opens
-open       read failed, outage older than give-up       CLOSING    reason: the last error
+open       read failed, retry_give_up since the outage  CLOSING    reason: the last error
+           began or since its last data
 open       not_ts_bytes (1 MiB) without MPEG-TS sync    CLOSING    reason: NOT_TS_REASON
 open       producer crashed                             CLOSING    reason: "internal error"
 open       close (stop, linger, engine gone, cancelled) CLOSING
@@ -145,7 +149,8 @@ OPEN_PHASES: Final = frozenset(
 class Outage:
     """One interruption of the upstream, from its first failure to health again."""
 
-    since: float  # loop time of the first failure
+    since: float  # time.monotonic() of the first failure
+    last_data: float | None = None  # decodable data last appended (RECOVERING)
     attempts: int = 0  # reopens so far (the back-off exponent)
     engine_failures: int = 0  # failed reads on the current engine
     failovers: int = 0
@@ -687,7 +692,7 @@ class Broadcaster:
 
     def _open_outage(self) -> Outage:
         if self.outage is None:
-            self.outage = Outage(since=asyncio.get_running_loop().time())
+            self.outage = Outage(since=time.monotonic())
         return self.outage
 
     async def _read_failed(self, error: str, unreachable: bool) -> bool:
@@ -695,7 +700,10 @@ class Broadcaster:
         cfg = self.config
         fresh = self.outage is None
         outage = self._open_outage()
-        elapsed = asyncio.get_running_loop().time() - outage.since
+        # Counted from the outage's start or its last pictures, whichever is later:
+        # a stream that keeps delivering, even in bursts that never prove it
+        # healthy, is not given up.
+        elapsed = time.monotonic() - (outage.last_data or outage.since)
         if not fresh and elapsed > cfg.retry_give_up:
             _LOGGER.warning(
                 "Broadcast %s: no recovery in %.0f s, giving up", self.name, elapsed
@@ -911,6 +919,7 @@ class Broadcaster:
         if outage is None:  # pragma: no cover - RECOVERING always has an outage
             self._to(Phase.PLAYING)
             return
+        outage.last_data = now
         if outage.healthy_from is None or now - self._last_append > HEALTHY_GAP:
             outage.healthy_from = now
         elif now - outage.healthy_from >= self.config.healthy_after:
