@@ -360,7 +360,10 @@ async def start_hass(config_dir: Path) -> tuple[Any, asyncio.Task[int]]:
     )
     hass = await bootstrap.async_setup_hass(runtime)
     if hass is None or hass.config.recovery_mode:
-        raise RuntimeError("Home Assistant did not set up (see home-assistant.log)")
+        raise RuntimeError(
+            "Home Assistant did not set up; run with --keep and read "
+            "home-assistant.log in the folder printed at the end"
+        )
     # Its console log stays for errors; the rest goes to home-assistant.log.
     for handler in logging.getLogger().handlers:
         listener = getattr(handler, "listener", None)
@@ -463,8 +466,6 @@ def our_timers() -> list[str]:
 
 async def soak(args: argparse.Namespace) -> int:
     """Bring everything up, play the match, check, print, return the exit status."""
-    from homeassistant.core import Event, callback
-
     config_dir = Path(tempfile.mkdtemp(prefix="acestream-soak-"))
     ledger = SessionLedger()
     sims = [
@@ -477,51 +478,24 @@ async def soak(args: argparse.Namespace) -> int:
         )
         for _ in range(2)
     ]
-    for sim in sims:
-        await sim.start()
-    port = free_port()
-    write_config(config_dir, port)
-    log(f"engines on ports {sims[0].port} and {sims[1].port}; Home Assistant on {port}")
-    hass, running = await start_hass(config_dir)
-    log("Home Assistant is running")
-    status = 1
     try:
-        token = await access_token(hass)
-        entries = [await add_engine(hass, sim.port) for sim in sims]
-        applied = compress_timings()
-        log(f"broadcast timings: {', '.join(applied)}")
-        for entry_id in entries:
-            await set_options(hass, entry_id, LINGER)
-        by_entry = dict(zip(entries, sims, strict=True))
-        names = {entry_id: f"engine {i + 1}" for i, entry_id in enumerate(entries)}
-        match = Match(hass, f"http://127.0.0.1:{port}", token)
-        failover_seen = asyncio.Event()
-        hub = importlib.import_module(f"custom_components.{DOMAIN}.hub").get_hub(hass)
-        engine_mod = importlib.import_module(f"custom_components.{DOMAIN}.engine")
-        main_ref = engine_mod.ContentRef(engine_mod.ContentKind.CONTENT_ID, MAIN)
-
-        @callback
-        def on_event(event: Event) -> None:
-            kind = str(event.data.get("type"))
-            infohash = str(event.data.get("infohash"))
-            match.events.append((match.clock(), kind, infohash))
-            if kind in ("stream_failover", "stream_failed", "stream_restarting"):
-                log(f"event {kind} {infohash[:8]}")
-            if kind == "stream_failover" and infohash == hub.infohash_of(main_ref):
-                failover_seen.set()
-
-        hass.bus.async_listen(EVENT_TYPE, on_event)
-        async with aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=10)
-        ) as http:
-            match.http = http
-            status = await play(match, hub, main_ref, by_entry, names, failover_seen)
-            match.http = None
-        await asyncio.gather(*(sim.stop() for sim in sims))
+        for sim in sims:
+            await sim.start()
+        port = free_port()
+        write_config(config_dir, port)
+        log(
+            f"engines on ports {sims[0].port} and {sims[1].port}; "
+            f"Home Assistant on {port}"
+        )
+        hass, running = await start_hass(config_dir)
+        log("Home Assistant is running")
+        try:
+            return await run_match(hass, port, sims)
+        finally:
+            await hass.async_stop()
+            with contextlib.suppress(Exception):
+                await running
     finally:
-        await hass.async_stop()
-        with contextlib.suppress(Exception):
-            await running
         for sim in sims:
             await sim.stop()
         if args.keep:
@@ -529,6 +503,43 @@ async def soak(args: argparse.Namespace) -> int:
         else:
             # Off the loop: Home Assistant flags blocking calls on it.
             await asyncio.to_thread(shutil.rmtree, config_dir, ignore_errors=True)
+
+
+async def run_match(hass: Any, port: int, sims: list[EngineSimulator]) -> int:
+    """Engines as entries, compressed timings, viewers; then the match."""
+    from homeassistant.core import Event, callback
+
+    token = await access_token(hass)
+    entries = [await add_engine(hass, sim.port) for sim in sims]
+    applied = compress_timings()
+    log(f"broadcast timings: {', '.join(applied)}")
+    for entry_id in entries:
+        await set_options(hass, entry_id, LINGER)
+    by_entry = dict(zip(entries, sims, strict=True))
+    names = {entry_id: f"engine {i + 1}" for i, entry_id in enumerate(entries)}
+    match = Match(hass, f"http://127.0.0.1:{port}", token)
+    failover_seen = asyncio.Event()
+    hub = importlib.import_module(f"custom_components.{DOMAIN}.hub").get_hub(hass)
+    engine_mod = importlib.import_module(f"custom_components.{DOMAIN}.engine")
+    main_ref = engine_mod.ContentRef(engine_mod.ContentKind.CONTENT_ID, MAIN)
+
+    @callback
+    def on_event(event: Event) -> None:
+        kind = str(event.data.get("type"))
+        infohash = str(event.data.get("infohash"))
+        match.events.append((match.clock(), kind, infohash))
+        if kind in ("stream_failover", "stream_failed", "stream_restarting"):
+            log(f"event {kind} {infohash[:8]}")
+        if kind == "stream_failover" and infohash == hub.infohash_of(main_ref):
+            failover_seen.set()
+
+    hass.bus.async_listen(EVENT_TYPE, on_event)
+    async with aiohttp.ClientSession(
+        timeout=aiohttp.ClientTimeout(total=None, sock_connect=10)
+    ) as http:
+        match.http = http
+        status = await play(match, hub, main_ref, by_entry, names, failover_seen)
+        match.http = None
     return status
 
 
