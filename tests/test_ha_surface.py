@@ -601,3 +601,31 @@ async def test_repair_clears_itself_when_the_engine_is_back(
     async_fire_time_changed(hass)
     await hass.async_block_till_done(wait_background_tasks=True)
     assert registry.async_get_issue(DOMAIN, coordinator.issue_id) is None
+
+
+async def test_repair_of_an_engine_removed_meanwhile(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    engine_sim: EngineSimulator,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """The engine's entry is deleted while its repair is open: the repair ends."""
+    coordinator = loaded_entry.runtime_data.coordinator
+    await engine_sim.stop()
+    for _ in range(12):
+        freezer.tick(timedelta(seconds=31))
+        async_fire_time_changed(hass)
+        await hass.async_block_till_done(wait_background_tasks=True)
+    assert ir.async_get(hass).async_get_issue(DOMAIN, coordinator.issue_id)
+    assert await async_setup_component(hass, "repairs", {})
+    manager = repairs_flow_manager(hass)
+    assert manager is not None
+    flow = await manager.async_init(DOMAIN, data={"issue_id": coordinator.issue_id})
+    assert flow["step_id"] == "address"
+    assert await hass.config_entries.async_remove(loaded_entry.entry_id)
+    await hass.async_block_till_done()
+    flow = await manager.async_configure(
+        flow["flow_id"], {"host": "127.0.0.1", "port": engine_sim.port}
+    )
+    assert flow["type"] == "abort"
+    assert flow["reason"] == "entry_removed"
