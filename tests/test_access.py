@@ -286,6 +286,8 @@ async def test_key_urls_play_without_any_header(
             resp = await app.get(path)
             assert resp.status == 401
             assert "access key" in await resp.text()
+        resp = await app.get(f"{PREFIX}/key/%ED%A0%80/playlist.m3u")
+        assert resp.status == 401
         # A bearer token is no key, and a key is no bearer token.
         resp = await app.get(f"{PREFIX}/stream/{CID}")
         assert resp.status == 401

@@ -187,7 +187,8 @@ class AccessKeys:
 
     def find(self, token: str) -> AccessKey | None:
         """The key whose secret is ``token``; every key is compared, in full."""
-        wanted = token.encode()
+        # "replace": a path can decode to lone surrogates, which never match.
+        wanted = token.encode("utf-8", "replace")
         found = None
         for key in iter_keys(self.hass):
             if hmac.compare_digest(key.secret.encode(), wanted):
