@@ -733,3 +733,37 @@ async def test_last_use_is_kept_across_restarts(
     assert state is not None
     assert state.state == before.isoformat()
     assert hass.states.get("sensor.bedroom_tv_streams").state == "0"
+
+
+async def test_a_key_device_goes_with_its_key_only(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    hass_admin_user: MockUser,
+    hass_ws_client: Callable[..., Awaitable[Any]],
+) -> None:
+    """The device page cannot delete a live key's device (delete the key)."""
+    assert await async_setup_component(hass, "config", {})
+    secret = _add_key_of(hass, loaded_entry, hass_admin_user.id, "Hall TV")
+    await hass.async_block_till_done()
+    registry = dr.async_get(hass)
+    live = registry.async_get_device(
+        identifiers={(DOMAIN, f"access_key_{_key_subentry_id(hass, secret)}")}
+    )
+    assert live is not None
+    stale = registry.async_get_or_create(
+        config_entry_id=loaded_entry.entry_id,
+        identifiers={(DOMAIN, "access_key_gone")},
+        name="Gone",
+    )
+    ws = await hass_ws_client(hass)
+    results = []
+    for device in (live, stale):
+        await ws.send_json_auto_id(
+            {
+                "type": "config/device_registry/remove_config_entry",
+                "config_entry_id": loaded_entry.entry_id,
+                "device_id": device.id,
+            }
+        )
+        results.append((await ws.receive_json())["success"])
+    assert results == [False, True]
