@@ -405,6 +405,9 @@ class Result:
     closed_active: int = 0
     paused_dropped: int = 0
     rss_per_viewer_kib: float = math.nan
+    # Home Assistant serves every row in one process: its RSS at the end of the row
+    # less its RSS before the first broadcast (the ring of the broadcast included).
+    rss_total_per_viewer_kib: float = math.nan
     core_busy: float = math.nan  # the server core, whatever ran on it (softirq too)
     client_busy: float = math.nan  # the client core (client, simulator, driver)
     overflows: int = 0  # listen queue overflows during the row (SYNs dropped)
@@ -427,6 +430,7 @@ class Target:
     header: str | None = None
     alt_path: str | None = None
     idle_cpu: float = 0.0
+    rss_base: int = 0  # the server's RSS before its first broadcast
 
 
 def make_fixture(directory: Path, seconds: int) -> Path:
@@ -562,6 +566,7 @@ class Hass:
         self.token = ""
         self.entry_id = ""
         self.idle = math.nan  # cores with nothing playing
+        self.rss_base = 0
 
     @property
     def pid(self) -> int:
@@ -657,7 +662,14 @@ class Hass:
                 if got > 200_000:
                     break
         await asyncio.sleep(warmup)  # a keyframe (2 s GOP) is in the replay window
-        return Target(self.port, self.pid, path, header, str(signed["path"]))
+        return Target(
+            self.port,
+            self.pid,
+            path,
+            header,
+            str(signed["path"]),
+            rss_base=self.rss_base,
+        )
 
     async def stop_broadcast(self, target: Target) -> None:
         """End the row's broadcast (the stop action)."""
@@ -740,6 +752,7 @@ async def run_client(
     if target.alt_path:
         args += ["--alt-path", target.alt_path]
     rss0 = proc_rss_kib(target.pid)
+    rss_base = target.rss_base or rss0
     overflows = listen_overflows()
     proc = await asyncio.create_subprocess_exec(
         *args, stdout=asyncio.subprocess.PIPE, preexec_fn=lambda: _pin(CLIENT_CORE)
@@ -769,6 +782,7 @@ async def run_client(
     return json.loads(out), {
         "cpu": (cpu1 - cpu0) / (t1 - t0),
         "rss_kib": float(rss1 - rss0),
+        "rss_total_kib": float(rss1 - rss_base),
         "core_busy": (core1[0] - core0[0]) / (core1[1] - core0[1]),
         "client_busy": (client1[0] - client0[0]) / (client1[1] - client0[1]),
         "overflows": float(listen_overflows() - overflows),
@@ -784,6 +798,9 @@ def fill(
     steady_s = report["window_s"] - mark_s
     result.cpu = server["cpu"] - idle
     result.rss_per_viewer_kib = server["rss_kib"] / scenario.viewers
+    result.rss_total_per_viewer_kib = server.get("rss_total_kib", math.nan) / (
+        scenario.viewers
+    )
     result.core_busy = server["core_busy"]
     result.client_busy = server["client_busy"]
     result.overflows = int(server["overflows"])
@@ -961,6 +978,8 @@ def render(
             f"({statistics.median(r.rates) / source_kbps:.1%})"
         )
         extra = []
+        if below := sum(1 for rate in r.rates if rate < 0.98 * source_kbps):
+            extra.append(f"{below} below 98%")
         if r.failed:
             extra.append(f"{r.failed} failed")
         if r.late:
@@ -973,6 +992,13 @@ def render(
         if r is None or r.error:
             return DASH
         return _f(getattr(r, attr), digits)
+
+    def rss(r: Result | None) -> str:
+        if r is None or r.error:
+            return DASH
+        return (
+            f"{max(r.rss_per_viewer_kib, 0):.0f}\u2013{r.rss_total_per_viewer_kib:.0f}"
+        )
 
     def busy(r: Result | None) -> str:
         if r is None or r.error:
@@ -1011,7 +1037,7 @@ def render(
             f"| {num(hass, 'cpu')} | {num(ring, 'cpu')} | {_f(ratio, 2)} "
             f"| {num(hass, 'cpu_per_gbps')} | {num(ring, 'cpu_per_gbps')} "
             f"| {join(hass)} | {join(ring)} "
-            f"| {num(hass, 'rss_per_viewer_kib', 0)} "
+            f"| {rss(hass)} "
             f"| {num(ring, 'rss_per_viewer_kib', 0)} | {busy(hass)} | {busy(ring)} "
             f"| {delivered} |"
         )
@@ -1234,6 +1260,7 @@ async def bench(args: argparse.Namespace) -> int:
                 await hass.start(sim.port, max(s.viewers for s in scenarios) + 10)
                 await asyncio.sleep(2)
                 hass.idle = await hass.idle_cpu(HASS_IDLE_SECONDS)
+                hass.rss_base = proc_rss_kib(hass.pid)
             results = await run_rows(
                 scenarios,
                 designs,
@@ -1284,7 +1311,10 @@ async def bench(args: argparse.Namespace) -> int:
         f"to settle, then a {window:g} s steady window. Steady rate: body bytes per "
         "active viewer within the window (viewers with no data yet when it began are "
         "'late'); CPU: the server process over the window; join: connect to first "
-        "body byte; RSS: growth from before the joins to the end, per viewer; core "
+        "body byte; RSS: growth from before the joins to the end, per viewer (for Home "
+        "Assistant, which serves every row in one process and reuses memory freed by "
+        "earlier rows, also the growth since before its first broadcast: lower\u2013"
+        "upper bound); core "
         "busy: all that ran on the server core in the window (other processes, "
         "interrupts and the kernel's loopback receive work included), and in "
         "parentheses the client core (client and engine simulator)."
