@@ -390,6 +390,8 @@ async def test_head_answers_like_get_for_every_url_form(
             if mime == "video/mp2t":
                 # A live body has no length (0 would tell a player it is empty).
                 assert "Content-Length" not in resp.headers
+                # Like the GET, whose body is delimited by the connection's end.
+                assert resp.headers["Connection"] == "close"
             assert await resp.read() == b""
         # What GET refuses, HEAD refuses.
         assert (await anonymous.head(path)).status == 401

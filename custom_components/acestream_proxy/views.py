@@ -151,7 +151,10 @@ def _head(request: web.Request, kind: ContentKind, value: str) -> web.StreamResp
         return _error(
             HTTPStatus.NOT_FOUND, "no AceStream engine is configured and loaded"
         )
-    return web.Response(headers=TS_HEADERS)
+    response = web.Response(headers=TS_HEADERS)
+    # The GET's body ends with its connection: say so here too.
+    response.force_close()
+    return response
 
 
 async def _key_of(request: web.Request, token: str) -> AccessKey | web.Response:
