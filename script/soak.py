@@ -856,6 +856,12 @@ def main() -> None:
         "--keep", action="store_true", help="keep Home Assistant's folder and log"
     )
     args = parser.parse_args()
+    # Home Assistant's bootstrap always sets up its default integrations (the
+    # frontend among them) and runs with --skip-pip: on a fresh venv their
+    # packages must be installed first, as `make demo` and `make bench` do.
+    sys.path.insert(0, str(ROOT / "script"))
+    demo = importlib.import_module("demo")
+    demo.ensure_requirements(("frontend", "onboarding", "config", DOMAIN))
     sys.exit(asyncio.run(soak(args)))
 
 
