@@ -434,6 +434,66 @@ def test_restart_wrap_and_resume_make_discontinuities() -> None:
     assert not any(s.discontinuity for s in segmenter.segments)
 
 
+def _pes_payloads(data: bytes, pid: int) -> list[bytes]:
+    """The elementary stream bytes of each PES of ``pid`` that starts in ``data``."""
+    found: list[bytearray] = []
+    for pos in range(0, len(data), PACKET_SIZE):
+        packet = data[pos : pos + PACKET_SIZE]
+        if packet_pid(packet, 0) != pid or not packet[3] & 0x10:
+            continue
+        payload = 4 + (1 + packet[4] if packet[3] & 0x20 else 0)
+        if packet[1] & 0x40:
+            found.append(bytearray(packet[payload + 9 + packet[payload + 8] :]))
+        elif found:
+            found[-1] += packet[payload:]
+    return [bytes(pes) for pes in found]
+
+
+def test_a_source_cut_anywhere_in_a_frame_leaves_no_piece_of_it(
+    tmp_path: Path,
+) -> None:
+    """The source breaks off after every packet of a segment's first frame (its
+    keyframe) and of the frame after it, then restarts: no segment holds a
+    truncated frame or audio PES (a decoder reports a corrupt frame), the segment
+    whose only frame broke off is dropped, and ffmpeg (-v warning) plays on."""
+    data = _interleave_audio(_stream(3.0))
+    program = _program(data)
+    video = program.video_pid
+    assert video is not None
+    audio = _audio_pid(data)
+    frames = set(_pes_payloads(_stream(9.0), video))
+    keyframe = random_access_offsets(data, video)[2]
+    starts = [
+        pos
+        for pos in range(keyframe + PACKET_SIZE, len(data), PACKET_SIZE)
+        if packet_pid(data, pos) == video and data[pos + 1] & 0x40
+    ]
+    restart = _interleave_audio(_stream(3.0, start=5.0))
+    first = random_access_offsets(restart, video)[0]
+    last_counters(restart[:first], program.counters)
+    rest = mark_discontinuity(restart[first:], 0)
+    lead_in = program.lead_in(True, rest)
+    cuts = range(keyframe + PACKET_SIZE, starts[1] + PACKET_SIZE, PACKET_SIZE)
+    dropped = 0
+    for cut in cuts:
+        segmenter = Segmenter(target_duration=1.0, window=20)
+        _feed(segmenter, data[:cut])
+        segmenter.feed(lead_in)
+        segmenter.feed(rest)
+        assert segmenter.stats.discontinuities == 1
+        dropped += segmenter.stats.dropped_segments
+        for segment in segmenter.segments:
+            assert set(_pes_payloads(segment.data, video)) <= frames, cut
+            pes = _audio_pes(segment.data, audio)
+            assert all(complete for _, complete in pes), cut
+            assert cc_errors(segment.data) == [], cut
+        PlaylistChecker().check(segmenter.playlist(lambda s: f"{s.seq}.ts"))
+        if cut in (cuts[0], cuts[len(cuts) // 2], cuts[-1]):
+            assert _ffmpeg_warnings(_vod(tmp_path, segmenter)) == "", cut
+    # Every cut before the keyframe's last packet broke off the segment's only frame.
+    assert dropped >= (starts[0] - keyframe) // PACKET_SIZE - 10
+
+
 @pytest.fixture
 def entry_options() -> dict[str, int]:
     """1 s segments (the fixture's GOP) so playlists roll within a test."""

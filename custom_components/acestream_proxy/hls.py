@@ -19,14 +19,16 @@ at the start of a PES: the tail of an audio PES that started before the cut goes
 to the segment where it started, so no PES is split or repeated. An upstream
 restart (the broadcaster flags the first keyframe after it with
 discontinuity_indicator) starts a new segment marked #EXT-X-DISCONTINUITY;
-sequence numbers keep counting.
+sequence numbers keep counting. What the source broke off in before it never
+ends: the frame in progress and unfinished PES are dropped (with the segment, if
+that frame was its only one), so no decoder gets a truncated frame.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 import math
@@ -178,6 +180,7 @@ class SegmenterStats:
     discontinuities: int = 0
     tail_packets: int = 0  # PES tails moved back to the segment they belong to
     orphan_packets: int = 0  # PES tails with no start (after a join or restart)
+    dropped_segments: int = 0  # the source broke off in their only frame
 
 
 @dataclass(slots=True)
@@ -448,32 +451,40 @@ class Segmenter:
             end = self._audio_end
         self._shift = (end + int(REBASE_GAP * PTS_HZ) - raw) % PTS_WRAP
 
-    def _drop_unfinished(self, building: _Building) -> float:
+    def _drop_unfinished(self, building: _Building) -> float | None:
         """The source broke off: drop its unfinished PES; the duration that is left.
 
         The frame in progress may be cut short (its end never comes), and so may
-        an audio PES: decoders would choke on them.
+        an audio PES: decoders would choke on them. A video PES has no length, so
+        the last frame always counts as unfinished; when it is the segment's only
+        frame nothing playable is left: None, the segment is dropped.
         """
         self._trim_tables(building)
         assert building.start is not None
         assert building.clock is not None
         unfinished = self._open_pes(building, None)
         video = self._clock_pid
-        if video is not None and building.clock == building.start:
-            unfinished.pop(video, None)  # keep its only frame
-        offsets = {pid: building.pes[pid][0] for pid in unfinished}
-        if offsets:
-            data = building.data
-            first = min(offsets.values())
-            kept = bytearray(data[:first])
-            for pos in range(first, len(data), PACKET_SIZE):
-                pid = (data[pos + 1] & 0x1F) << 8 | data[pos + 2]
-                if pos < offsets.get(pid, len(data)):
-                    kept += data[pos : pos + PACKET_SIZE]
-            building.data = kept
-        if video in offsets:
+        if video in unfinished and building.clock == building.start:
+            self.stats.dropped_segments += 1
+            return None
+        self._drop_pes(building, unfinished)
+        if video in unfinished:
             return ticks(building.start, building.clock) / PTS_HZ
         return self._measured(building)
+
+    def _drop_pes(self, building: _Building, pids: Iterable[int]) -> None:
+        """Drop the segment's last PES of each of ``pids``, from its start on."""
+        offsets = {pid: building.pes[pid][0] for pid in pids if pid in building.pes}
+        if not offsets:
+            return
+        data = building.data
+        first = min(offsets.values())
+        kept = bytearray(data[:first])
+        for pos in range(first, len(data), PACKET_SIZE):
+            pid = (data[pos + 1] & 0x1F) << 8 | data[pos + 2]
+            if pos < offsets.get(pid, len(data)):
+                kept += data[pos : pos + PACKET_SIZE]
+        building.data = kept
 
     def _should_cut(self, building: _Building, clock: int, keyframe: bool) -> bool:
         assert building.start is not None
@@ -564,17 +575,27 @@ class Segmenter:
         discontinuity: bool,
         duration: float | None = None,
     ) -> None:
-        """End the segment before the packet being processed; start the next."""
+        """End the segment before the packet being processed; start the next.
+
+        At a discontinuity the ended segment lasts ``duration`` (None: it is
+        dropped, nothing playable was left in it).
+        """
         building = self._building
         assert building is not None
         self._trim_tables(building)
-        if self._closing is not None:
+        closing = self._closing
+        if closing is not None:
+            if discontinuity:
+                # The tails it waits for never come: the source broke off.
+                self._drop_pes(closing, closing.open)
+                closing.open = {}
             self._finish_closing()
         if discontinuity:
-            assert duration is not None
-            self._finish(building, duration)
+            if duration is not None:
+                self._finish(building, duration)
             self._discontinuity = True
-            self._begin(clock, True)
+            # Nothing before it in the playlist: no discontinuity to mark.
+            self._begin(clock, self.next_seq > 0)
             return
         building.open = self._open_pes(building, clock)
         self._closing = building
