@@ -444,7 +444,6 @@ class Broadcaster:
         self._aligned_bytes = 0
         self._pending: list[bytes] = []
         self._pending_size = 0
-        self._pending_since = 0.0
         self._flush_timer: asyncio.TimerHandle | None = None
         self._last_append = time.monotonic()
         self._ticker: asyncio.TimerHandle | None = None
@@ -862,8 +861,8 @@ class Broadcaster:
         if aligned:
             self._aligned_bytes += len(aligned)
             if not self._pending:
-                self._pending_since = now
-                # Data that arrives just before a stall must not wait for it.
+                # Gathered data is flushed at FLUSH_SECONDS old at the latest, so
+                # data that arrives just before a stall does not wait for it.
                 self._flush_timer = asyncio.get_running_loop().call_later(
                     FLUSH_SECONDS, self._flush_due
                 )
@@ -871,10 +870,8 @@ class Broadcaster:
             self._pending_size += len(aligned)
         # Reads come in whatever sizes the socket gives; viewers are woken and
         # written to per ring chunk, so gather reads into fewer, larger chunks.
-        if self._pending and (
-            self._pending_size >= FLUSH_BYTES
-            or now - self._pending_since >= FLUSH_SECONDS
-        ):
+        # Their age is the flush timer's business.
+        if self._pending_size >= FLUSH_BYTES:
             self._flush(now)
 
     def _flush_due(self) -> None:
