@@ -603,7 +603,7 @@ class Hass:
         self.api = api = demo.HomeAssistantApi(self.http, self.url)
         await api.onboard()
         await api.wait_running(self.child, 300)
-        self.entry_id = await api.add_entry("127.0.0.1", engine_port)
+        self.entry_id, _ = await api.add_entry("127.0.0.1", engine_port)
         await api.wait_entry_loaded(self.entry_id, 60)
         flow = await api._request(
             "POST",

@@ -435,24 +435,39 @@ class HomeAssistantApi:
                 removed.append(entry["domain"])
         return removed
 
-    async def add_entry(self, host: str, port: int) -> str:
-        """Add the integration through the config flow; return the entry id."""
-        flow = await self._request(
-            "POST",
-            "/api/config/config_entries/flow",
-            json={"handler": DOMAIN, "show_advanced_options": False},
-        )
-        if flow.get("type") != "form":
-            raise DemoError(f"config flow did not show a form: {flow}")
+    async def add_entry(self, host: str, port: int) -> tuple[str, str]:
+        """Add an engine through the config flow as a user does; return the entry
+        id and how it was chosen.
+
+        The first form lists the engines the integration found around here: pick
+        this one when it is listed, else choose to type an address and enter it.
+        """
+        base = "/api/config/config_entries/flow"
         result = await self._request(
-            "POST",
-            f"/api/config/config_entries/flow/{flow['flow_id']}",
-            json={"host": host, "port": port},
+            "POST", base, json={"handler": DOMAIN, "show_advanced_options": False}
         )
+        how = "entered its address"
+        if result.get("type") == "form" and result.get("step_id") == "user":
+            offered = select_options(result, "engine")
+            wanted = f"{host.lower()}:{port}"
+            choice = wanted if wanted in offered else "manual"
+            if choice not in offered:
+                raise DemoError(
+                    f"config flow offers neither engine nor manual: {result}"
+                )
+            if choice != "manual":
+                how = "picked it among the engines found"
+            result = await self._request(
+                "POST", f"{base}/{result['flow_id']}", json={"engine": choice}
+            )
+        if result.get("type") == "form" and result.get("step_id") == "manual":
+            result = await self._request(
+                "POST", f"{base}/{result['flow_id']}", json={"host": host, "port": port}
+            )
         if result.get("type") != "create_entry":
             raise DemoError(f"config flow did not create an entry: {result}")
         entry_id: str = result["result"]["entry_id"]
-        return entry_id
+        return entry_id, how
 
     async def add_channel(
         self, entry_id: str, name: str, content: str, group: str
@@ -528,6 +543,15 @@ class HomeAssistantApi:
             for item in await self._request("GET", "/api/states")
         }
         return [(entity_id, states.get(entity_id, "?")) for entity_id in ids]
+
+
+def select_options(form: dict[str, Any], name: str) -> list[str]:
+    """The values a form's select field offers (as the REST API serializes it)."""
+    for field in form.get("data_schema") or []:
+        if field.get("name") == name:
+            options = field.get("selector", {}).get("select", {}).get("options", [])
+            return [str(o["value"] if isinstance(o, dict) else o) for o in options]
+    return []
 
 
 async def check_stream(session: aiohttp.ClientSession, url: str) -> str:
@@ -714,9 +738,9 @@ async def run(args: argparse.Namespace, stop: asyncio.Event) -> int:
             entry_ids = []
             for port in sim_ports:
                 log(f"adding the AceStream Proxy entry for the engine on port {port}")
-                entry_id = await api.add_entry("127.0.0.1", port)
+                entry_id, how = await api.add_entry("127.0.0.1", port)
                 entry = await api.wait_entry_loaded(entry_id, ENTRY_LOAD_TIMEOUT)
-                log(f"config entry '{entry['title']}' is {entry['state']}")
+                log(f"config entry '{entry['title']}' is {entry['state']} ({how})")
                 entry_ids.append(entry_id)
             for name, content_id, group in CHANNELS:
                 await api.add_channel(entry_ids[0], name, content_id, group)
