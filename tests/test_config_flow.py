@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
 from unittest.mock import patch
 
-from homeassistant.config_entries import SOURCE_IGNORE, SOURCE_USER
+from homeassistant.config_entries import (
+    SOURCE_IGNORE,
+    SOURCE_USER,
+    ConfigEntry,
+    ConfigEntryState,
+    ConfigFlow,
+)
 from homeassistant.const import CONF_HOST, CONF_PORT
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType, InvalidData
@@ -124,10 +131,28 @@ async def test_user_flow_already_configured(
     assert result["reason"] == "already_configured"
 
 
+def _reload_in_flow_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What Home Assistant 2026.12 does to a flow that reloads an entry with an
+    update listener (2026.6 to 2026.11 report it): refuse it."""
+
+    def refused(flow: ConfigFlow, entry: ConfigEntry, **kwargs: Any) -> None:
+        if entry.update_listeners:
+            raise ValueError("Cannot update and reload entry with update listeners")
+        raise AssertionError("reconfigure reloads by the update listener or itself")
+
+    monkeypatch.setattr(ConfigFlow, "async_update_reload_and_abort", refused)
+
+
 async def test_reconfigure(
-    hass: HomeAssistant, loaded_entry: MockConfigEntry, engine_sim: EngineSimulator
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    engine_sim: EngineSimulator,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """Reconfigure validates the new address, then updates and reloads the entry."""
+    """Reconfigure validates the new address, then updates the entry, which its
+    update listener reloads onto the new engine (the form 2026.12 requires)."""
+    _reload_in_flow_refused(monkeypatch)
     other = EngineSimulator()
     await other.start()
     try:
@@ -147,17 +172,52 @@ async def test_reconfigure(
         assert result["errors"] == {"base": "cannot_connect"}
 
         other.version_mode = "ok"
+        polled = other.counters.version_calls
         result = await hass.config_entries.flow.async_configure(
-            result["flow_id"], {CONF_HOST: "127.0.0.1", CONF_PORT: other.port}
+            result["flow_id"], {CONF_HOST: " 127.0.0.1 ", CONF_PORT: other.port}
         )
         await hass.async_block_till_done()
         assert result["type"] is FlowResultType.ABORT
         assert result["reason"] == "reconfigure_successful"
+        # Ours, not Home Assistant's generic text (2026.10+ for its own helpers).
+        assert result.get("translation_domain") in (None, DOMAIN)
         assert loaded_entry.data == {CONF_HOST: "127.0.0.1", CONF_PORT: other.port}
         assert loaded_entry.title == f"AceStream engine 127.0.0.1:{other.port}"
+        assert loaded_entry.unique_id == f"127.0.0.1:{other.port}"
+        # Reloaded onto the new engine: its first refresh asked it.
+        assert loaded_entry.state is ConfigEntryState.LOADED
+        assert loaded_entry.runtime_data.client.port == other.port
+        assert other.counters.version_calls > polled + 1
+        assert "update listener" not in caplog.text
     finally:
         assert await hass.config_entries.async_unload(loaded_entry.entry_id)
         await other.stop()
+
+
+async def test_reconfigure_entry_that_cannot_set_up(
+    hass: HomeAssistant,
+    config_entry: MockConfigEntry,
+    engine_sim: EngineSimulator,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An entry whose engine moved retries its setup on the old address: the new
+    address reloads it from the flow (it has no update listener yet)."""
+    _reload_in_flow_refused(monkeypatch)
+    config_entry.add_to_hass(hass)
+    port = engine_sim.port
+    await engine_sim.stop()
+    assert not await hass.config_entries.async_setup(config_entry.entry_id)
+    assert config_entry.state is ConfigEntryState.SETUP_RETRY
+    async with EngineSimulator() as moved:
+        result = await config_entry.start_reconfigure_flow(hass)
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], {CONF_HOST: "127.0.0.1", CONF_PORT: moved.port}
+        )
+        await hass.async_block_till_done()
+        assert result["reason"] == "reconfigure_successful"
+        assert config_entry.state is ConfigEntryState.LOADED
+        assert config_entry.runtime_data.client.port == moved.port != port
+        assert await hass.config_entries.async_unload(config_entry.entry_id)
 
 
 async def test_reconfigure_to_existing_engine_aborts(

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from homeassistant.config_entries import SOURCE_HASSIO, SOURCE_IGNORE
 from homeassistant.const import CONF_HOST, CONF_PORT
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers.service_info.hassio import HassioServiceInfo
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from homeassistant.util import dt as dt_util
+import pytest
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_fire_time_changed,
+)
 
 from custom_components.acestream_proxy.const import DOMAIN
 from custom_components.acestream_proxy.discovery import async_discover
@@ -142,18 +149,28 @@ async def test_supervisor_addon_host_names(
     hass: HomeAssistant, engine_sim: EngineSimulator
 ) -> None:
     """Under the Supervisor the usual add-on names and the installed AceStream
-    add-ons' host names are probed too; without it, none of them."""
+    add-ons' host names are probed too; without it, none of them. While the
+    Supervisor's data loads (None before 2026.8, HassioNotReadyError since), the
+    usual names are probed and nothing breaks."""
     from homeassistant.components.hassio.const import DATA_ADDONS_INFO
 
     from custom_components.acestream_proxy import discovery
 
     assert discovery._addon_hosts(hass) == []
+    assert not discovery.supervisor_loading(hass)
     hass.config.components.add("hassio")
-    hass.data[DATA_ADDONS_INFO] = {
-        "a0d7b954_acestream_engine": {},
-        "core_mosquitto": {},
-        "local_acestream": {},
-    }
+    assert DATA_ADDONS_INFO not in hass.data
+    assert discovery.supervisor_loading(hass)
+    assert discovery._addon_hosts(hass) == list(discovery.ADDON_HOSTS)
+    found = await discovery.async_find_engines(hass, [("127.0.0.1", engine_sim.port)])
+    assert [(e.host, e.port) for e in found] == [("127.0.0.1", engine_sim.port)]
+
+    # What the Supervisor integration stores once loaded (details of each add-on
+    # are None until fetched, on every release).
+    hass.data[DATA_ADDONS_INFO] = dict.fromkeys(
+        ("a0d7b954_acestream_engine", "core_mosquitto", "local_acestream")
+    )
+    assert not discovery.supervisor_loading(hass)
     assert discovery._addon_hosts(hass) == [
         "acestream",
         "acestream-engine",
@@ -163,3 +180,37 @@ async def test_supervisor_addon_host_names(
     # Names that do not resolve here are simply not found; the others still are.
     found = await discovery.async_find_engines(hass, [("127.0.0.1", engine_sim.port)])
     assert [(e.host, e.port) for e in found] == [("127.0.0.1", engine_sim.port)]
+
+
+async def test_periodic_probe_retries_while_supervisor_loads(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The first probe, made while the Supervisor's data loads, is repeated a
+    minute later until the installed add-ons are known; then only the regular
+    interval probes."""
+    from homeassistant.components.hassio.const import DATA_ADDONS_INFO
+
+    from custom_components.acestream_proxy import discovery
+
+    async with EngineSimulator() as other:
+        # This machine's engine stands in for every probe: each probe is one
+        # version call on it.
+        monkeypatch.setattr(discovery, "ENGINE_PORT", other.port)
+        hass.config.components.add("hassio")
+
+        start = dt_util.utcnow()
+        calls = []
+        for minutes in range(1, 7):
+            if minutes == 4:
+                hass.data[DATA_ADDONS_INFO] = {}
+            async_fire_time_changed(hass, start + timedelta(minutes=minutes))
+            await hass.async_block_till_done(wait_background_tasks=True)
+            calls.append(other.counters.version_calls)
+        # Three probes while loading, and the one that saw the data come; then
+        # none until the regular interval.
+        assert 0 < calls[0] < calls[1] < calls[2] < calls[3]
+        assert calls[5] == calls[4] == calls[3]
+        for flow in _flows(hass):
+            hass.config_entries.flow.async_abort(flow["flow_id"])

@@ -115,9 +115,16 @@ async def async_setup_entry(hass: HomeAssistant, entry: AceStreamConfigEntry) ->
 async def _async_entry_updated(
     hass: HomeAssistant, entry: AceStreamConfigEntry
 ) -> None:
-    """Channels added: new entities. Channels edited: renamed in place, without a
-    reload (which would end every broadcast of the engine). Options: next start."""
+    """Address changed (reconfigure): reload. Channels added: new entities.
+    Channels edited: renamed in place, without a reload (which would end every
+    broadcast of the engine). Options: next start."""
     data = entry.runtime_data
+    if (entry.data[CONF_HOST], entry.data[CONF_PORT]) != (
+        data.client.host,
+        data.client.port,
+    ):
+        hass.config_entries.async_schedule_reload(entry.entry_id)
+        return
     channels = _channels(entry)
     added = set(channels) - set(data.channels)
     for subentry_id, channel in channels.items():

@@ -306,10 +306,9 @@ class AceStreamConfigFlow(ConfigFlow, domain=DOMAIN):
         entry = self._get_reconfigure_entry()
         errors: dict[str, str] = {}
         if user_input is not None:
-            new = {
-                CONF_HOST: str(user_input[CONF_HOST]).strip(),
-                CONF_PORT: int(user_input[CONF_PORT]),
-            }
+            host = str(user_input[CONF_HOST]).strip()
+            port = int(user_input[CONF_PORT])
+            new = {CONF_HOST: host, CONF_PORT: port}
             for other in self._async_current_entries(include_ignore=False):
                 if other.entry_id != entry.entry_id and all(
                     other.data.get(key) == value for key, value in new.items()
@@ -317,18 +316,18 @@ class AceStreamConfigFlow(ConfigFlow, domain=DOMAIN):
                     return self.async_abort(reason="already_configured")
             version = await validate_connection(self.hass, user_input, errors)
             if version is not None:
-                return self.async_update_reload_and_abort(
+                self.hass.config_entries.async_update_entry(
                     entry,
-                    unique_id=engine_key(
-                        str(user_input[CONF_HOST]), int(user_input[CONF_PORT])
-                    ),
-                    title=f"AceStream engine {user_input[CONF_HOST]}:"
-                    f"{user_input[CONF_PORT]}",
-                    data_updates={
-                        CONF_HOST: user_input[CONF_HOST],
-                        CONF_PORT: int(user_input[CONF_PORT]),
-                    },
+                    unique_id=engine_key(host, port),
+                    title=f"AceStream engine {host}:{port}",
+                    data={**entry.data, **new},
                 )
+                # A loaded entry's update listener reloads it (from 2026.12 a flow
+                # may not reload an entry that has one); one that is not loaded
+                # (its setup retrying on the old address) is reloaded from here.
+                if not entry.update_listeners:
+                    self.hass.config_entries.async_schedule_reload(entry.entry_id)
+                return self.async_abort(reason="reconfigure_successful")
         return self.async_show_form(
             step_id="reconfigure",
             data_schema=self.add_suggested_values_to_schema(

@@ -20,18 +20,21 @@ from typing import Final
 from homeassistant.components import network
 from homeassistant.config_entries import SOURCE_INTEGRATION_DISCOVERY
 from homeassistant.const import CONF_HOST, CONF_PORT, EVENT_HOMEASSISTANT_STOP
-from homeassistant.core import Event, HomeAssistant, callback
+from homeassistant.core import CALLBACK_TYPE, Event, HomeAssistant, callback
 from homeassistant.helpers import discovery_flow
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.event import async_call_later, async_track_time_interval
 from homeassistant.helpers.hassio import is_hassio
 
+from .compat import addon_slugs
 from .const import DEFAULT_PORT, DOMAIN, LOGGER
 from .engine import EngineClient, EngineError, EngineVersion
 
 PROBE_TIMEOUT: Final = 2.0
 DISCOVERY_INTERVAL: Final = timedelta(minutes=30)
 DISCOVERY_DELAY: Final = timedelta(minutes=1)
+# Probes repeated while the Supervisor's data loads (it usually takes seconds).
+SUPERVISOR_RETRIES: Final = 10
 LOCAL_HOSTS: Final = ("127.0.0.1", "localhost")
 # Host names AceStream engine add-ons get on the Supervisor network, besides the
 # installed add-ons whose slug names AceStream (see _addon_hosts).
@@ -74,6 +77,7 @@ def _addon_hosts(hass: HomeAssistant) -> list[str]:
 
     An add-on's host name is its slug with dashes, prefixed by its repository's
     hash, so the installed ones are the only way to find third-party add-ons.
+    While the Supervisor's data loads, the usual names are all there is.
     """
     if not is_hassio(hass):
         return []
@@ -81,16 +85,18 @@ def _addon_hosts(hass: HomeAssistant) -> list[str]:
     from homeassistant.components.hassio import (  # noqa: PLC0415
         hostname_from_addon_slug,
     )
-    from homeassistant.components.hassio.coordinator import (  # noqa: PLC0415
-        get_addons_info,
-    )
 
     installed = [
         hostname_from_addon_slug(slug)
-        for slug in sorted(get_addons_info(hass) or {})
+        for slug in addon_slugs(hass) or ()
         if "acestream" in slug.lower()
     ]
     return list(dict.fromkeys([*ADDON_HOSTS, *installed]))
+
+
+def supervisor_loading(hass: HomeAssistant) -> bool:
+    """Under the Supervisor, before it has told which add-ons are installed."""
+    return is_hassio(hass) and addon_slugs(hass) is None
 
 
 async def _probe(client: EngineClient) -> EngineVersion | None:
@@ -105,20 +111,35 @@ async def _probe(client: EngineClient) -> EngineVersion | None:
 
 @callback
 def async_setup_discovery(hass: HomeAssistant) -> None:
-    """Probe a minute after start, then every DISCOVERY_INTERVAL."""
+    """Probe a minute after start, then every DISCOVERY_INTERVAL.
+
+    A probe made while the Supervisor's data loads misses the installed add-ons:
+    it is repeated every DISCOVERY_DELAY until that data is there (at most
+    SUPERVISOR_RETRIES times; the interval's probes go on after that).
+    """
+    cancel: dict[str, CALLBACK_TYPE] = {}
+    retries = 0
 
     async def run(_now: datetime | None = None) -> None:
+        nonlocal retries
+        if (pending := cancel.pop("retry", None)) is not None:
+            pending()
         await async_discover(hass)
+        if supervisor_loading(hass) and retries < SUPERVISOR_RETRIES:
+            retries += 1
+            LOGGER.debug("Supervisor data not loaded yet; probing again soon")
+            cancel["retry"] = async_call_later(hass, DISCOVERY_DELAY, run)
 
-    cancel_first = async_call_later(hass, DISCOVERY_DELAY, run)
-    cancel_interval = async_track_time_interval(
+    cancel["first"] = async_call_later(hass, DISCOVERY_DELAY, run)
+    cancel["interval"] = async_track_time_interval(
         hass, run, DISCOVERY_INTERVAL, name=f"{DOMAIN} discovery"
     )
 
     @callback
     def stop(_event: Event) -> None:
-        cancel_first()
-        cancel_interval()
+        for unsub in cancel.values():
+            unsub()
+        cancel.clear()
 
     hass.bus.async_listen_once(EVENT_HOMEASSISTANT_STOP, stop)
 
