@@ -7,8 +7,8 @@ from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 import itertools
 
-from custom_components.acestream_proxy.hls import pes_timestamps, ticks
-from custom_components.acestream_proxy.ts import ProgramInfo
+from custom_components.acestream_proxy.stream.hls import pes_timestamps, ticks
+from custom_components.acestream_proxy.stream.ts import ProgramInfo
 
 PACKET = 188
 NULL_PID = 0x1FFF

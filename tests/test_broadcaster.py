@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from custom_components.acestream_proxy.broadcaster import (
+from custom_components.acestream_proxy.stream.broadcast import (
     NOT_TS_REASON,
     BroadcastConfig,
     Broadcaster,
@@ -19,12 +19,16 @@ from custom_components.acestream_proxy.broadcaster import (
     EndReason,
     Phase,
 )
-from custom_components.acestream_proxy.engine import (
+from custom_components.acestream_proxy.stream.engine import (
     ContentKind,
     ContentRef,
     EngineClient,
 )
-from custom_components.acestream_proxy.ts import PACKET_SIZE, ProgramInfo, packet_pid
+from custom_components.acestream_proxy.stream.ts import (
+    PACKET_SIZE,
+    ProgramInfo,
+    packet_pid,
+)
 from tests.helpers import NULL_PID, pids, strip_nulls
 from tests.simulator import EngineSimulator
 

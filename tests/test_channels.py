@@ -18,7 +18,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from custom_components.acestream_proxy import playlist as playlist_module
 from custom_components.acestream_proxy.channel import parse_m3u, ref_from_link
 from custom_components.acestream_proxy.const import DOMAIN
-from custom_components.acestream_proxy.engine import ContentKind, ContentRef
+from custom_components.acestream_proxy.stream.engine import ContentKind, ContentRef
 
 CID = "0a4848271c91ce2d8965ce416267c25047dc8141"
 CID2 = "1b4848271c91ce2d8965ce416267c25047dc8142"

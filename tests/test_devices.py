@@ -21,8 +21,8 @@ from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 
 from custom_components.acestream_proxy.const import DOMAIN
 from custom_components.acestream_proxy.devices import async_move_adhoc
-from custom_components.acestream_proxy.engine import ContentKind, ContentRef
 from custom_components.acestream_proxy.hub import adhoc_target, get_hub
+from custom_components.acestream_proxy.stream.engine import ContentKind, ContentRef
 from tests.helpers import read_bytes, read_for, strip_nulls
 from tests.simulator import EngineSimulator
 

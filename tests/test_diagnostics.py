@@ -18,8 +18,8 @@ from pytest_homeassistant_custom_component.components.diagnostics import (
 from custom_components.acestream_proxy.channel import Channel
 from custom_components.acestream_proxy.const import DOMAIN
 from custom_components.acestream_proxy.diagnostics import redact_text
-from custom_components.acestream_proxy.engine import ContentKind, ContentRef
 from custom_components.acestream_proxy.hub import get_hub
+from custom_components.acestream_proxy.stream.engine import ContentKind, ContentRef
 
 IH = "2c4848271c91ce2d8965ce416267c25047dc8143"
 IH_OTHER = "3d4848271c91ce2d8965ce416267c25047dc8144"

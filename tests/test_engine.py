@@ -10,7 +10,7 @@ import aiohttp
 import aiohttp.web
 import pytest
 
-from custom_components.acestream_proxy.engine import (
+from custom_components.acestream_proxy.stream.engine import (
     ContentKind,
     ContentRef,
     EngineApiError,

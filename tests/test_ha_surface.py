@@ -38,8 +38,8 @@ from yarl import URL
 
 from custom_components.acestream_proxy import hub as hub_module
 from custom_components.acestream_proxy.const import CONF_LINGER, DOMAIN, EVENT_TYPE
-from custom_components.acestream_proxy.engine import ContentKind, ContentRef
 from custom_components.acestream_proxy.hub import get_hub
+from custom_components.acestream_proxy.stream.engine import ContentKind, ContentRef
 from tests.helpers import read_bytes, strip_nulls
 from tests.simulator import EngineSimulator
 

@@ -16,23 +16,23 @@ from homeassistant.core import HomeAssistant
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.acestream_proxy import hls as hls_module
-from custom_components.acestream_proxy.broadcaster import BroadcastConfig
 from custom_components.acestream_proxy.const import (
     CONF_HLS_SEGMENT,
     CONF_LINGER,
     CONF_MAX_VIEWERS,
     DOMAIN,
 )
-from custom_components.acestream_proxy.hls import (
+from custom_components.acestream_proxy.hub import get_hub
+from custom_components.acestream_proxy.stream import hls as hls_module
+from custom_components.acestream_proxy.stream.broadcast import BroadcastConfig
+from custom_components.acestream_proxy.stream.hls import (
     PTS_WRAP,
     Segmenter,
     pes_timestamps,
     playlist_target,
     ticks,
 )
-from custom_components.acestream_proxy.hub import get_hub
-from custom_components.acestream_proxy.ts import (
+from custom_components.acestream_proxy.stream.ts import (
     PACKET_SIZE,
     ProgramInfo,
     discontinuity_packet,

@@ -16,8 +16,8 @@ from pytest_homeassistant_custom_component.common import (
 )
 
 from custom_components.acestream_proxy.const import DOMAIN, EVENT_TYPE
-from custom_components.acestream_proxy.engine import ContentKind, ContentRef
 from custom_components.acestream_proxy.hub import get_hub
+from custom_components.acestream_proxy.stream.engine import ContentKind, ContentRef
 from tests.helpers import (
     discontinuities,
     first_video_frame,

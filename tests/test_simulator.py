@@ -12,7 +12,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-from custom_components.acestream_proxy.ts import ProgramInfo, random_access_offsets
+from custom_components.acestream_proxy.stream.ts import (
+    ProgramInfo,
+    random_access_offsets,
+)
 from tests.simulator import (
     DEFAULT_FIXTURE,
     VERSION_MODES,

@@ -17,12 +17,6 @@ from pytest_homeassistant_custom_component.common import (
     async_capture_events,
 )
 
-from custom_components.acestream_proxy.broadcaster import (
-    NOT_TS_REASON,
-    BroadcastConfig,
-    Broadcaster,
-    BroadcastState,
-)
 from custom_components.acestream_proxy.const import (
     CONF_LINGER,
     CONF_MAX_BROADCASTS,
@@ -30,6 +24,12 @@ from custom_components.acestream_proxy.const import (
     EVENT_TYPE,
 )
 from custom_components.acestream_proxy.hub import get_hub
+from custom_components.acestream_proxy.stream.broadcast import (
+    NOT_TS_REASON,
+    BroadcastConfig,
+    Broadcaster,
+    BroadcastState,
+)
 from tests.helpers import (
     discontinuities,
     ffprobe_streams,

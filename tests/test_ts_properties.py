@@ -6,7 +6,7 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from custom_components.acestream_proxy.ts import (
+from custom_components.acestream_proxy.stream.ts import (
     PACKET_SIZE,
     SYNC_BYTE,
     ProgramInfo,

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from custom_components.acestream_proxy.ring import Cursor, Ring
-from custom_components.acestream_proxy.ts import (
+from custom_components.acestream_proxy.stream.ring import Cursor, Ring
+from custom_components.acestream_proxy.stream.ts import (
     PACKET_SIZE,
     ProgramInfo,
     TsAligner,

@@ -30,7 +30,6 @@ from .devices import (
     device_is_removable,
 )
 from .discovery import async_setup_discovery
-from .engine import EngineClient
 from .hub import (
     HUB_KEY,
     SIGNAL_ADHOC_MOVED,
@@ -41,6 +40,7 @@ from .hub import (
 )
 from .playlist import KeyPlaylistView, PlaylistView
 from .services import async_register_services
+from .stream.engine import EngineClient
 from .views import async_register_views
 
 if TYPE_CHECKING:

@@ -15,7 +15,7 @@ from .const import (
     CONF_CHANNEL_LOGO,
     CONF_CHANNEL_NAME,
 )
-from .engine import HEX40, ContentKind, ContentRef
+from .stream.engine import HEX40, ContentKind, ContentRef
 
 _ATTR: Final = re.compile(r'([A-Za-z0-9_-]+)="([^"]*)"')
 _ACESTREAM_URL: Final = re.compile(r"^acestream://([0-9a-fA-F]{40})\b")

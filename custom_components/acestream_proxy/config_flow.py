@@ -71,7 +71,6 @@ from .const import (
     SUBENTRY_PLAYLIST,
 )
 from .discovery import FoundEngine, async_find_engines, engine_key
-from .engine import ContentKind, ContentRef, EngineClient, EngineError, EngineVersion
 from .playlist import (
     NotAPlaylistError,
     PlaylistFetchError,
@@ -79,6 +78,13 @@ from .playlist import (
     PlaylistTooLargeError,
     fetch_playlist,
     import_channels,
+)
+from .stream.engine import (
+    ContentKind,
+    ContentRef,
+    EngineClient,
+    EngineError,
+    EngineVersion,
 )
 
 if TYPE_CHECKING:

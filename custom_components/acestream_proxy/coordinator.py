@@ -10,7 +10,7 @@ from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, Upda
 from homeassistant.util import dt as dt_util
 
 from .const import DOMAIN, LOGGER, UPDATE_INTERVAL_SECONDS
-from .engine import EngineClient, EngineError, EngineVersion
+from .stream.engine import EngineClient, EngineError, EngineVersion
 
 # An engine down this long gets a repair issue (it clears itself when back).
 REPAIR_AFTER: Final = timedelta(minutes=5)

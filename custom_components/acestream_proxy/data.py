@@ -9,7 +9,7 @@ from homeassistant.config_entries import ConfigEntry
 
 if TYPE_CHECKING:
     from .coordinator import EngineCoordinator
-    from .engine import EngineClient
+    from .stream.engine import EngineClient
 
 type AceStreamConfigEntry = ConfigEntry[AceStreamData]
 

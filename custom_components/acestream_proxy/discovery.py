@@ -28,7 +28,7 @@ from homeassistant.helpers.hassio import is_hassio
 
 from .compat import addon_slugs
 from .const import DEFAULT_PORT, DOMAIN, LOGGER
-from .engine import EngineClient, EngineError, EngineVersion
+from .stream.engine import EngineClient, EngineError, EngineVersion
 
 PROBE_TIMEOUT: Final = 2.0
 DISCOVERY_INTERVAL: Final = timedelta(minutes=30)

@@ -25,13 +25,6 @@ from homeassistant.helpers.dispatcher import async_dispatcher_send
 from homeassistant.helpers.event import async_track_time_interval
 from homeassistant.util.hass_dict import HassKey
 
-from .broadcaster import (
-    BroadcastClosedError,
-    BroadcastConfig,
-    Broadcaster,
-    BroadcastEvent,
-    Viewer,
-)
 from .const import (
     CONF_HLS_SEGMENT,
     CONF_LINGER,
@@ -47,9 +40,22 @@ from .const import (
     EVENT_TYPE,
     LOGGER,
 )
-from .engine import ContentKind, ContentRef, EngineClient, EngineError, SessionStats
-from .hls import HlsOutput
 from .playlist import iter_channels
+from .stream.broadcast import (
+    BroadcastClosedError,
+    BroadcastConfig,
+    Broadcaster,
+    BroadcastEvent,
+    Viewer,
+)
+from .stream.engine import (
+    ContentKind,
+    ContentRef,
+    EngineClient,
+    EngineError,
+    SessionStats,
+)
+from .stream.hls import HlsOutput
 
 if TYPE_CHECKING:
     from homeassistant.config_entries import ConfigSubentry

@@ -15,8 +15,8 @@ from homeassistant.components.media_source import (
 )
 
 from .const import DOMAIN
-from .engine import ContentKind, ContentRef
 from .playlist import hls_path, iter_channels, stream_path, wants_hls
+from .stream.engine import ContentKind, ContentRef
 
 if TYPE_CHECKING:
     from homeassistant.core import HomeAssistant

@@ -20,7 +20,7 @@ from homeassistant.helpers.http import KEY_HASS, HomeAssistantView
 from .access import KEY_URL_PREFIX, get_keys, require_auth
 from .channel import Channel, Skipped, parse_m3u
 from .const import DOMAIN, SUBENTRY_CHANNEL, URL_PREFIX
-from .engine import ContentKind, ContentRef
+from .stream.engine import ContentKind, ContentRef
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable

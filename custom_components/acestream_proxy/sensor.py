@@ -19,7 +19,6 @@ from homeassistant.core import callback
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 
 from .access import AccessKeys, get_keys, signal_keys_added
-from .broadcaster import BroadcastState
 from .const import SUBENTRY_ACCESS_KEY
 from .entity import (
     AccessKeyEntity,
@@ -28,6 +27,7 @@ from .entity import (
     async_setup_broadcast_platform,
 )
 from .hub import BroadcastRecord, BroadcastTarget, StreamHub, get_hub
+from .stream.broadcast import BroadcastState
 
 if TYPE_CHECKING:
     from homeassistant.config_entries import ConfigSubentry

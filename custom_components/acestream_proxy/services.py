@@ -35,9 +35,9 @@ import voluptuous as vol
 from .access import iter_keys
 from .const import DEFAULT_PORT, DOMAIN, LOGGER
 from .discovery import async_discover
-from .engine import ContentKind, ContentRef
 from .hub import get_hub
 from .playlist import PLAYLIST_PATH, hls_path, iter_channels, stream_path, wants_hls
+from .stream.engine import ContentKind, ContentRef
 
 ATTR_CHANNEL: Final = "channel"
 ATTR_CONTENT_ID: Final = "content_id"

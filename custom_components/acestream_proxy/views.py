@@ -13,9 +13,10 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.http import KEY_HASS, HomeAssistantView
 
 from .access import KEY_URL_PREFIX, AccessKey, get_keys, require_auth
-from .broadcaster import BroadcastClosedError, EndReason, ViewerLimitError
 from .const import LOGGER, URL_PREFIX
-from .engine import (
+from .hub import RETRY_AFTER_LIMIT, CapacityError, NoEngineError, get_hub
+from .stream.broadcast import BroadcastClosedError, EndReason, ViewerLimitError
+from .stream.engine import (
     ContentKind,
     ContentRef,
     EngineApiError,
@@ -23,7 +24,6 @@ from .engine import (
     EngineError,
     EngineTimeoutError,
 )
-from .hub import RETRY_AFTER_LIMIT, CapacityError, NoEngineError, get_hub
 
 HLS_MIME: Final = "application/vnd.apple.mpegurl"
 # The first playlist request waits this long for the first segment (cold start).

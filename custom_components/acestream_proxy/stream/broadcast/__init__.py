@@ -71,14 +71,14 @@ from typing import Any, Final, Protocol
 
 import aiohttp
 
-from .engine import (
+from ..engine import (
     ContentRef,
     EngineConnectionError,
     EngineError,
     StreamSession,
 )
-from .ring import Cursor, Ring
-from .ts import (
+from ..ring import Cursor, Ring
+from ..ts import (
     PACKET_SIZE,
     ProgramInfo,
     TsAligner,

@@ -35,8 +35,8 @@ import math
 import time
 from typing import Final
 
-from .broadcaster import KEEPALIVE, Broadcaster, Viewer, ViewerLimitError
-from .ts import NULL_PID, PACKET_SIZE, PAT_PID, ProgramInfo
+from ..broadcast import KEEPALIVE, Broadcaster, Viewer, ViewerLimitError
+from ..ts import NULL_PID, PACKET_SIZE, PAT_PID, ProgramInfo
 
 PTS_HZ: Final = 90_000
 PTS_WRAP: Final = 1 << 33
