@@ -5,6 +5,12 @@
 #                      fails when any module's coverage is below its minimum
 #   make test-compat   the pytest suite against Home Assistant 2026.2.3 in
 #                      .venv-compat, installed from the lock requirements_test_compat.txt
+#   make test-newest   the pytest suite (with the coverage minimums) against the newest
+#                      Home Assistant that pytest-homeassistant-custom-component pairs
+#                      with, on Python 3.14, in a Debian sid root that script/newest.sh
+#                      builds and caches under /var/cache/acestream-proxy (needs root;
+#                      about 4 minutes the first time, seconds after; follows new
+#                      releases by itself)
 #   make compat-lock   regenerate requirements_test_compat.txt (uses uv, installed
 #                      into .venv-tools, and script/compat_requirements.py; run it
 #                      when bumping versions or adding test requirements, then commit)
@@ -86,7 +92,7 @@ if ! "$(1)/bin/python" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))
 fi
 endef
 
-.PHONY: test test-compat e2e compat-lock compat-lock-check lint format demo bench soak clean venv compat-venv ffmpeg
+.PHONY: test test-compat test-newest e2e compat-lock compat-lock-check lint format demo bench soak clean venv compat-venv ffmpeg
 
 ## ---------------------------------------------------------------- environments
 
@@ -167,6 +173,17 @@ test-compat: compat-venv ffmpeg
 	@$(COMPAT_VENV)/bin/python -c 'import homeassistant.const as c; print(">>> Home Assistant", c.__version__)'
 	PYTHONWARNINGS="$(COMPAT_PYTHONWARNINGS)" $(COMPAT_VENV)/bin/pytest
 
+# The newest release is resolved at run time (script/newest.sh ensure asks PyPI);
+# nothing about it is pinned here. Its coverage data goes to its own file so it
+# never mixes with `make test`'s in the same checkout.
+NEWEST_COVERAGE_JSON := .coverage-newest.json
+
+test-newest:
+	script/newest.sh ensure
+	@script/newest.sh versions
+	COVERAGE_FILE=.coverage.newest script/newest.sh run pytest --cov-report=json:$(NEWEST_COVERAGE_JSON)
+	script/newest.sh run python script/check_coverage.py $(NEWEST_COVERAGE_JSON)
+
 # Regenerates the compat lock from COMPAT_PHACC, the extra test packages of
 # requirements_test.txt, and the requirements of the Home Assistant components the
 # tests set up (script/compat_requirements.py reads them from the HA wheel: pip is
@@ -227,5 +244,5 @@ e2e: venv ffmpeg
 
 clean:
 	rm -rf $(VENV) $(COMPAT_VENV) $(TOOLS_VENV) .demo \
-	  .mypy_cache .ruff_cache .pytest_cache htmlcov .coverage .coverage.*
+	  .mypy_cache .ruff_cache .pytest_cache htmlcov .coverage .coverage.* .coverage-newest.json
 	find . -name __pycache__ -type d -not -path './.git/*' -prune -exec rm -rf {} +

@@ -1,0 +1,238 @@
+#!/usr/bin/env bash
+# The newest Home Assistant that pytest-homeassistant-custom-component (phacc)
+# pairs with, on Python 3.14, for `make test-newest` and for running the demo,
+# soak or bench on the release users install today.
+#
+#   script/newest.sh ensure        build or refresh the environment (idempotent):
+#                                  a Debian sid root with Python 3.14 and ffmpeg,
+#                                  and in it a venv with the newest phacc (asked
+#                                  of PyPI on every call; a venv is rebuilt only
+#                                  when a newer phacc appears), the extra test
+#                                  packages of requirements_test.txt and the
+#                                  packages of the HA components the tests load
+#   script/newest.sh run CMD...    run CMD inside the root: the project directory is
+#                                  bound at its own path, the working directory is
+#                                  kept when it lies in the project (else the project
+#                                  root), the venv's bin comes first on PATH, and the
+#                                  exit status is CMD's. The environment is clean
+#                                  (HOME, PATH, LANG, TERM, plus CI, NO_COLOR,
+#                                  COLUMNS, COVERAGE_FILE, PYTEST_ADDOPTS and
+#                                  PYTHONWARNINGS when set); add more with
+#                                  `run env NAME=value CMD...`. Needs `ensure` first.
+#   script/newest.sh versions      print the Python, Home Assistant and phacc versions
+#
+# Needs root (debootstrap, chroot, a private mount namespace) and network for
+# `ensure`. Everything is cached outside the clone, under $ACESTREAM_PROXY_CACHE
+# (default /var/cache/acestream-proxy/newest): the root is keyed by its recipe
+# below (edit ROOT_PACKAGES or PYTHON and a new root is built), each venv by the
+# phacc version and the extra packages' names. No Home Assistant version is
+# pinned here: phacc pins the newest release it pairs with.
+#
+# Environment: NEWEST_OFFLINE=1 skips the PyPI question and keeps the current venv.
+set -euo pipefail
+
+PROJECT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
+CACHE=${ACESTREAM_PROXY_CACHE:-/var/cache/acestream-proxy/newest}
+
+PYTHON=python3.14
+SUITE=sid
+MIRROR=http://deb.debian.org/debian
+# gcc: script/bench.py compiles its C client; ffmpeg: the tests run ffprobe/ffmpeg.
+ROOT_PACKAGES=$PYTHON,$PYTHON-venv,$PYTHON-dev,ca-certificates,ffmpeg,gcc
+PHACC=pytest-homeassistant-custom-component
+# Packages of requirements_test.txt not installed here: phacc is installed at its
+# newest, the linters only run on the oldest leg (`make test`).
+SKIP_REQUIREMENTS='pytest-homeassistant-custom-component|ruff|mypy'
+
+ROOT_KEY=$(printf '%s\n' "$SUITE" "$MIRROR" "$ROOT_PACKAGES" | sha256sum | cut -c1-12)
+ROOT=$CACHE/root-$ROOT_KEY
+# Inside the root: one venv per key, /opt/venv links to the current one.
+VENVS=/opt/venvs
+CURRENT=/opt/venv
+
+log() { echo ">>> newest: $*" >&2; }
+die() {
+    echo "newest: error: $*" >&2
+    exit 1
+}
+
+need_root() {
+    [ "$(id -u)" = 0 ] || die "needs root (debootstrap, chroot and mount namespaces)"
+}
+
+# Runs "$@" inside $ROOT with only the mounts it needs, in a private mount
+# namespace so nothing stays mounted when it ends (even if killed).
+in_root() {
+    local cwd=$PWD venv_bin=$1
+    shift
+    case "$cwd/" in "$PROJECT"/*) ;; *) cwd=$PROJECT ;; esac
+    local -a pass=()
+    local name
+    for name in TERM CI NO_COLOR COLUMNS COVERAGE_FILE PYTEST_ADDOPTS PYTHONWARNINGS; do
+        if [ -n "${!name:-}" ]; then pass+=("$name=${!name}"); fi
+    done
+    unshare --mount --propagation private /bin/bash -c '
+        set -e
+        root=$1 project=$2 cwd=$3 venv_bin=$4
+        shift 4
+        mkdir -p "$root/proc" "$root/dev" "$root/tmp" "$root$project"
+        mount -t proc proc "$root/proc"
+        mount --rbind /dev "$root/dev"
+        mount -t tmpfs tmpfs "$root/dev/shm"
+        mount -t tmpfs tmpfs "$root/tmp"
+        mount --bind "$project" "$root$project"
+        exec chroot "$root" /usr/bin/env -i HOME=/root LANG=C.UTF-8 \
+            PATH="$venv_bin:/usr/local/bin:/usr/bin:/bin" \
+            PIP_DISABLE_PIP_VERSION_CHECK=1 \
+            SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt \
+            /bin/bash -c "cd \"\$0\" && exec \"\$@\"" "$cwd" "$@"
+    ' _ "$ROOT" "$PROJECT" "$cwd" "$venv_bin" env "${pass[@]}" "$@"
+}
+
+# Host files the root must track: the CA bundle (pip and the tests need the
+# host's, which may hold a local proxy's CA), name resolution and /etc/hosts.
+sync_host_files() {
+    local f
+    for f in /etc/ssl/certs/ca-certificates.crt /etc/resolv.conf /etc/hosts; do
+        if [ -f "$f" ]; then install -D -m 0644 "$(readlink -f "$f")" "$ROOT$f"; fi
+    done
+}
+
+ensure_root() {
+    if [ -x "$ROOT/usr/bin/$PYTHON" ] && [ -f "$ROOT/.complete" ]; then
+        return
+    fi
+    command -v debootstrap >/dev/null 2>&1 || {
+        log "installing debootstrap (apt-get)"
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap >/dev/null
+    }
+    local tmp=$ROOT.tmp start=$SECONDS
+    rm -rf "$tmp"
+    log "building a Debian $SUITE root with $ROOT_PACKAGES at $ROOT (a few minutes)"
+    debootstrap --variant=minbase --include="$ROOT_PACKAGES" "$SUITE" "$tmp" "$MIRROR" \
+        >"$CACHE/debootstrap.log" 2>&1 ||
+        die "debootstrap failed; see $CACHE/debootstrap.log"
+    rm -rf "$tmp/var/cache/apt/archives/"*.deb
+    touch "$tmp/.complete"
+    mv -T "$tmp" "$ROOT"
+    log "root built in $((SECONDS - start)) s"
+    # Roots of older recipes are of no further use.
+    local old
+    for old in "$CACHE"/root-*; do
+        if [ "$old" != "$ROOT" ] && [ -d "$old" ]; then
+            log "removing $old"
+            rm -rf "$old"
+        fi
+    done
+}
+
+# The extra test packages of requirements_test.txt, by name (unpinned: pip
+# picks versions that agree with phacc's pins).
+extra_requirements() {
+    sed -e 's/#.*//' -e 's/[[:space:]]//g' "$PROJECT/requirements_test.txt" |
+        grep -v '^$' | sed -E 's/[=<>!~;[].*//' | grep -viE "^($SKIP_REQUIREMENTS)$" || true
+}
+
+ensure_venv() {
+    local bootstrap=$VENVS/bootstrap
+    # A venv only for asking pip (the Debian python has no pip of its own).
+    if [ ! -x "$ROOT$bootstrap/bin/python" ]; then
+        in_root /usr/bin "$PYTHON" -m venv "$bootstrap"
+    fi
+    local newest="" current="" key
+    if [ -L "$ROOT$CURRENT" ]; then current=$(basename "$(readlink "$ROOT$CURRENT")"); fi
+    if [ "${NEWEST_OFFLINE:-0}" != 1 ]; then
+        # pip filters releases by Requires-Python, so the newest phacc for the
+        # root's Python must be asked from inside the root.
+        newest=$(in_root "$bootstrap/bin" /bin/sh -c "
+            python -m pip install --quiet --dry-run --no-deps --ignore-installed \
+                --report /tmp/report.json $PHACC >/dev/null 2>&1 &&
+            python -c 'import json; print(json.load(open(\"/tmp/report.json\"))[\"install\"][0][\"metadata\"][\"version\"])'
+        " || true)
+    fi
+    if [ -z "$newest" ]; then
+        [ -n "$current" ] || die "cannot ask PyPI for the newest $PHACC and no venv is installed yet"
+        log "PyPI not asked or not reachable; keeping $current"
+        return
+    fi
+    local extras
+    extras=$(extra_requirements | tr '\n' ' ')
+    key=$newest-$(printf '%s' "$extras" | sha256sum | cut -c1-8)
+    if [ "$key" != "$current" ] || [ ! -f "$ROOT$VENVS/$key/.complete" ]; then
+        local start=$SECONDS venv=$VENVS/$key
+        log "installing $PHACC==$newest and $extras into $venv"
+        rm -rf "$ROOT$venv"
+        in_root /usr/bin "$PYTHON" -m venv "$venv"
+        # shellcheck disable=SC2086  # extras is a list of names
+        in_root "$venv/bin" python -m pip install --quiet "$PHACC==$newest" $extras
+        touch "$ROOT$venv/.complete"
+        ln -sfn "$venv" "$ROOT$CURRENT.new"
+        mv -T "$ROOT$CURRENT.new" "$ROOT$CURRENT"
+        log "venv ready in $((SECONDS - start)) s"
+        # Keep the venv just replaced (a run may still use it); drop older ones.
+        local old
+        for old in "$ROOT$VENVS"/*; do
+            case "$(basename "$old")" in bootstrap | "$key" | "$current") ;; *) rm -rf "$old" ;; esac
+        done
+    fi
+    ensure_component_requirements
+}
+
+# pip is skipped under phacc, so the packages of the HA components the tests set
+# up must be installed beforehand (script/compat_requirements.py finds them). The
+# list depends on the HA release and on the tests, so it is checked every time.
+ensure_component_requirements() {
+    local venv stamp wanted
+    venv=$(readlink "$ROOT$CURRENT")
+    stamp=$ROOT$venv/.component-requirements
+    wanted=$(in_root "$venv/bin" python "$PROJECT/script/compat_requirements.py" \
+        --components "$(in_root "$venv/bin" python -c \
+            'import homeassistant, os; print(os.path.dirname(homeassistant.__file__))')/components")
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$wanted" ]; then
+        return
+    fi
+    log "installing the tests' component requirements: $(echo "$wanted" | tr '\n' ' ')"
+    # shellcheck disable=SC2046  # one requirement per line
+    in_root "$venv/bin" python -m pip install --quiet $(echo "$wanted")
+    printf '%s' "$wanted" >"$stamp"
+}
+
+current_venv() {
+    [ -f "$ROOT/.complete" ] && [ -L "$ROOT$CURRENT" ] ||
+        die "the newest-release environment is not built; run: script/newest.sh ensure"
+    readlink "$ROOT$CURRENT"
+}
+
+cmd=${1:-}
+[ $# -gt 0 ] && shift
+case "$cmd" in
+ensure)
+    need_root
+    mkdir -p "$CACHE"
+    exec 9>"$CACHE/lock"
+    flock 9
+    ensure_root
+    sync_host_files
+    ensure_venv
+    ;;
+run)
+    need_root
+    [ $# -gt 0 ] || die "usage: script/newest.sh run CMD..."
+    venv=$(current_venv)
+    in_root "$venv/bin" "$@"
+    ;;
+versions)
+    need_root
+    venv=$(current_venv)
+    in_root "$venv/bin" python -c '
+import sys
+from importlib.metadata import version
+from homeassistant.const import __version__
+print(f"Python {sys.version.split()[0]}, Home Assistant {__version__}, '"$PHACC"' {version("'"$PHACC"'")}")'
+    ;;
+*)
+    sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//' >&2
+    exit 2
+    ;;
+esac
