@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from homeassistant.const import CONF_HOST, CONF_PORT
@@ -14,7 +14,21 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 # custom_components package wins (otherwise: "Integration not found").
 from custom_components.acestream_proxy import discovery
 from custom_components.acestream_proxy.const import DOMAIN
+from tests.deprecations import DeprecationGuard
 from tests.simulator import EngineSimulator
+
+
+# Defined before the fixtures that bring in hass, so it is set up before Home
+# Assistant starts and torn down after it stops: reports made while unloading count.
+@pytest.fixture(autouse=True)
+def deprecation_guard() -> Iterator[DeprecationGuard]:
+    """Fail the test when Home Assistant reports our use of a deprecated API
+    ("Detected that custom integration 'acestream_proxy' ...") or our code
+    triggers a DeprecationWarning (see tests.deprecations)."""
+    guard = DeprecationGuard()
+    with guard.watching():
+        yield guard
+    guard.check()
 
 
 @pytest.fixture(autouse=True)
