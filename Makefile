@@ -3,17 +3,12 @@
 #   make test          lint (ruff), type-check (mypy) and test (pytest) against
 #                      Home Assistant 2025.4.4 in .venv (the minimum we support);
 #                      fails when any module's coverage is below its minimum
-#   make test-compat   the pytest suite against Home Assistant 2026.2.3 in
-#                      .venv-compat, installed from the lock requirements_test_compat.txt
 #   make test-newest   the pytest suite (with the coverage minimums) against the newest
 #                      Home Assistant that pytest-homeassistant-custom-component pairs
 #                      with, on Python 3.14, in a Debian sid root that script/newest.sh
 #                      builds and caches under /var/cache/acestream-proxy (needs root;
 #                      about 4 minutes the first time, seconds after; follows new
 #                      releases by itself)
-#   make compat-lock   regenerate requirements_test_compat.txt (uses uv, installed
-#                      into .venv-tools, and script/compat_requirements.py; run it
-#                      when bumping versions or adding test requirements, then commit)
 #   make demo          Home Assistant + engine simulator with the integration set up
 #                      (script/demo.py; `make demo ARGS=--check` is a smoke test)
 #   make bench         script/bench.py (ARGS=... are passed on)
@@ -35,28 +30,8 @@ SHELL := /bin/bash
 .DELETE_ON_ERROR:
 
 VENV := .venv
-COMPAT_VENV := .venv-compat
-TOOLS_VENV := .venv-tools
 
 REQUIREMENTS := requirements_test.txt
-COMPAT_LOCK := requirements_test_compat.txt
-
-# What the compat lock is resolved from. Home Assistant 2026.2.3 declares
-# Requires-Python >=3.13.2 while the machines here have 3.13.0, so the lock is
-# resolved by uv for 3.13.2 and installed with pip --no-deps --ignore-requires-python.
-COMPAT_PHACC := pytest-homeassistant-custom-component==0.13.316
-COMPAT_HA_VERSION := 2026.2.3
-COMPAT_PYTHON_VERSION := 3.13.2
-UV_VERSION := 0.13.9
-
-# Packages of requirements_test.txt that are not carried over to the compat lock
-# (phacc is replaced by COMPAT_PHACC, ruff/mypy only run in `make test`). Every
-# other package is carried over by name, unpinned, so uv picks versions that
-# match the newer phacc.
-COMPAT_SKIP := pytest-homeassistant-custom-component|ruff|mypy
-
-# pytest 9 on CPython 3.13.0 trips an argparse warning that is harmless.
-COMPAT_PYTHONWARNINGS := ignore:Do not expect:UserWarning
 
 # This machine's pip config lists local file:// indexes that lack most packages;
 # pip warns once per package about them. Drop those lines (pipefail keeps pip's status).
@@ -92,7 +67,7 @@ if ! "$(1)/bin/python" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))
 fi
 endef
 
-.PHONY: test test-compat test-newest e2e compat-lock compat-lock-check lint format demo bench soak clean venv compat-venv ffmpeg
+.PHONY: test test-newest e2e lint format demo bench soak clean venv ffmpeg
 
 ## ---------------------------------------------------------------- environments
 
@@ -110,39 +85,6 @@ $(VENV)/.requirements.stamp: $(REQUIREMENTS)
 	    -r "$(REQUIREMENTS)" 2>&1 | $(PIP_NOISE_FILTER); \
 	  cp "$(REQUIREMENTS)" "$@"; \
 	fi
-
-compat-venv: compat-lock-check $(COMPAT_VENV)/.requirements.stamp
-
-# Fails when requirements_test.txt names a package the compat lock lacks.
-compat-lock-check:
-	@missing=$$(sed -e 's/#.*//' -e 's/[[:space:]]//g' "$(REQUIREMENTS)" \
-	    | grep -v '^$$' | sed -E 's/[=<>!~;[].*//' \
-	    | grep -viE '^($(COMPAT_SKIP))$$' \
-	    | while read -r name; do \
-	        norm=$$(echo "$$name" | tr 'A-Z_.' 'a-z--'); \
-	        grep -qiE "^$$norm==" "$(COMPAT_LOCK)" || echo "$$name"; \
-	      done || true); \
-	if [ -n "$$missing" ]; then \
-	  echo "error: $(COMPAT_LOCK) lacks: $$missing; run 'make compat-lock' and commit it" >&2; \
-	  exit 1; \
-	fi
-
-$(COMPAT_VENV)/.requirements.stamp: $(COMPAT_LOCK)
-	@$(call MAKE_VENV,$(COMPAT_VENV))
-	@if cmp -s "$(COMPAT_LOCK)" "$@"; then \
-	  touch "$@"; \
-	else \
-	  echo ">>> installing $(COMPAT_LOCK) into $(COMPAT_VENV)"; \
-	  "$(COMPAT_VENV)/bin/python" -m pip install --quiet --disable-pip-version-check \
-	    --no-deps --ignore-requires-python -r "$(COMPAT_LOCK)" 2>&1 | $(PIP_NOISE_FILTER); \
-	  cp "$(COMPAT_LOCK)" "$@"; \
-	fi
-
-$(TOOLS_VENV)/.uv-$(UV_VERSION).stamp:
-	@$(call MAKE_VENV,$(TOOLS_VENV))
-	"$(TOOLS_VENV)/bin/python" -m pip install --quiet --disable-pip-version-check \
-	  "uv==$(UV_VERSION)" 2>&1 | $(PIP_NOISE_FILTER)
-	@touch "$@"
 
 # ffprobe/ffmpeg are used by the tests; install them when missing and possible.
 ffmpeg:
@@ -169,10 +111,6 @@ test: venv ffmpeg
 	$(VENV)/bin/pytest --cov-report=json:$(COVERAGE_JSON)
 	$(VENV)/bin/python script/check_coverage.py $(COVERAGE_JSON)
 
-test-compat: compat-venv ffmpeg
-	@$(COMPAT_VENV)/bin/python -c 'import homeassistant.const as c; print(">>> Home Assistant", c.__version__)'
-	PYTHONWARNINGS="$(COMPAT_PYTHONWARNINGS)" $(COMPAT_VENV)/bin/pytest
-
 # The newest release is resolved at run time (script/newest.sh ensure asks PyPI);
 # nothing about it is pinned here. Its coverage data goes to its own file so it
 # never mixes with `make test`'s in the same checkout.
@@ -183,38 +121,6 @@ test-newest:
 	@script/newest.sh versions
 	COVERAGE_FILE=.coverage.newest script/newest.sh run pytest --cov-report=json:$(NEWEST_COVERAGE_JSON)
 	script/newest.sh run python script/check_coverage.py $(NEWEST_COVERAGE_JSON)
-
-# Regenerates the compat lock from COMPAT_PHACC, the extra test packages of
-# requirements_test.txt, and the requirements of the Home Assistant components the
-# tests set up (script/compat_requirements.py reads them from the HA wheel: pip is
-# skipped under phacc, so they must be locked). Commit the result;
-# `make test-compat` never needs uv.
-compat-lock: $(TOOLS_VENV)/.uv-$(UV_VERSION).stamp
-	@rm -rf "$(TOOLS_VENV)/wheels"
-	"$(TOOLS_VENV)/bin/python" -m pip download --quiet --disable-pip-version-check \
-	  --no-deps --only-binary=:all: --python-version "$(COMPAT_PYTHON_VERSION)" \
-	  --dest "$(TOOLS_VENV)/wheels" "homeassistant==$(COMPAT_HA_VERSION)" 2>&1 | $(PIP_NOISE_FILTER)
-	@$(FIND_PYTHON); py="$$(find_python)"; \
-	if [ -f "$(COMPAT_LOCK)" ]; then cp "$(COMPAT_LOCK)" "$(COMPAT_LOCK).tmp"; fi; \
-	{ echo "$(COMPAT_PHACC)"; \
-	  echo "homeassistant==$(COMPAT_HA_VERSION)"; \
-	  sed -e 's/#.*//' -e 's/[[:space:]]//g' "$(REQUIREMENTS)" \
-	    | grep -v '^$$' \
-	    | sed -E 's/[=<>!~;[].*//' \
-	    | grep -viE '^($(COMPAT_SKIP))$$' || true; \
-	  "$(TOOLS_VENV)/bin/python" script/compat_requirements.py \
-	    --wheel "$$(ls "$(TOOLS_VENV)"/wheels/homeassistant-$(COMPAT_HA_VERSION)-*.whl)"; \
-	} | tee /dev/stderr | "$(TOOLS_VENV)/bin/uv" pip compile - \
-	  --python "$$py" \
-	  --python-version "$(COMPAT_PYTHON_VERSION)" \
-	  --custom-compile-command "make compat-lock" \
-	  --quiet \
-	  --output-file "$(COMPAT_LOCK).tmp"
-	@{ echo "# Lock for 'make test-compat' (Home Assistant $(COMPAT_HA_VERSION)), resolved for Python $(COMPAT_PYTHON_VERSION)."; \
-	  echo "# Installed with: pip install --no-deps --ignore-requires-python -r $(COMPAT_LOCK)"; \
-	  cat "$(COMPAT_LOCK).tmp"; } > "$(COMPAT_LOCK)"
-	@rm -f "$(COMPAT_LOCK).tmp"
-	@echo ">>> wrote $(COMPAT_LOCK)"
 
 ## ---------------------------------------------------------------- other tools
 
@@ -243,6 +149,6 @@ e2e: venv ffmpeg
 	$(VENV)/bin/pytest -o addopts="" -p no:cacheprovider tests/e2e -s
 
 clean:
-	rm -rf $(VENV) $(COMPAT_VENV) $(TOOLS_VENV) .demo \
+	rm -rf $(VENV) .demo \
 	  .mypy_cache .ruff_cache .pytest_cache htmlcov .coverage .coverage.* .coverage-newest.json
 	find . -name __pycache__ -type d -not -path './.git/*' -prune -exec rm -rf {} +

@@ -1,9 +1,9 @@
 """Print the pinned requirements of the Home Assistant components our tests load.
 
-Used by ``make compat-lock``. Home Assistant installs a component's requirements
-at run time, but not under pytest-homeassistant-custom-component (pip is
-skipped there), so every package that a component set up by the tests needs
-must be in the test lock already. Older Home Assistant releases pulled many of
+Used by ``script/newest.sh ensure``. Home Assistant installs a component's
+requirements at run time, but not under pytest-homeassistant-custom-component
+(pip is skipped there), so every package that a component set up by the tests
+needs must be installed beforehand. Older Home Assistant releases pulled many of
 them in as core dependencies (hassil, PyTurboJPEG...); newer ones do not.
 
 The components are found the way Home Assistant would load them:
@@ -14,9 +14,9 @@ The components are found the way Home Assistant would load them:
 
 then followed through each manifest's ``dependencies``. Manifests are read from
 a Home Assistant wheel (``--wheel``) or an installed package (``--components``),
-so the result matches the exact release being locked.
+so the result matches the exact release under test.
 
-    python script/compat_requirements.py --wheel homeassistant-2026.2.3-py3-none-any.whl
+    python script/component_requirements.py --components .../site-packages/homeassistant/components
 """
 
 from __future__ import annotations

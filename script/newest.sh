@@ -180,13 +180,13 @@ ensure_venv() {
 }
 
 # pip is skipped under phacc, so the packages of the HA components the tests set
-# up must be installed beforehand (script/compat_requirements.py finds them). The
+# up must be installed beforehand (script/component_requirements.py finds them). The
 # list depends on the HA release and on the tests, so it is checked every time.
 ensure_component_requirements() {
     local venv stamp wanted
     venv=$(readlink "$ROOT$CURRENT")
     stamp=$ROOT$venv/.component-requirements
-    wanted=$(in_root "$venv/bin" python "$PROJECT/script/compat_requirements.py" \
+    wanted=$(in_root "$venv/bin" python "$PROJECT/script/component_requirements.py" \
         --components "$(in_root "$venv/bin" python -c \
             'import homeassistant, os; print(os.path.dirname(homeassistant.__file__))')/components")
     if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$wanted" ]; then
