@@ -38,6 +38,7 @@ from custom_components.acestream_proxy import (
     services as services_module,
 )
 from custom_components.acestream_proxy.access import get_keys, iter_keys
+from custom_components.acestream_proxy.compat import REST_SHOWS_VALIDATION_ERRORS
 from custom_components.acestream_proxy.const import DOMAIN, SUBENTRY_ACCESS_KEY
 from custom_components.acestream_proxy.services import ActionValidationError
 from tests.helpers import read_bytes, signed_path, strip_nulls
@@ -527,16 +528,31 @@ async def test_action_errors_over_rest_are_400_and_stop_is_a_no_op(
     hass_ws_client: Callable[..., Awaitable[Any]],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """Curl gets 400 for a bad call (not a 500 and a traceback)."""
-    for service, data in (
-        ("stop", {}),
-        ("stop", {"channel": "nope"}),
-        ("stop", {"content_id": "xyz"}),
-        ("play", {"entity_id": "media_player.tv"}),
-        ("play", {"entity_id": "light.kitchen", "content_id": CID}),
+    """Curl gets 400 for a bad call (not a 500 and a traceback), with the message
+    from 2026.10 (Home Assistant's REST API leaves it out before); the UI's
+    WebSocket API gets the message on every release."""
+    for service, data, message in (
+        ("stop", {}, "Say what to stop"),
+        ("stop", {"channel": "nope"}, "No channel is called nope"),
+        ("stop", {"content_id": "xyz"}, "content_id must be 40 hexadecimal"),
+        ("stop", {"channel": "A", "infohash": CID}, "Name one broadcast only"),
+        ("play", {"entity_id": "media_player.tv"}, "Say what to play"),
+        (
+            "play",
+            {"entity_id": "light.kitchen", "content_id": CID},
+            "Choose at least one media player",
+        ),
+        ("playlist_url?return_response", {"days": 30}, "days must be from 1 to 7"),
+        ("discover", {"hosts": ["nas:port"]}, "Not a host or host:port: nas:port"),
+        ("discover", {"hosts": ["[::1]:0"]}, "Not a host or host:port: [::1]:0"),
     ):
         resp = await ui.post(f"/api/services/{DOMAIN}/{service}", json=data)
         assert resp.status == 400, (service, data, resp.status)
+        body = await resp.text()
+        if REST_SHOWS_VALIDATION_ERRORS:
+            assert message in body, (service, body)
+        else:
+            assert message not in body, (service, body)
     assert "Traceback" not in caplog.text
 
     resp = await ui.post(
@@ -547,8 +563,8 @@ async def test_action_errors_over_rest_are_400_and_stop_is_a_no_op(
     assert body["service_response"] == {"stopped": False, "name": CID}
     assert "is not playing, nothing to stop" in caplog.text
 
-    # The UI (WebSocket API) shows the message; Home Assistant checks vol.Invalid
-    # first there, so the error code is invalid_format.
+    # The UI (WebSocket API) shows the message, translated from its key from
+    # 2026.10; before, Home Assistant checks vol.Invalid first (invalid_format).
     ws = await hass_ws_client(hass)
     await ws.send_json(
         {
@@ -560,8 +576,14 @@ async def test_action_errors_over_rest_are_400_and_stop_is_a_no_op(
         }
     )
     msg = await ws.receive_json()
-    assert msg["error"]["code"] == "invalid_format"
-    assert msg["error"]["message"] == "No channel is called Nope"
+    if REST_SHOWS_VALIDATION_ERRORS:
+        assert msg["error"]["code"] == "service_validation_error"
+        assert msg["error"]["message"] == "Validation error: No channel is called Nope"
+        assert msg["error"]["translation_key"] == "unknown_channel"
+        assert msg["error"]["translation_placeholders"] == {"channel": "Nope"}
+    else:
+        assert msg["error"]["code"] == "invalid_format"
+        assert msg["error"]["message"] == "No channel is called Nope"
 
     # The wording follows the action.
     with pytest.raises(ServiceValidationError, match="Say what to stop"):

@@ -33,6 +33,7 @@ from homeassistant.util import dt as dt_util
 import voluptuous as vol
 
 from .access import iter_keys
+from .compat import REST_SHOWS_VALIDATION_ERRORS
 from .const import DEFAULT_PORT, DOMAIN, LOGGER
 from .discovery import async_discover
 from .hub import get_hub
@@ -54,10 +55,14 @@ ATTR_HOSTS: Final = "hosts"
 TS_MIME: Final = "video/mp2t"
 HLS_MIME: Final = "application/vnd.apple.mpegurl"
 
+# Bad input is checked by the actions, not by these schemas: a schema error
+# reaches a REST caller as a 400 without its message, an action's
+# ServiceValidationError (from 2026.10) as a 400 with it. The schemas only take
+# what the fields' selectors send.
 _WHAT: Final[dict[vol.Marker, Any]] = {
-    vol.Exclusive(ATTR_CHANNEL, "broadcast"): cv.string,
-    vol.Exclusive(ATTR_CONTENT_ID, "broadcast"): cv.string,
-    vol.Exclusive(ATTR_INFOHASH, "broadcast"): cv.string,
+    vol.Optional(ATTR_CHANNEL): cv.string,
+    vol.Optional(ATTR_CONTENT_ID): cv.string,
+    vol.Optional(ATTR_INFOHASH): cv.string,
 }
 _PLAY_FIELDS: Final[dict[Any, Any]] = {
     vol.Required(ATTR_ENTITY_ID): cv.entity_ids,
@@ -65,42 +70,28 @@ _PLAY_FIELDS: Final[dict[Any, Any]] = {
 }
 PLAY_SCHEMA: Final = vol.Schema(_PLAY_FIELDS)
 STOP_SCHEMA: Final = vol.Schema(_WHAT)
+# Signed URLs end at the next restart anyway; apps get an access key.
+DAYS_RANGE: Final = (1, 7)
 PLAYLIST_URL_SCHEMA: Final = vol.Schema(
     {
-        # Signed URLs end at the next restart anyway; apps get an access key.
-        vol.Optional(ATTR_DAYS, default=1): vol.All(vol.Coerce(int), vol.Range(1, 7)),
+        vol.Optional(ATTR_DAYS, default=1): vol.Coerce(int),
         vol.Optional(ATTR_KEY): cv.string,
     }
 )
-
-
-def _host_port(value: Any) -> tuple[str, int]:
-    """``host`` or ``host:port`` (IPv6 as ``[::1]:6878``)."""
-    text = cv.string(value).strip()
-    host, port = text, DEFAULT_PORT
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        if rest.startswith(":"):
-            port = int(rest[1:])
-    elif text.count(":") == 1:
-        host, _, number = text.partition(":")
-        port = int(number)
-    if not host or not 0 < port < 65536:
-        raise vol.Invalid(f"not a host or host:port: {text}")
-    return host, port
-
-
 DISCOVER_SCHEMA: Final = vol.Schema(
-    {vol.Optional(ATTR_HOSTS, default=list): vol.All(cv.ensure_list, [_host_port])}
+    {vol.Optional(ATTR_HOSTS, default=list): vol.All(cv.ensure_list, [cv.string])}
 )
 
 
 class ActionValidationError(ServiceValidationError, vol.Invalid):
-    """A call an action cannot serve, with a translated message.
+    """A call an action cannot serve, with a translated message, before 2026.10.
 
-    Home Assistant's REST API (/api/services/..., 2025.4 to at least 2026.2) turns
-    vol.Invalid into HTTP 400 but lets ServiceValidationError escape as a 500 with a
+    Home Assistant's REST API (/api/services/...) turns vol.Invalid into HTTP 400
+    but, before 2026.10, lets ServiceValidationError escape as a 500 with a
     traceback in the log; being both gives scripts a 400 and the UI the message.
+    From 2026.10 the REST API answers a ServiceValidationError with a 400 and its
+    message but checks vol.Invalid first (a 400 without it), so there the error is
+    a plain ServiceValidationError.
     """
 
     @property
@@ -109,18 +100,49 @@ class ActionValidationError(ServiceValidationError, vol.Invalid):
         return str(self)
 
 
-def _error(key: str, **placeholders: str) -> ActionValidationError:
-    return ActionValidationError(
+def _error(key: str, **placeholders: str) -> ServiceValidationError:
+    kind = (
+        ServiceValidationError
+        if REST_SHOWS_VALIDATION_ERRORS
+        else ActionValidationError
+    )
+    return kind(
         translation_domain=DOMAIN,
         translation_key=key,
         translation_placeholders=placeholders or None,
     )
 
 
+def _host_port(value: str) -> tuple[str, int]:
+    """``host`` or ``host:port`` (IPv6 as ``[::1]:6878``)."""
+    text = value.strip()
+    host, port = text, DEFAULT_PORT
+    try:
+        if text.startswith("["):
+            host, _, rest = text[1:].partition("]")
+            if rest.startswith(":"):
+                port = int(rest[1:])
+        elif text.count(":") == 1:
+            host, _, number = text.partition(":")
+            port = int(number)
+    except ValueError:
+        host = ""
+    if not host or not 0 < port < 65536:
+        raise _error("invalid_host_port", host=text)
+    return host, port
+
+
 def _resolve(
     hass: HomeAssistant, data: dict[str, Any], missing: str
 ) -> tuple[ContentRef, str]:
     """The broadcast an action names, and a display name."""
+    named = [
+        attr
+        for attr in (ATTR_CHANNEL, ATTR_CONTENT_ID, ATTR_INFOHASH)
+        if data.get(attr)
+    ]
+    if len(named) > 1:
+        raise _error("more_than_one", fields=", ".join(named))
     if name := data.get(ATTR_CHANNEL):
         wanted = name.strip().casefold()
         for _, subentry, channel in iter_channels(hass):
@@ -208,6 +230,10 @@ async def _async_playlist_url(call: ServiceCall) -> ServiceResponse:
             raise _error("unknown_key", name=name)
         return {"url": base + key.path(PLAYLIST_PATH), "expires": None}
     days = call.data[ATTR_DAYS]
+    if not DAYS_RANGE[0] <= days <= DAYS_RANGE[1]:
+        raise _error(
+            "days_out_of_range", min=str(DAYS_RANGE[0]), max=str(DAYS_RANGE[1])
+        )
     # Signed as the caller (the token of their UI session or API call), so it
     # carries their rights and dies with that token.
     path = async_sign_path(hass, PLAYLIST_PATH, timedelta(days=days))
@@ -229,7 +255,8 @@ async def _async_require_admin(call: ServiceCall) -> None:
 
 
 async def _async_discover(call: ServiceCall) -> ServiceResponse:
-    found = await async_discover(call.hass, call.data[ATTR_HOSTS])
+    hosts = [_host_port(host) for host in call.data[ATTR_HOSTS]]
+    found = await async_discover(call.hass, hosts)
     return {"found": [f"{host}:{port}" for host, port in found]}
 
 
