@@ -17,7 +17,11 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.acestream_proxy import playlist as playlist_module
 from custom_components.acestream_proxy.channel import parse_m3u, ref_from_link
-from custom_components.acestream_proxy.const import DOMAIN
+from custom_components.acestream_proxy.const import (
+    DOMAIN,
+    MAX_BROADCASTS_RANGE,
+    MAX_CHANNELS_PER_ENGINE,
+)
 from custom_components.acestream_proxy.stream.engine import ContentKind, ContentRef
 
 CID = "0a4848271c91ce2d8965ce416267c25047dc8141"
@@ -367,3 +371,106 @@ async def test_import_refuses_an_answer_that_is_no_playlist(
     server = await aiohttp_server(app)
     result = await _import_url(hass, loaded_entry, str(server.make_url("/portal")))
     assert result["errors"] == {"url": "not_playlist"}
+
+
+def _m3u(first: int, count: int) -> str:
+    """A playlist of ``count`` channels with distinct content ids."""
+    lines = ["#EXTM3U"]
+    for number in range(first, first + count):
+        lines += [f"#EXTINF:-1,Channel {number}", f"acestream://{number:040x}"]
+    return "\n".join(lines) + "\n"
+
+
+async def _import(
+    hass: HomeAssistant, entry: MockConfigEntry, text: str
+) -> dict[str, Any]:
+    result = await hass.config_entries.subentries.async_init(
+        (entry.entry_id, "playlist"), context={"source": SOURCE_USER}
+    )
+    return await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {"playlist": text}
+    )
+
+
+def _channel_count(entry: MockConfigEntry) -> int:
+    return sum(1 for s in entry.subentries.values() if s.subentry_type == "channel")
+
+
+async def test_import_refuses_what_does_not_fit(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An engine entry takes MAX_CHANNELS_PER_ENGINE channels: an import that does
+    not fit adds nothing and says how many would; a single channel is refused
+    once the entry is full."""
+    monkeypatch.setattr(playlist_module, "MAX_CHANNELS_PER_ENGINE", 3)
+    assert (await _import(hass, loaded_entry, _m3u(1, 1)))["reason"] == "imported"
+
+    # Three new ones (the known one is skipped as before) with room for two.
+    result = await _import(hass, loaded_entry, _m3u(1, 4))
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"base": "too_many_channels"}
+    assert result["description_placeholders"] == {
+        "count": "3",
+        "room": "2",
+        "max": "3",
+    }
+    assert _channel_count(loaded_entry) == 1
+    # The same form takes a playlist that fits.
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {"playlist": _m3u(1, 3)}
+    )
+    assert result["reason"] == "imported"
+    assert result["description_placeholders"]["imported"] == "2"
+    assert _channel_count(loaded_entry) == 3
+
+    # Full: only known channels (nothing new) still import, as a no-op.
+    assert (await _import(hass, loaded_entry, _m3u(1, 3)))["reason"] == "imported"
+    monkeypatch.setattr(
+        "custom_components.acestream_proxy.config_flow.MAX_CHANNELS_PER_ENGINE", 3
+    )
+    result = await hass.config_entries.subentries.async_init(
+        (loaded_entry.entry_id, "channel"), context={"source": SOURCE_USER}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "too_many_channels"
+    assert result["description_placeholders"] == {"max": "3"}
+    await hass.async_block_till_done()
+
+
+async def test_a_full_engine_keeps_every_channels_entities(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """MAX_CHANNELS_PER_ENGINE channels imported at once all get their entities,
+    with room left under Home Assistant's cap of enabled entities per config entry
+    (10,000 from 2026.7) for the engine's own, its ad-hoc broadcasts and keys."""
+    from homeassistant.helpers import entity_platform
+
+    cap = getattr(entity_platform, "MAX_ENABLED_ENTITIES_PER_CONFIG_ENTRY", 10_000)
+    assert cap == 10_000
+    engine_entities = len(
+        er.async_entries_for_config_entry(er.async_get(hass), loaded_entry.entry_id)
+    )
+    result = await _import(hass, loaded_entry, _m3u(1, MAX_CHANNELS_PER_ENGINE))
+    assert result["description_placeholders"]["imported"] == str(
+        MAX_CHANNELS_PER_ENGINE
+    )
+    await hass.async_block_till_done()
+    entities = er.async_entries_for_config_entry(
+        er.async_get(hass), loaded_entry.entry_id
+    )
+    enabled = [e for e in entities if e.disabled_by is None]
+    per_channel = (len(enabled) - engine_entities) / MAX_CHANNELS_PER_ENGINE
+    assert per_channel == 6
+    statuses = [e for e in entities if e.translation_key == "status"]
+    assert len(statuses) == MAX_CHANNELS_PER_ENGINE
+    # Ad-hoc broadcasts (as many as an engine may play) and 100 access keys
+    # (2 entities each) still fit.
+    assert len(enabled) + MAX_BROADCASTS_RANGE[1] * per_channel + 200 <= cap
+    assert "maximum" not in caplog.text
+    # One more is refused.
+    result = await _import(hass, loaded_entry, _m3u(10_000, 1))
+    assert result["errors"] == {"base": "too_many_channels"}

@@ -64,6 +64,7 @@ from .const import (
     LINGER_RANGE,
     LOGGER,
     MAX_BROADCASTS_RANGE,
+    MAX_CHANNELS_PER_ENGINE,
     MAX_VIEWERS_RANGE,
     REPLAY_WINDOW_RANGE,
     SUBENTRY_ACCESS_KEY,
@@ -76,6 +77,8 @@ from .playlist import (
     PlaylistFetchError,
     PlaylistTimeoutError,
     PlaylistTooLargeError,
+    TooManyChannelsError,
+    channel_room,
     fetch_playlist,
     import_channels,
 )
@@ -447,7 +450,12 @@ class ChannelFlow(ConfigSubentryFlow):
     async def async_step_user(
         self, user_input: dict[str, Any] | None = None
     ) -> SubentryFlowResult:
-        """Ask for the channel."""
+        """Ask for the channel; refused when the engine entry has no room left."""
+        if not channel_room(self._get_entry()):
+            return self.async_abort(
+                reason="too_many_channels",
+                description_placeholders={"max": str(MAX_CHANNELS_PER_ENGINE)},
+            )
         return await self._async_step("user", user_input, None)
 
     async def async_step_reconfigure(
@@ -511,6 +519,7 @@ class PlaylistImportFlow(ConfigSubentryFlow):
     ) -> SubentryFlowResult:
         """Ask for a playlist URL or its text."""
         errors: dict[str, str] = {}
+        placeholders: dict[str, str] | None = None
         if user_input is not None:
             url = str(user_input.get(CONF_URL, "")).strip()
             text = str(user_input.get(CONF_PLAYLIST, ""))
@@ -529,11 +538,16 @@ class PlaylistImportFlow(ConfigSubentryFlow):
             elif not text.strip():
                 errors["base"] = "no_playlist"
             if not errors:
-                summary = import_channels(self.hass, self._get_entry(), text)
-                return self.async_abort(
-                    reason="imported",
-                    description_placeholders=summary.placeholders(),
-                )
+                try:
+                    summary = import_channels(self.hass, self._get_entry(), text)
+                except TooManyChannelsError as err:
+                    errors["base"] = "too_many_channels"
+                    placeholders = err.placeholders()
+                else:
+                    return self.async_abort(
+                        reason="imported",
+                        description_placeholders=summary.placeholders(),
+                    )
         return self.async_show_form(
             step_id="user",
             data_schema=self.add_suggested_values_to_schema(
@@ -550,6 +564,7 @@ class PlaylistImportFlow(ConfigSubentryFlow):
                 user_input,
             ),
             errors=errors,
+            description_placeholders=placeholders,
         )
 
 

@@ -34,6 +34,14 @@ MAX_VIEWERS_RANGE: Final = (1, 5000)
 MAX_BROADCASTS_RANGE: Final = (1, 100)
 HLS_SEGMENT_RANGE: Final = (1, 10)
 
+# From 2026.7 Home Assistant adds no more enabled entities to a config entry that
+# has 10,000, and only logs a warning. A channel has 6 enabled entities (5
+# sensors and a stop button), an engine 4, each ad-hoc broadcast 6 (at most
+# MAX_BROADCASTS_RANGE[1] = 100 at once) and each access key 2: 1,500 channels
+# (9,000 entities) leave room for the rest. Adding past it is refused, on every
+# release, so no channel ever lacks its entities.
+MAX_CHANNELS_PER_ENGINE: Final = 1500
+
 URL_PREFIX: Final = "/api/acestream_proxy"
 
 SUBENTRY_CHANNEL: Final = "channel"

@@ -19,7 +19,7 @@ from homeassistant.helpers.http import KEY_HASS, HomeAssistantView
 
 from .access import KEY_URL_PREFIX, get_keys, require_auth
 from .channel import Channel, Skipped, parse_m3u
-from .const import DOMAIN, SUBENTRY_CHANNEL, URL_PREFIX
+from .const import DOMAIN, MAX_CHANNELS_PER_ENGINE, SUBENTRY_CHANNEL, URL_PREFIX
 from .stream.engine import ContentKind, ContentRef
 
 if TYPE_CHECKING:
@@ -109,17 +109,53 @@ def iter_channels(
                 yield entry, subentry, Channel.from_data(subentry.data)
 
 
+class TooManyChannelsError(Exception):
+    """The channels to add do not fit in the engine entry (nothing was added)."""
+
+    def __init__(self, count: int, room: int) -> None:
+        """``count`` new channels, ``room`` for that many more."""
+        super().__init__(f"{count} new channels, room for {room}")
+        self.count = count
+        self.room = room
+
+    def placeholders(self) -> dict[str, str]:
+        """For the flow's message."""
+        return {
+            "count": str(self.count),
+            "room": str(self.room),
+            "max": str(MAX_CHANNELS_PER_ENGINE),
+        }
+
+
+def channel_room(entry: ConfigEntry) -> int:
+    """How many more channels ``entry`` takes (see MAX_CHANNELS_PER_ENGINE)."""
+    count = sum(
+        1 for sub in entry.subentries.values() if sub.subentry_type == SUBENTRY_CHANNEL
+    )
+    return max(0, MAX_CHANNELS_PER_ENGINE - count)
+
+
 def import_channels(
     hass: HomeAssistant, entry: ConfigEntry, text: str
 ) -> ImportSummary:
-    """Add the playlist's channels to ``entry``; known ones are skipped."""
+    """Add the playlist's channels to ``entry``; known ones are skipped.
+
+    All or nothing: when the new ones do not fit (channel_room), none is added
+    and TooManyChannelsError says how many would.
+    """
     channels, skipped = parse_m3u(text)
     summary = ImportSummary(skipped=list(skipped))
     known = {channel.ref for _, _, channel in iter_channels(hass)}
+    new: list[Channel] = []
     for channel in channels:
         if channel.ref in known:
             summary.skipped.append(Skipped(0, channel.name, "already a channel"))
             continue
+        known.add(channel.ref)
+        new.append(channel)
+    if len(new) > (room := channel_room(entry)):
+        raise TooManyChannelsError(len(new), room)
+    for channel in new:
         hass.config_entries.async_add_subentry(
             entry,
             ConfigSubentry(
@@ -129,7 +165,6 @@ def import_channels(
                 unique_id=channel.unique_id,
             ),
         )
-        known.add(channel.ref)
         summary.imported.append(channel.name)
     return summary
 
