@@ -24,6 +24,7 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 import yaml
 
+from custom_components.acestream_proxy.compat import HA_VERSION
 from custom_components.acestream_proxy.const import DOMAIN
 
 INTEGRATION = Path(__file__).parent.parent / "custom_components" / "acestream_proxy"
@@ -525,3 +526,34 @@ async def test_every_registered_entity_has_a_name(
         assert _lookup(("entity", entry.domain, entry.translation_key, "name")), (
             entry.entity_id
         )
+
+
+async def test_aborts_of_home_assistants_helpers_have_their_text(
+    hass: HomeAssistant,
+) -> None:
+    """From 2026.10 an abort that Home Assistant's flow helpers raise (here: a
+    second flow for an engine being added) names Home Assistant as the domain of
+    its text, and Home Assistant has it; before, the text is ours. Our own aborts
+    (reconfigure included) always use ours."""
+    import homeassistant.components.homeassistant as core_component
+
+    core_strings = json.loads(
+        (Path(core_component.__file__).parent / "strings.json").read_text()
+    )
+    data = {"host": "127.0.0.1", "port": 1}
+    first = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": "integration_discovery"}, data=data
+    )
+    assert first["step_id"] == "discovery_confirm"
+    second = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": "integration_discovery"}, data=data
+    )
+    assert second["reason"] == "already_in_progress"
+    if HA_VERSION >= (2026, 10):
+        assert second["translation_domain"] == "homeassistant"
+        assert "already_in_progress" in core_strings["config"]["abort"]
+    else:
+        assert second.get("translation_domain") is None
+    # Kept for the releases before 2026.10.
+    assert STRINGS["config"]["abort"]["already_in_progress"]
+    hass.config_entries.flow.async_abort(first["flow_id"])

@@ -93,6 +93,12 @@ from .stream.engine import (
 if TYPE_CHECKING:
     from .data import AceStreamConfigEntry
 
+# What our reconfigure steps abort with, themselves rather than through Home
+# Assistant's update-and-abort helpers: from 2026.10 the helpers' reason is shown
+# in Home Assistant's shared words, ours says what changed (the engine's address,
+# the channel, the key).
+RECONFIGURED: Final = "reconfigure_successful"
+
 # The user step's choice: a found engine's key, or this to type an address.
 CONF_ENGINE: Final = "engine"
 MANUAL: Final = "manual"
@@ -336,7 +342,7 @@ class AceStreamConfigFlow(ConfigFlow, domain=DOMAIN):
                 # (its setup retrying on the old address) is reloaded from here.
                 if not entry.update_listeners:
                     self.hass.config_entries.async_schedule_reload(entry.entry_id)
-                return self.async_abort(reason="reconfigure_successful")
+                return self.async_abort(reason=RECONFIGURED)
         return self.async_show_form(
             step_id="reconfigure",
             data_schema=self.add_suggested_values_to_schema(
@@ -494,13 +500,14 @@ class ChannelFlow(ConfigSubentryFlow):
                         return self.async_create_entry(
                             title=name, data=data, unique_id=unique_id
                         )
-                    return self.async_update_and_abort(
+                    self.hass.config_entries.async_update_subentry(
                         self._get_entry(),
                         subentry,
                         title=name,
                         data=data,
                         unique_id=unique_id,
                     )
+                    return self.async_abort(reason=RECONFIGURED)
         suggested = user_input or (dict(subentry.data) if subentry else {})
         return self.async_show_form(
             step_id=step_id,
@@ -635,9 +642,10 @@ class AccessKeyFlow(ConfigSubentryFlow):
             ):
                 errors[CONF_NAME] = "name_taken"
             else:
-                return self.async_update_and_abort(
+                self.hass.config_entries.async_update_subentry(
                     self._get_entry(), subentry, title=name
                 )
+                return self.async_abort(reason=RECONFIGURED)
         return self.async_show_form(
             step_id="reconfigure",
             data_schema=self.add_suggested_values_to_schema(
