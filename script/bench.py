@@ -523,31 +523,9 @@ async def loopback_ceiling(seconds: float) -> tuple[float | None, str]:
 # ------------------------------------------------------------------- Home Assistant
 
 
-def _demo() -> types.ModuleType:
+def _harness() -> types.ModuleType:
     sys.path.insert(0, str(SCRIPT.parent))
-    return importlib.import_module("demo")
-
-
-HASS_CONFIG = """\
-# Written by script/bench.py.
-homeassistant:
-  name: AceStream Proxy bench
-  unit_system: metric
-  time_zone: UTC
-  country: NL
-  currency: EUR
-  internal_url: "http://127.0.0.1:{port}"
-
-http:
-  server_host: 127.0.0.1
-  server_port: {port}
-
-logger:
-  default: warning
-
-onboarding:
-config:
-"""
+    return importlib.import_module("harness")
 
 
 class Hass:
@@ -555,12 +533,11 @@ class Hass:
 
     def __init__(self, workdir: Path, integration: Path) -> None:
         """Prepare a configuration folder using ``integration``."""
-        self.demo = _demo()
         self.workdir = workdir
         self.integration = integration
-        self.child: Any = None
-        self.http: Any = None
+        self.process: Any = None
         self.api: Any = None
+        self.http: Any = None
         self.url = ""
         self.port = 0
         self.token = ""
@@ -571,67 +548,28 @@ class Hass:
     @property
     def pid(self) -> int:
         """Home Assistant's process id (taskset execs it)."""
-        return int(self.child.proc.pid)
+        return int(self.process.child.pid)
 
     async def start(self, engine_port: int, max_viewers: int) -> None:
         """Start, onboard, add the entry, set its options, take a token."""
-        import aiohttp
-
-        demo = self.demo
-        config = self.workdir / "hass"
-        (config / "custom_components").mkdir(parents=True)
-        (config / "custom_components" / DOMAIN).symlink_to(
-            self.integration, target_is_directory=True
+        harness = _harness()
+        harness.INTEGRATION = self.integration
+        self.process = harness.HassProcess(
+            self.workdir / "hass",
+            name="AceStream Proxy bench",
+            port=harness.pick_port(0, {engine_port}),
+            components=("onboarding", "config"),
+            logs={f"custom_components.{DOMAIN}": "warning"},
+            prefix=("taskset", "-c", str(SERVER_CORE)),
         )
-        self.port = demo.pick_port(0, {engine_port})
-        self.url = f"http://127.0.0.1:{self.port}"
-        (config / "configuration.yaml").write_text(HASS_CONFIG.format(port=self.port))
-        # Home Assistant always sets up its default integrations (frontend among them).
-        demo.ensure_requirements(("frontend", "onboarding", "config", DOMAIN))
-        self.child = demo.Child(
-            "Home Assistant",
-            [
-                "taskset", "-c", str(SERVER_CORE), sys.executable, "-m",
-                "homeassistant", "-c", str(config), "--skip-pip",
-            ],
-            cwd=self.workdir,
-            log_path=self.workdir / "hass-console.log",
-        )  # fmt: skip
-        await self.child.start(verbose=False)
-        self.http = aiohttp.ClientSession()
-        await demo.wait_http(self.http, f"{self.url}/api/onboarding", self.child, 300)
-        self.api = api = demo.HomeAssistantApi(self.http, self.url)
-        await api.onboard()
-        await api.wait_running(self.child, 300)
+        await self.process.start()
+        self.api = api = self.process.api
+        self.http = api.session
+        self.url, self.port = self.process.url, self.process.port
         self.entry_id, _ = await api.add_entry("127.0.0.1", engine_port)
-        await api.wait_entry_loaded(self.entry_id, 60)
-        flow = await api._request(
-            "POST",
-            "/api/config/config_entries/options/flow",
-            json={"handler": self.entry_id},
-        )
-        # Every option at its default except these (the form lists them all).
-        values = {
-            item["name"]: item["default"]
-            for item in flow["data_schema"]
-            if "default" in item
-        }
-        values.update(linger=3600, max_viewers=max_viewers)
-        result = await api._request(
-            "POST",
-            f"/api/config/config_entries/options/flow/{flow['flow_id']}",
-            json=values,
-        )
-        if result.get("type") != "create_entry":
-            raise RuntimeError(f"options flow: {result}")
-        (token,) = await api.websocket(
-            {
-                "type": "auth/long_lived_access_token",
-                "client_name": "bench",
-                "lifespan": 1,
-            }
-        )
-        self.token = str(token)
+        await api.wait_entry_loaded(self.entry_id)
+        await api.set_options(self.entry_id, linger=3600, max_viewers=max_viewers)
+        self.token = await api.long_lived_token("bench")
 
     async def idle_cpu(self, seconds: float) -> float:
         """Cores Home Assistant uses with nothing playing."""
@@ -673,7 +611,7 @@ class Hass:
 
     async def stop_broadcast(self, target: Target) -> None:
         """End the row's broadcast (the stop action)."""
-        await self.api._request(
+        await self.api.request(
             "POST",
             f"/api/services/{DOMAIN}/stop",
             json={"content_id": target.path.rsplit("/", 1)[1]},
@@ -681,10 +619,8 @@ class Hass:
 
     async def stop(self) -> None:
         """Stop Home Assistant."""
-        if self.http is not None:
-            await self.http.close()
-        if self.child is not None:
-            await self.child.stop(grace=30)
+        if self.process is not None:
+            await self.process.stop()
 
 
 class RefServer:

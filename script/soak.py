@@ -38,7 +38,6 @@ import logging
 from pathlib import Path
 import random
 import shutil
-import socket
 import sys
 import tempfile
 import time
@@ -48,6 +47,8 @@ import aiohttp
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.append(str(ROOT))  # tests.simulator; HA loads the integration itself
+
+from harness import HassInProcess, HomeAssistantApi  # noqa: E402
 
 from tests.simulator import EngineSimulator, SessionLedger  # noqa: E402
 
@@ -94,9 +95,15 @@ ZAP_EVERY = 7.0
 ZAP_UNTIL = 140.0
 # A viewer that gets no video for this long has been let down, even if kept open.
 MAX_GAP = 15.0
+# A viewer's first keyframe, from its request: a cold start, or a join during a
+# fault, has to give a picture within this (zappers watch 3-10 s).
+FIRST_VIDEO = 3.0
 DRAIN_MARGIN = 10.0
 
 _LOGGER = logging.getLogger("soak")
+# An event of ours on the bus: when, its type, its infohash, and which broadcast
+# (the broadcaster's id; None when the hub had no broadcast for it).
+BusEvent = tuple[float, str, str, int | None]
 
 
 def log(message: str) -> None:
@@ -129,6 +136,8 @@ class ViewerResult:
     cuts: list[str] = field(default_factory=list)
     opened: float = 0.0
     last_video: float | None = None
+    # Loop time of the first keyframe (a video packet flagged random access).
+    first_keyframe: float | None = None
 
     @property
     def cut(self) -> bool:
@@ -137,29 +146,66 @@ class ViewerResult:
 
 
 def account(result: ViewerResult, data: bytes) -> tuple[bytes, int]:
-    """Count video bytes and packets out of sync; return the partial tail and the
-    video bytes of this read."""
+    """Count video bytes and packets out of sync, note the first keyframe; return
+    the partial tail and the video bytes of this read."""
     whole = len(data) - len(data) % PACKET
     video = 0
     for off in range(0, whole, PACKET):
         if data[off] != 0x47:
             result.sync_errors += 1
-        elif ((data[off + 1] & 0x1F) << 8) | data[off + 2] != NULL_PID:
-            video += PACKET
+            continue
+        pid = ((data[off + 1] & 0x1F) << 8) | data[off + 2]
+        if pid == NULL_PID:
+            continue
+        video += PACKET
+        if result.first_keyframe is None and is_keyframe(data, off, pid):
+            result.first_keyframe = asyncio.get_running_loop().time()
     result.video_bytes += video
     return data[whole:], video
+
+
+def is_keyframe(data: bytes, off: int, pid: int) -> bool:
+    """A packet of an elementary stream (not PAT, PMT or other tables, which sit
+    below PID 0x20 or carry no payload start of a PES) whose adaptation field flags
+    random access: where a decoder can start."""
+    return (
+        pid >= 0x20
+        and bool(data[off + 3] & 0x20)  # adaptation field present
+        and data[off + 4] > 0  # its length
+        and bool(data[off + 5] & 0x40)  # random_access_indicator
+    )
+
+
+def without_video(viewers: list[ViewerResult], within: float) -> list[str]:
+    """Viewers that got no keyframe, or got it more than ``within`` seconds after
+    they opened: a join that sent only null packets, tables or a broken start
+    would leave a player with a black screen."""
+    return [
+        f"{v.name}: "
+        + (
+            "no keyframe"
+            if v.first_keyframe is None
+            else f"first keyframe after {v.first_keyframe - v.opened:.1f} s"
+        )
+        for v in viewers
+        if v.first_keyframe is None or v.first_keyframe - v.opened > within
+    ]
 
 
 class Match:
     """Home Assistant, the engines and everything that happens to them."""
 
-    def __init__(self, hass: Any, base_url: str, token: str) -> None:
+    def __init__(
+        self, hass: Any, api: HomeAssistantApi, base_url: str, token: str
+    ) -> None:
         """Hold the pieces."""
         self.hass = hass
+        self.api = api
         self.base_url = base_url
         self.headers = {"Authorization": f"Bearer {token}"}
         self.viewers: list[ViewerResult] = []
-        self.events: list[tuple[float, str, str]] = []
+        self.events: list[BusEvent] = []
+        self.broadcasters: dict[int, Any] = {}
         self.faults: list[tuple[float, str]] = []
         self.kickoff = 0.0
         # At the reload during the failover: failover seen, the match's state, moved.
@@ -313,115 +359,16 @@ class Match:
 # ------------------------------------------------------------------ Home Assistant
 
 
-def free_port() -> int:
-    """A free loopback port."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def write_config(config_dir: Path, port: int) -> None:
-    """A minimal configuration: HTTP on loopback, our integration's logs to file."""
-    custom = config_dir / "custom_components"
-    custom.mkdir(parents=True)
-    (custom / DOMAIN).symlink_to(
-        ROOT / "custom_components" / DOMAIN, target_is_directory=True
-    )
-    (config_dir / "configuration.yaml").write_text(
-        f"""\
-homeassistant:
-  name: AceStream Proxy soak
-  unit_system: metric
-  time_zone: UTC
-  country: NL
-  currency: EUR
-http:
-  server_host: 127.0.0.1
-  server_port: {port}
-logger:
-  default: warning
-  logs:
-    custom_components.{DOMAIN}: info
-"""
-    )
-
-
-async def start_hass(config_dir: Path) -> tuple[Any, asyncio.Task[int]]:
-    """Bootstrap Home Assistant as ``hass -c config_dir --skip-pip`` does."""
-    from homeassistant import bootstrap
-    from homeassistant.core import CoreState
-    from homeassistant.runner import RuntimeConfig
-
-    runtime = RuntimeConfig(
-        config_dir=str(config_dir),
-        skip_pip=True,
-        log_file=str(config_dir / "home-assistant.log"),
-    )
-    hass = await bootstrap.async_setup_hass(runtime)
-    if hass is None or hass.config.recovery_mode:
-        raise RuntimeError(
-            "Home Assistant did not set up; run with --keep and read "
-            "home-assistant.log in the folder printed at the end"
-        )
-    # Its console log stays for errors; the rest goes to home-assistant.log.
-    for handler in logging.getLogger().handlers:
-        listener = getattr(handler, "listener", None)
-        for inner in (handler, *getattr(listener, "handlers", ())):
-            if type(inner) is logging.StreamHandler:
-                inner.setLevel(logging.ERROR)
-    running = asyncio.ensure_future(hass.async_run(attach_signals=False))
-    async with asyncio.timeout(120):
-        while hass.state is not CoreState.running:
-            if running.done():
-                raise RuntimeError("Home Assistant stopped while starting")
-            await asyncio.sleep(0.1)
-    return hass, running
-
-
-async def access_token(hass: Any) -> str:
-    """An administrator and an access token for the viewers."""
-    from homeassistant.auth.const import GROUP_ID_ADMIN
-
-    user = await hass.auth.async_create_user("Soak", group_ids=[GROUP_ID_ADMIN])
-    refresh = await hass.auth.async_create_refresh_token(
-        user, client_id="http://127.0.0.1/"
-    )
-    token: str = hass.auth.async_create_access_token(refresh)
-    return token
-
-
-async def add_engine(hass: Any, port: int) -> str:
-    """The config flow, as a user adding an engine by its address."""
-    flows = hass.config_entries.flow
-    result = await flows.async_init(DOMAIN, context={"source": "user"})
-    if result.get("step_id") == "user":  # engines found around here: go manual
-        result = await flows.async_configure(result["flow_id"], {"engine": "manual"})
-    result = await flows.async_configure(
-        result["flow_id"], {"host": "127.0.0.1", "port": port}
-    )
-    if result.get("type") != "create_entry":
-        raise RuntimeError(f"config flow did not create an entry: {result}")
-    entry_id: str = result["result"].entry_id
-    return entry_id
-
-
-async def set_options(hass: Any, entry_id: str, linger: int) -> None:
+async def set_options(api: HomeAssistantApi, entry_id: str, linger: int) -> None:
     """The options flow, as a user changing the linger."""
-    options = hass.config_entries.options
-    result = await options.async_init(entry_id)
-    result = await options.async_configure(
-        result["flow_id"],
-        {
-            "linger": linger,
-            "replay_window": 10,
-            "max_viewers": 50,
-            "max_broadcasts": 10,
-            "hls_segment": HLS_SEGMENT,
-        },
+    await api.set_options(
+        entry_id,
+        linger=linger,
+        replay_window=10,
+        max_viewers=50,
+        max_broadcasts=10,
+        hls_segment=HLS_SEGMENT,
     )
-    if result.get("type") != "create_entry":
-        raise RuntimeError(f"options flow failed: {result}")
 
 
 def compress_timings() -> list[str]:
@@ -450,15 +397,62 @@ def our_tasks() -> list[str]:
 
 
 def our_timers() -> list[str]:
-    """Pending loop timers calling the integration's code."""
+    """Pending loop timers that would call the integration's code, directly or
+    through Home Assistant's helpers (async_call_later, async_track_time_interval
+    and the like wrap the target in a HassJob, a partial or a bound method)."""
     loop = asyncio.get_running_loop()
     found = []
     for handle in getattr(loop, "_scheduled", []):
-        callback = getattr(handle, "_callback", None)
-        module = getattr(callback, "__module__", "") or ""
-        if not handle.cancelled() and module.startswith(f"custom_components.{DOMAIN}"):
-            found.append(getattr(callback, "__qualname__", repr(callback)))
+        if handle.cancelled():
+            continue
+        target = calls_ours(
+            (getattr(handle, "_callback", None), *(getattr(handle, "_args", ()) or ()))
+        )
+        if target is not None:
+            found.append(target)
     return found
+
+
+def calls_ours(obj: Any, depth: int = 5, seen: set[int] | None = None) -> str | None:
+    """The qualified name of a function of the integration that ``obj`` (a
+    callable, a tuple of them, or a helper's object holding them) leads to."""
+    seen = set() if seen is None else seen
+    if depth < 0 or obj is None or id(obj) in seen:
+        return None
+    seen.add(id(obj))
+    module = getattr(obj, "__module__", None)
+    if (
+        callable(obj)
+        and isinstance(module, str)
+        and module.startswith(f"custom_components.{DOMAIN}")
+    ):
+        return str(getattr(obj, "__qualname__", repr(obj)))
+    for item in _held(obj):
+        if (found := calls_ours(item, depth - 1, seen)) is not None:
+            return found
+    return None
+
+
+def _held(obj: Any) -> list[Any]:
+    """What a timer's callback may hold its target in: a tuple of arguments, a
+    partial, a HassJob, a bound method's object or a closure. The objects of Home
+    Assistant's helpers are looked into; Home Assistant itself is not."""
+    if isinstance(obj, (tuple, list)):
+        return list(obj)
+    if isinstance(obj, (str, bytes, int, float, dict)):
+        return []
+    held = [getattr(obj, name, None) for name in ("__self__", "func", "target", "args")]
+    for cell in getattr(obj, "__closure__", None) or ():
+        with contextlib.suppress(ValueError):  # an empty cell
+            held.append(cell.cell_contents)
+    kind = type(obj)
+    if (
+        kind.__module__.startswith("homeassistant.helpers")
+        or kind.__name__ == "HassJob"
+    ):
+        held += list(getattr(obj, "__dict__", {}).values())
+        held += [getattr(obj, name, None) for name in getattr(kind, "__slots__", ())]
+    return held
 
 
 # ------------------------------------------------------------------ the run
@@ -466,7 +460,7 @@ def our_timers() -> list[str]:
 
 async def soak(args: argparse.Namespace) -> int:
     """Bring everything up, play the match, check, print, return the exit status."""
-    config_dir = Path(tempfile.mkdtemp(prefix="acestream-soak-"))
+    work = Path(tempfile.mkdtemp(prefix="acestream-soak-"))
     ledger = SessionLedger()
     sims = [
         EngineSimulator(
@@ -481,43 +475,41 @@ async def soak(args: argparse.Namespace) -> int:
     try:
         for sim in sims:
             await sim.start()
-        port = free_port()
-        write_config(config_dir, port)
-        log(
-            f"engines on ports {sims[0].port} and {sims[1].port}; "
-            f"Home Assistant on {port}"
-        )
-        hass, running = await start_hass(config_dir)
-        log("Home Assistant is running")
-        try:
-            return await run_match(hass, port, sims)
-        finally:
-            await hass.async_stop()
-            with contextlib.suppress(Exception):
-                await running
+        log(f"engines on ports {sims[0].port} and {sims[1].port}")
+        async with HassInProcess(
+            work / "config", name="AceStream Proxy soak"
+        ) as harness:
+            log(f"Home Assistant is running on {harness.url}, onboarded")
+            return await run_match(harness, sims)
     finally:
         for sim in sims:
             await sim.stop()
         if args.keep:
-            log(f"kept {config_dir}")
+            log(f"kept {work}")
         else:
             # Off the loop: Home Assistant flags blocking calls on it.
-            await asyncio.to_thread(shutil.rmtree, config_dir, ignore_errors=True)
+            await asyncio.to_thread(shutil.rmtree, work, ignore_errors=True)
 
 
-async def run_match(hass: Any, port: int, sims: list[EngineSimulator]) -> int:
+async def run_match(harness: HassInProcess, sims: list[EngineSimulator]) -> int:
     """Engines as entries, compressed timings, viewers; then the match."""
     from homeassistant.core import Event, callback
 
-    token = await access_token(hass)
-    entries = [await add_engine(hass, sim.port) for sim in sims]
+    hass, api = harness.hass, harness.api
+    token = await api.long_lived_token("soak")
+    entries = []
+    for sim in sims:
+        entry_id, how = await api.add_entry("127.0.0.1", sim.port)
+        await api.wait_entry_loaded(entry_id)
+        log(f"engine on port {sim.port} added through the config flow ({how})")
+        entries.append(entry_id)
     applied = compress_timings()
     log(f"broadcast timings: {', '.join(applied)}")
     for entry_id in entries:
-        await set_options(hass, entry_id, LINGER)
+        await set_options(api, entry_id, LINGER)
     by_entry = dict(zip(entries, sims, strict=True))
     names = {entry_id: f"engine {i + 1}" for i, entry_id in enumerate(entries)}
-    match = Match(hass, f"http://127.0.0.1:{port}", token)
+    match = Match(hass, api, harness.url, token)
     failover_seen = asyncio.Event()
     hub = importlib.import_module(f"custom_components.{DOMAIN}.hub").get_hub(hass)
     engine_mod = importlib.import_module(f"custom_components.{DOMAIN}.engine")
@@ -527,7 +519,14 @@ async def run_match(hass: Any, port: int, sims: list[EngineSimulator]) -> int:
     def on_event(event: Event) -> None:
         kind = str(event.data.get("type"))
         infohash = str(event.data.get("infohash"))
-        match.events.append((match.clock(), kind, infohash))
+        # Bus listeners that are callbacks run inside async_fire, so the hub still
+        # holds the broadcast an event is about (it drops it after its end).
+        item = hub.broadcasts.get(infohash)
+        broadcast = None
+        if item is not None:
+            broadcast = id(item.broadcaster)
+            match.broadcasters[broadcast] = item.broadcaster  # ids stay unique
+        match.events.append((match.clock(), kind, infohash, broadcast))
         if kind in ("stream_failover", "stream_failed", "stream_restarting"):
             log(f"event {kind} {infohash[:8]}")
         if kind == "stream_failover" and infohash == hub.infohash_of(main_ref):
@@ -634,7 +633,7 @@ async def play(
         await at(OPTIONS_AT)
         match.fault(f"options: linger {LINGER} s -> {LINGER_LATER} s on every engine")
         for entry_id in by_entry:
-            await set_options(hass, entry_id, LINGER_LATER)
+            await set_options(match.api, entry_id, LINGER_LATER)
         await at(RESTART_AT)
         target = serving()
         if target is not None:
@@ -667,22 +666,58 @@ async def play(
     return report(match, hub, sims, names, by_entry, drained_after)
 
 
-def balance(events: list[tuple[float, str, str]]) -> tuple[int, int, list[str]]:
-    """Starts, ends, and what does not balance (per infohash, in order)."""
-    open_: dict[str, bool] = {}
+def balance(events: list[BusEvent]) -> tuple[int, int, list[str]]:
+    """Starts, ends, and what does not balance, per broadcast: a broadcast starts
+    at most once and ends exactly once; a stream_stopped needs a stream_started
+    before it (a broadcast that never played can only fail); an end the hub knew
+    no broadcast for is an end with no start."""
+    started: set[int] = set()
+    ended: set[int] = set()
+    where: dict[int, str] = {}
     starts = ends = 0
     problems: list[str] = []
-    for at, kind, infohash in events:
+    for at, kind, infohash, broadcast in events:
+        if kind not in ("stream_started", "stream_stopped", "stream_failed"):
+            continue
+        name = f"{infohash[:8]} {kind} (t={at:.0f}s)"
         if kind == "stream_started":
             starts += 1
-            if open_.get(infohash):
-                problems.append(f"{infohash[:8]} started twice (t={at:.0f}s)")
-            open_[infohash] = True
-        elif kind in ("stream_stopped", "stream_failed"):
+        else:
             ends += 1
-            open_[infohash] = False
-    problems += [f"{ih[:8]} never ended" for ih, is_open in open_.items() if is_open]
+        if broadcast is None:
+            problems.append(f"{name} for no broadcast the hub had")
+            continue
+        where[broadcast] = infohash[:8]
+        if kind == "stream_started":
+            if broadcast in started or broadcast in ended:
+                problems.append(f"{name}: started again")
+            started.add(broadcast)
+            continue
+        if broadcast in ended:
+            problems.append(f"{name}: a second end")
+        elif kind == "stream_stopped" and broadcast not in started:
+            problems.append(f"{name}: stopped with no start")
+        ended.add(broadcast)
+    problems += [f"{where[b]} never ended" for b in started - ended]
     return starts, ends, problems
+
+
+def slowest_keyframe(viewers: list[ViewerResult]) -> float:
+    """The longest wait for a first keyframe among viewers that got one."""
+    return max(
+        (v.first_keyframe - v.opened for v in viewers if v.first_keyframe is not None),
+        default=0.0,
+    )
+
+
+def failed_beside(events: list[BusEvent], infohash: str) -> list[str]:
+    """Broadcasts other than ``infohash``'s that failed: the non-TS content's
+    failure must stay its own."""
+    return [
+        f"{other[:8]} stream_failed (t={at:.0f}s)"
+        for at, kind, other, _ in events
+        if kind == "stream_failed" and other != infohash
+    ]
 
 
 def report(
@@ -702,11 +737,21 @@ def report(
     not_ts_viewers = [v for v in viewers if v.expect_cut]
     not_ts_hash = EngineSimulator.infohash_for(NOT_TS)
     reason = hub.failures.get(not_ts_hash, "")
+    beside = failed_beside(match.events, not_ts_hash)
+    beside += [
+        f"{ih[:8]} failed: {why}"
+        for ih, why in hub.failures.items()
+        if ih != not_ts_hash
+    ]
     not_ts_ok = (
         bool(not_ts_viewers)
         and all(not v.ended_by_us for v in not_ts_viewers)
         and "MPEG-TS" in reason
+        and not beside
     )
+    # A viewer's first picture: within FIRST_VIDEO of opening (every planned
+    # viewer, zappers included: their 3-10 s watches are shorter than MAX_GAP).
+    blind = without_video(planned, FIRST_VIDEO)
     superseded = sum(sim.counters.sessions_superseded for sim in sims)
     starts, ends, unbalanced = balance(match.events)
     tasks, timers = our_tasks(), our_timers()
@@ -751,10 +796,17 @@ def report(
             + (" on the other engine" if match.failover[2] else ", not moved"),
         ),
         (
+            f"every viewer's first keyframe within {FIRST_VIDEO:g} s of joining",
+            not blind,
+            f"slowest {slowest_keyframe(planned):.1f} s over {len(planned)} viewers"
+            + "".join(f"; {text}" for text in blind[:4]),
+        ),
+        (
             "the non-TS session fails with a clear reason, alone",
             not_ts_ok,
             f"reason: {reason or '(none)'}; viewer: "
-            + ", ".join(v.end or "?" for v in not_ts_viewers),
+            + ", ".join(v.end or "?" for v in not_ts_viewers)
+            + f"; other failures: {', '.join(beside[:4]) or 'none'}",
         ),
         (
             "nothing left after the last viewer plus linger",
@@ -787,7 +839,7 @@ def report(
         for _, fault in sim.faults_applied
     ]
     kinds: dict[str, int] = {}
-    for _, kind, _ in main_events:
+    for _, kind, _, _ in main_events:
         kinds[kind] = kinds.get(kind, 0) + 1
     figures = [
         ("match", f"{MATCH:g} s (a two-hour match, compressed)"),
@@ -856,12 +908,6 @@ def main() -> None:
         "--keep", action="store_true", help="keep Home Assistant's folder and log"
     )
     args = parser.parse_args()
-    # Home Assistant's bootstrap always sets up its default integrations (the
-    # frontend among them) and runs with --skip-pip: on a fresh venv their
-    # packages must be installed first, as `make demo` and `make bench` do.
-    sys.path.insert(0, str(ROOT / "script"))
-    demo = importlib.import_module("demo")
-    demo.ensure_requirements(("frontend", "onboarding", "config", DOMAIN))
     sys.exit(asyncio.run(soak(args)))
 
 
