@@ -15,6 +15,14 @@
 #   make soak          a two-hour match compressed into about three minutes through a
 #                      real Home Assistant, with faults, failovers and reloads; prints
 #                      its invariants and exits non-zero if one fails (script/soak.py)
+#   make demo-newest, make soak-newest, make bench-newest
+#                      the same on the newest Home Assistant release, on Python 3.14,
+#                      in the root script/newest.sh builds (as make test-newest)
+#   make check-release what a user does in the UI (engines found and typed, a
+#                      reconfigure, a channel and entity id renamed, a failover that
+#                      moves an ad-hoc device) on a real `hass` of the newest release;
+#                      fails on any ERROR or "Detected" line in its log
+#                      (script/check_release.py)
 #   make e2e           headless Chromium + hls.js plays HLS through Home Assistant
 #   make lint          ruff check, ruff format --check, mypy
 #   make format        ruff format + ruff check --fix
@@ -68,6 +76,7 @@ fi
 endef
 
 .PHONY: test test-newest e2e lint format demo bench soak clean venv ffmpeg
+.PHONY: demo-newest soak-newest bench-newest check-release newest-env
 
 ## ---------------------------------------------------------------- environments
 
@@ -141,6 +150,28 @@ bench: venv
 
 soak: venv
 	$(VENV)/bin/python script/soak.py $(ARGS)
+
+# The same scripts on the newest release. They install what Home Assistant's
+# default integrations need into that venv on first use (HA runs with --skip-pip).
+NEWEST := script/newest.sh
+
+demo-newest soak-newest bench-newest check-release: newest-env
+
+newest-env:
+	$(NEWEST) ensure
+	@$(NEWEST) versions
+
+demo-newest:
+	$(NEWEST) run python script/demo.py $(ARGS)
+
+soak-newest:
+	$(NEWEST) run python script/soak.py $(ARGS)
+
+bench-newest:
+	$(NEWEST) run python script/bench.py $(ARGS)
+
+check-release:
+	$(NEWEST) run python script/check_release.py $(ARGS)
 
 # A real browser (headless Chromium + hls.js) plays the HLS stream through Home
 # Assistant. script/e2e_setup.sh installs Chromium (apt) and hls.js (npm) if missing.

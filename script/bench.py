@@ -127,8 +127,8 @@ def _import_data_plane() -> tuple[types.ModuleType, types.ModuleType]:
         package.__path__ = [str(ROOT / "custom_components" / "acestream_proxy")]
         sys.modules[name] = package
     return (
-        importlib.import_module(f"{name}.engine"),
-        importlib.import_module(f"{name}.ts"),
+        importlib.import_module(f"{name}.stream.engine"),
+        importlib.import_module(f"{name}.stream.ts"),
     )
 
 
@@ -769,7 +769,7 @@ def fill(
 def hls_cost(fixture_path: Path, media_seconds: float) -> str:
     """CPU of cutting the source into HLS segments (in this process, no HTTP)."""
     _import_data_plane()
-    hls = importlib.import_module(f"custom_components.{DOMAIN}.hls")
+    hls = importlib.import_module(f"custom_components.{DOMAIN}.stream.hls")
     data = fixture_path.read_bytes()
     data = data[: len(data) // 188 * 188]
     segmenter = hls.Segmenter(target_duration=3.0, window=8)

@@ -117,15 +117,25 @@ def _manifest(domain: str) -> dict[str, Any]:
     return manifest
 
 
+# What onboarding's core_config step adds entries for (as the frontend's wizard
+# does); without their packages each one logs an error.
+ONBOARDING_DOMAINS = ("google_translate", "met", "radio_browser", "shopping_list")
+
+
 def bootstrap_domains() -> set[str]:
-    """What Home Assistant's bootstrap sets up whatever the configuration says.
+    """What Home Assistant sets up whatever the configuration says: its bootstrap's
+    core and default integrations, and what onboarding adds.
 
     Read from the installed release: the set grows between releases (2026 adds
     brands and labs, and the frontend pulls in more).
     """
     from homeassistant import bootstrap
 
-    return {*bootstrap.CORE_INTEGRATIONS, *bootstrap.DEFAULT_INTEGRATIONS}
+    return {
+        *bootstrap.CORE_INTEGRATIONS,
+        *bootstrap.DEFAULT_INTEGRATIONS,
+        *ONBOARDING_DOMAINS,
+    }
 
 
 def missing_requirements(domains: Iterable[str]) -> list[str]:

@@ -4,6 +4,7 @@ it must reject, beside one it must pass."""
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from datetime import timedelta
 import importlib
 from pathlib import Path
@@ -51,14 +52,14 @@ async def test_a_zapper_with_only_null_packets_has_no_video(soak: ModuleType) ->
     though its bytes and the gap judge (15 s over a 3-10 s watch) would pass it."""
     nothing = viewer(soak, packet(0x1FFF) * 50 + packet(0) + packet(0x1000))
     assert nothing.video_bytes > 0  # tables count as bytes that are not null
-    assert soak.without_video([nothing], 3.0) == ["zapper 1: no keyframe"]
+    assert soak.without_video([nothing], 3.0) == (["zapper 1: no keyframe"], [])
     # Video packets with no random access point are no start either.
     no_key = viewer(soak, packet(0x100) * 50)
     assert no_key.video_bytes > 0
-    assert soak.without_video([no_key], 3.0) == ["zapper 1: no keyframe"]
+    assert soak.without_video([no_key], 3.0) == (["zapper 1: no keyframe"], [])
     watched = viewer(soak, packet(0x1FFF) + packet(0x100, keyframe=True))
     assert watched.first_keyframe is not None
-    assert soak.without_video([watched], 3.0) == []
+    assert soak.without_video([watched], 3.0) == ([], [])
 
 
 async def test_a_late_first_keyframe_is_flagged(soak: ModuleType) -> None:
@@ -66,8 +67,14 @@ async def test_a_late_first_keyframe_is_flagged(soak: ModuleType) -> None:
     late = viewer(soak, packet(0x100, keyframe=True))
     assert late.first_keyframe is not None
     late.opened = late.first_keyframe - 5.0
-    (text,) = soak.without_video([late], 3.0)
+    (text,), _ = soak.without_video([late], 3.0)
     assert text.startswith("zapper 1: first keyframe after 5.0 s")
+    # Joined into a stall: excused, and said so; a fault elsewhere excuses nothing.
+    joined = late.opened
+    stall = [(joined + 1.0, joined + 8.0)]
+    assert soak.without_video([late], 3.0, stall) == ([], ["zapper 1"])
+    earlier = [(joined - 20.0, joined - 3.0)]
+    assert soak.without_video([late], 3.0, earlier)[0] == [text]
 
 
 def test_event_balance_flags_a_second_stop_and_a_stop_with_no_start(
@@ -137,4 +144,12 @@ async def test_nothing_left_sees_timers_of_home_assistant_helpers(
     assert soak.our_timers() == ["StreamHub.refresh"]
     handle.cancel()
     assert soak.our_timers() == []
+    # What was there before the match (e.g. periodic discovery) is no leftover.
+    cancel_every = async_track_time_interval(hass, refresh, timedelta(minutes=1))
+    before = Counter(soak.our_timers())
+    assert soak.left_over(before) == []
+    cancel_later = async_call_later(hass, 2, refresh)
+    assert soak.left_over(before) == ["StreamHub.refresh"]
+    cancel_later()
+    cancel_every()
     cancel_other()

@@ -1,0 +1,277 @@
+"""What a user does in the UI, on a real ``hass`` process, then its log is read.
+
+Run it with the Python of the release to check (``make check-release`` runs it on
+the newest release, in the root script/newest.sh builds). Each step goes through
+the HTTP and WebSocket API the frontend uses:
+
+1. an engine added through the config flow by picking it among the engines found
+   (a simulator on the default port), then reconfigured (to another address of the
+   same engine); a second engine added by typing its address;
+2. a channel added, renamed (its reconfigure flow), and one of its entity ids
+   renamed (``config/entity_registry/update``, as the entity settings dialog does);
+3. an ad-hoc content played while its engine dies: the broadcast fails over to the
+   other engine and its device moves to that engine's entry;
+4. Home Assistant stopped, then ``home-assistant.log`` read: every ERROR record and
+   every "Detected ..." report is printed; the exit status is 1 if there is any,
+   or if a step failed.
+
+Not covered: a discovery while Supervisor data is not ready needs a Supervisor;
+the suite's discovery tests stand in for it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+from pathlib import Path
+import shutil
+import sys
+import tempfile
+import time
+from typing import Any
+
+import aiohttp
+from harness import (
+    DOMAIN,
+    ROOT,
+    Child,
+    HarnessError,
+    HassProcess,
+    HomeAssistantApi,
+    log,
+    log_problems,
+    pick_port,
+    wait_http,
+)
+
+FOUND_PORT = 6878  # where the integration looks for an engine on this machine
+CHANNEL = hashlib.sha1(b"acestream-proxy check channel").hexdigest()
+ADHOC = hashlib.sha1(b"acestream-proxy check ad-hoc").hexdigest()
+MOVE_WITHIN = 45.0
+
+
+async def devices(api: HomeAssistantApi) -> list[dict[str, Any]]:
+    """The device registry, as the UI lists it."""
+    (items,) = await api.websocket({"type": "config/device_registry/list"})
+    return list(items)
+
+
+async def reconfigure_entry(api: HomeAssistantApi, entry_id: str, host: str) -> None:
+    """The entry's "Reconfigure" menu item: the same port, another host."""
+    base = "/api/config/config_entries/flow"
+    form = await api.request(
+        "POST",
+        base,
+        json={"handler": DOMAIN, "show_advanced_options": False, "entry_id": entry_id},
+    )
+    if form.get("step_id") != "reconfigure":
+        raise HarnessError(f"reconfigure did not show its form: {form}")
+    result = await api.request(
+        "POST", f"{base}/{form['flow_id']}", json={"host": host, "port": FOUND_PORT}
+    )
+    if result.get("reason") != "reconfigure_successful":
+        raise HarnessError(f"reconfigure: {result}")
+
+
+async def rename_channel(
+    api: HomeAssistantApi, entry_id: str, subentry_id: str, name: str
+) -> None:
+    """The channel's "Reconfigure" item: every field as shown, a new name."""
+    base = "/api/config/config_entries/subentries/flow"
+    form = await api.request(
+        "POST",
+        base,
+        json={
+            "handler": [entry_id, "channel"],
+            "show_advanced_options": False,
+            "subentry_id": subentry_id,
+        },
+    )
+    shown = {
+        item["name"]: item.get("description", {}).get("suggested_value")
+        for item in form.get("data_schema", [])
+    }
+    values = {key: value for key, value in shown.items() if value is not None}
+    values["name"] = name
+    result = await api.request("POST", f"{base}/{form['flow_id']}", json=values)
+    if (
+        result.get("type") != "abort"
+        or result.get("reason") != "reconfigure_successful"
+    ):
+        raise HarnessError(f"channel reconfigure: {result}")
+
+
+async def channel_steps(api: HomeAssistantApi, entry_id: str) -> None:
+    """Add a channel, rename it, rename one of its entity ids."""
+    await api.add_channel(entry_id, "Check Sports", CHANNEL)
+    entries = await api.request(
+        "GET", f"/api/config/config_entries/entry?domain={DOMAIN}"
+    )
+    entry = next(e for e in entries if e["entry_id"] == entry_id)
+    (subentries,) = await api.websocket(
+        {"type": "config_entries/subentries/list", "entry_id": entry_id}
+    )
+    subentry = next(s for s in subentries if s["title"] == "Check Sports")
+    await rename_channel(api, entry_id, subentry["subentry_id"], "Check Football")
+    log(f"channel added and renamed (entry {entry['title']})")
+    await api.wait_entry_loaded(entry_id)
+    old = await wait_entity(api, "sensor.check_sports_viewers")
+    (updated,) = await api.websocket(
+        {
+            "type": "config/entity_registry/update",
+            "entity_id": old,
+            "new_entity_id": "sensor.check_renamed_viewers",
+        }
+    )
+    log(f"entity id {old} renamed to {updated['entity_entry']['entity_id']}")
+    await wait_state(api, "sensor.check_renamed_viewers")
+
+
+async def wait_entity(api: HomeAssistantApi, entity_id: str) -> str:
+    """Wait until the entity registry has the entity; return its id."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        (items,) = await api.websocket({"type": "config/entity_registry/list"})
+        if any(item["entity_id"] == entity_id for item in items):
+            return entity_id
+        await asyncio.sleep(0.5)
+    raise HarnessError(f"{entity_id} never appeared")
+
+
+async def wait_state(api: HomeAssistantApi, entity_id: str) -> None:
+    """Wait until the renamed entity has a state that is not "unavailable"."""
+    deadline = time.monotonic() + 30
+    state: Any = None
+    while time.monotonic() < deadline:
+        states = await api.request("GET", "/api/states")
+        state = next((s for s in states if s["entity_id"] == entity_id), None)
+        if state is not None and state["state"] != "unavailable":
+            log(f"{entity_id} is {state['state']}")
+            return
+        await asyncio.sleep(0.5)
+    raise HarnessError(f"{entity_id} stays {state and state['state']}")
+
+
+async def failover_steps(
+    hass: HassProcess, sims: list[Child], entries: list[str], token: str
+) -> None:
+    """Play an ad-hoc content on the first engine, kill it, see the device move."""
+    api = hass.api
+    url = f"{hass.url}/api/{DOMAIN}/stream/{ADHOC}"
+    headers = {"Authorization": f"Bearer {token}"}
+    async with api.session.get(url, headers=headers) as resp:
+        if resp.status != 200:
+            raise HarnessError(f"ad-hoc stream: HTTP {resp.status}")
+        await resp.content.readexactly(188 * 100)
+        adhoc = [d for d in await devices(api) if d.get("model") == "Broadcast"]
+        if len(adhoc) != 1 or entries[0] not in adhoc[0]["config_entries"]:
+            raise HarnessError(f"no ad-hoc device on the first engine: {adhoc}")
+        log(f"ad-hoc device '{adhoc[0]['name']}' is on the first engine; killing it")
+        await sims[0].stop(grace=1)
+        reading = asyncio.ensure_future(_drain(resp))
+        try:
+            deadline = time.monotonic() + MOVE_WITHIN
+            while True:
+                device = next(
+                    d for d in await devices(api) if d["id"] == adhoc[0]["id"]
+                )
+                if device["config_entries"] == [entries[1]]:
+                    break
+                if time.monotonic() > deadline:
+                    raise HarnessError(f"the ad-hoc device did not move: {device}")
+                await asyncio.sleep(0.5)
+        finally:
+            reading.cancel()
+    log(f"failover: the ad-hoc device moved to the second engine ({device['id']})")
+
+
+async def _drain(resp: aiohttp.ClientResponse) -> None:
+    while await resp.content.readany():
+        pass
+
+
+async def check(args: argparse.Namespace) -> int:
+    """Every step, then the log."""
+    work = Path(tempfile.mkdtemp(prefix="acestream-check-"))
+    ports = [pick_port(FOUND_PORT), pick_port(0, {FOUND_PORT})]
+    if ports[0] != FOUND_PORT:
+        raise HarnessError(f"port {FOUND_PORT} is taken: the found engine needs it")
+    sims = [
+        Child(
+            f"engine simulator {i + 1}",
+            [
+                sys.executable,
+                "-m",
+                "tests.simulator",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--cold-start",
+                "1",
+            ],
+            cwd=ROOT,
+            log_path=work / f"simulator-{i + 1}.log",
+        )
+        for i, port in enumerate(ports)
+    ]
+    hass = HassProcess(work / "config", name="AceStream Proxy check")
+    try:
+        for sim in sims:
+            await sim.start()
+        await hass.start()
+        api = hass.api
+        import homeassistant.const
+
+        log(f"Home Assistant {homeassistant.const.__version__} runs on {hass.url}")
+        for sim, port in zip(sims, ports, strict=True):
+            await wait_http(
+                api.session,
+                f"http://127.0.0.1:{port}/webui/api/service?method=get_version",
+                30,
+                sim.check_alive,
+            )
+        await api.remove_failed_entries()
+        first, how = await api.add_entry("127.0.0.1", FOUND_PORT, found=True)
+        await api.wait_entry_loaded(first)
+        log(f"engine 127.0.0.1:{FOUND_PORT} added ({how})")
+        await reconfigure_entry(api, first, "localhost")
+        entry = await api.wait_entry_loaded(first)
+        log(f"reconfigured: {entry['title']}")
+        second, how = await api.add_entry("127.0.0.1", ports[1], found=False)
+        await api.wait_entry_loaded(second)
+        log(f"engine 127.0.0.1:{ports[1]} added ({how})")
+        await channel_steps(api, first)
+        token = await api.long_lived_token("check")
+        await failover_steps(hass, sims, [first, second], token)
+    finally:
+        await hass.stop()
+        for sim in sims:
+            await sim.stop(grace=5)
+    errors, detected = log_problems(hass.log_file)
+    log(f"{hass.log_file}: {len(errors)} ERROR records, {len(detected)} Detected lines")
+    for line in errors + detected:
+        print(f"  {line}")
+    if args.keep:
+        log(f"kept {work}")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+    return 1 if errors or detected else 0
+
+
+def main() -> None:
+    """Entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--keep", action="store_true", help="keep the work folder")
+    args = parser.parse_args()
+    try:
+        code = asyncio.run(check(args))
+    except (HarnessError, aiohttp.ClientError, OSError) as err:
+        print(f"[check_release] FAILED: {err}", file=sys.stderr, flush=True)
+        code = 1
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()
