@@ -149,7 +149,10 @@ def missing_requirements(domains: Iterable[str]) -> list[str]:
             continue
         seen.add(domain)
         manifest = _manifest(domain)
+        # after_dependencies too: their modules get imported (analytics imports
+        # hassio's client library whether or not a Supervisor runs).
         todo.extend(manifest.get("dependencies", []))
+        todo.extend(manifest.get("after_dependencies", []))
         missing.extend(
             req for req in manifest.get("requirements", []) if not _requirement_ok(req)
         )
@@ -813,7 +816,7 @@ def log_problems(path: Path) -> tuple[list[str], list[str]]:
     errors: list[str] = []
     detected: list[str] = []
     for line in path.read_text(errors="replace").splitlines():
-        if re.match(r"^\d{4}-\d\d-\d\d [\d:.]+ ERROR ", line):
+        if re.match(r"^\d{4}-\d\d-\d\d [\d:.+-]+ ERROR ", line):
             errors.append(line)
         if "Detected " in line and re.match(r"^\d{4}-\d\d-\d\d ", line):
             detected.append(line)
