@@ -37,8 +37,9 @@ CACHE=${ACESTREAM_PROXY_CACHE:-/var/cache/acestream-proxy/newest}
 PYTHON=python3.14
 SUITE=sid
 MIRROR=http://deb.debian.org/debian
-# gcc: script/bench.py compiles its C client; ffmpeg: the tests run ffprobe/ffmpeg.
-ROOT_PACKAGES=$PYTHON,$PYTHON-venv,$PYTHON-dev,ca-certificates,ffmpeg,gcc
+# gcc: script/bench.py compiles its C client; ffmpeg: the tests run ffprobe/ffmpeg;
+# libturbojpeg0: the camera component loads it (PyTurboJPEG), as in HA's images.
+ROOT_PACKAGES=$PYTHON,$PYTHON-venv,$PYTHON-dev,ca-certificates,ffmpeg,gcc,libturbojpeg0
 PHACC=pytest-homeassistant-custom-component
 # Packages of requirements_test.txt not installed here: phacc is installed at its
 # newest, the linters only run on the oldest leg (`make test`).
