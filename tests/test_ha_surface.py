@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import fields
 from datetime import timedelta
 import itertools
 from typing import Any
@@ -36,7 +37,7 @@ from pytest_homeassistant_custom_component.components.diagnostics import (
 )
 from yarl import URL
 
-from custom_components.acestream_proxy import hub as hub_module
+from custom_components.acestream_proxy import compat, hub as hub_module
 from custom_components.acestream_proxy.const import CONF_LINGER, DOMAIN, EVENT_TYPE
 from custom_components.acestream_proxy.hub import get_hub
 from custom_components.acestream_proxy.stream.engine import ContentKind, ContentRef
@@ -560,6 +561,12 @@ async def test_repair_issue_for_a_long_outage(
     issue = registry.async_get_issue(DOMAIN, coordinator.issue_id)
     assert issue is not None
     assert issue.is_fixable
+    # Linked to its entry where Home Assistant links issues (and the gate agrees).
+    linkable = "config_entry_id" in {f.name for f in fields(ir.IssueEntry)}
+    assert compat.ISSUE_CONFIG_ENTRY is linkable
+    assert getattr(issue, "config_entry_id", None) == (
+        loaded_entry.entry_id if linkable else None
+    )
 
     async with EngineSimulator() as moved:
         assert await async_setup_component(hass, "repairs", {})
@@ -624,8 +631,35 @@ async def test_repair_of_an_engine_removed_meanwhile(
     assert flow["step_id"] == "address"
     assert await hass.config_entries.async_remove(loaded_entry.entry_id)
     await hass.async_block_till_done()
+    # The issue went with its entry; the flow the user had open ends cleanly.
+    assert ir.async_get(hass).async_get_issue(DOMAIN, coordinator.issue_id) is None
     flow = await manager.async_configure(
         flow["flow_id"], {"host": "127.0.0.1", "port": engine_sim.port}
     )
     assert flow["type"] == "abort"
     assert flow["reason"] == "entry_removed"
+
+
+async def test_a_reload_clears_the_repair_of_an_engine_back(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    engine_sim: EngineSimulator,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """The engine is back and the user reloads before the next health check: the
+    new coordinator, which never saw the outage, closes the issue all the same;
+    while the engine stays down, a reload leaves the issue open."""
+    issue_id = loaded_entry.runtime_data.coordinator.issue_id
+    registry = ir.async_get(hass)
+    await engine_sim.stop()
+    for _ in range(12):
+        freezer.tick(timedelta(seconds=31))
+        async_fire_time_changed(hass)
+        await hass.async_block_till_done(wait_background_tasks=True)
+    assert registry.async_get_issue(DOMAIN, issue_id) is not None
+    assert not await hass.config_entries.async_reload(loaded_entry.entry_id)
+    assert registry.async_get_issue(DOMAIN, issue_id) is not None
+    await engine_sim.start()
+    assert await hass.config_entries.async_reload(loaded_entry.entry_id)
+    await hass.async_block_till_done()
+    assert registry.async_get_issue(DOMAIN, issue_id) is None

@@ -11,7 +11,11 @@ from homeassistant.const import (
     Platform,
 )
 from homeassistant.core import HassJob, callback
-from homeassistant.helpers import config_validation as cv, device_registry as dr
+from homeassistant.helpers import (
+    config_validation as cv,
+    device_registry as dr,
+    issue_registry as ir,
+)
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.dispatcher import (
     async_dispatcher_connect,
@@ -21,7 +25,7 @@ from homeassistant.helpers.dispatcher import (
 from .access import KEYS, AccessKeys
 from .channel import Channel
 from .const import DOMAIN, SUBENTRY_CHANNEL
-from .coordinator import EngineCoordinator
+from .coordinator import EngineCoordinator, engine_issue_id
 from .data import AceStreamConfigEntry, AceStreamData
 from .devices import (
     async_channel_edited,
@@ -140,6 +144,12 @@ async def async_unload_entry(hass: HomeAssistant, entry: AceStreamConfigEntry) -
     """End the engine's broadcasts and unload its entities."""
     await get_hub(hass).async_remove_engine(entry)
     return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+
+
+async def async_remove_entry(hass: HomeAssistant, entry: AceStreamConfigEntry) -> None:
+    """The entry's repair goes with it. Releases that link issues to their entry
+    (compat.ISSUE_CONFIG_ENTRY) have deleted it already; deleting again is a no-op."""
+    ir.async_delete_issue(hass, DOMAIN, engine_issue_id(entry.entry_id))
 
 
 async def async_remove_config_entry_device(

@@ -8,10 +8,14 @@ newest test legs each run their side of every gate.
 
 from __future__ import annotations
 
-from typing import Final
+import contextlib
+import inspect
+from typing import Any, Final
 
+from homeassistant.components.media_source import MediaSource
 from homeassistant.const import MAJOR_VERSION, MINOR_VERSION
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import issue_registry as ir
 
 HA_VERSION: Final = (MAJOR_VERSION, MINOR_VERSION)
 
@@ -39,3 +43,47 @@ def addon_slugs(hass: HomeAssistant) -> list[str] | None:
     except not_ready:  # pragma: no cover (2026.8+: the newest leg runs it)
         return None
     return None if info is None else sorted(info)
+
+
+# Media sources can be searched (MediaSource.async_search_media, BrowseMedia's
+# can_search, the media_source/search_media command) from a 2026 release; 2026.2
+# cannot. Tested by the feature, not a version: BrowseMedia refuses can_search
+# where search is missing.
+MEDIA_SEARCH: Final = hasattr(MediaSource, "async_search_media")
+
+with contextlib.suppress(ImportError):
+    from homeassistant.components.media_player import (  # type: ignore[attr-defined,unused-ignore]
+        SearchMedia,
+        SearchMediaQuery,
+    )
+
+    # Re-exported for media_source.py, which needs them only where they exist.
+    __all__ = ["SearchMedia", "SearchMediaQuery"]
+
+
+def searchable() -> dict[str, bool]:
+    """Keyword arguments marking a browse node as searchable, where that exists."""
+    return {"can_search": True} if MEDIA_SEARCH else {}
+
+
+# 2026.11: an issue can name its config entry; Home Assistant then deletes it with
+# the entry and hides it while the entry is disabled. Before, the integration
+# deletes its own when the entry is removed (async_remove_entry).
+ISSUE_CONFIG_ENTRY: Final = (
+    "config_entry_id" in inspect.signature(ir.async_create_issue).parameters
+)
+
+
+def async_create_issue(
+    hass: HomeAssistant,
+    domain: str,
+    issue_id: str,
+    *,
+    config_entry_id: str,
+    **kwargs: Any,
+) -> None:
+    """ir.async_create_issue, linked to ``config_entry_id`` where supported (the
+    same name, so the translation check reads its calls like Home Assistant's)."""
+    if ISSUE_CONFIG_ENTRY:
+        kwargs["config_entry_id"] = config_entry_id
+    ir.async_create_issue(hass, domain, issue_id, **kwargs)

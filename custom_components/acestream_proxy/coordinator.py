@@ -9,6 +9,7 @@ from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 from homeassistant.util import dt as dt_util
 
+from . import compat
 from .const import DOMAIN, LOGGER, UPDATE_INTERVAL_SECONDS
 from .stream.engine import EngineClient, EngineError, EngineVersion
 
@@ -47,7 +48,7 @@ class EngineCoordinator(DataUpdateCoordinator[EngineVersion]):
     @property
     def issue_id(self) -> str:
         """Repair issue of this engine being unreachable."""
-        return f"engine_unreachable_{self.config_entry.entry_id}"
+        return engine_issue_id(self.config_entry.entry_id)
 
     async def _async_update_data(self) -> EngineVersion:
         try:
@@ -57,10 +58,11 @@ class EngineCoordinator(DataUpdateCoordinator[EngineVersion]):
             if self.down_since is None:
                 self.down_since = now
             elif now - self.down_since >= REPAIR_AFTER:
-                ir.async_create_issue(
+                compat.async_create_issue(
                     self.hass,
                     DOMAIN,
                     self.issue_id,
+                    config_entry_id=self.config_entry.entry_id,
                     is_fixable=True,
                     severity=ir.IssueSeverity.ERROR,
                     translation_key="engine_unreachable",
@@ -71,7 +73,14 @@ class EngineCoordinator(DataUpdateCoordinator[EngineVersion]):
                     data={"entry_id": self.config_entry.entry_id},
                 )
             raise UpdateFailed(str(err)) from err
-        if self.down_since is not None:
-            self.down_since = None
+        self.down_since = None
+        # Also after a reload or a new address: that coordinator never saw the
+        # outage, but the issue of the one before it may still be open.
+        if ir.async_get(self.hass).async_get_issue(DOMAIN, self.issue_id):
             ir.async_delete_issue(self.hass, DOMAIN, self.issue_id)
         return version
+
+
+def engine_issue_id(entry_id: str) -> str:
+    """Repair issue of the engine of ``entry_id`` being unreachable."""
+    return f"engine_unreachable_{entry_id}"

@@ -1,8 +1,9 @@
-"""Media browser: the channels, grouped, each playable on any media player."""
+"""Media browser: the channels, grouped, each playable on any media player; and,
+where Home Assistant has media search, a search over channels and broadcasts."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from homeassistant.components.media_player.const import MediaClass
 from homeassistant.components.media_player.errors import BrowseError
@@ -14,19 +15,27 @@ from homeassistant.components.media_source import (
     Unresolvable,
 )
 
+from . import compat
 from .const import DOMAIN
+from .hub import BroadcastTarget, adhoc_target, get_hub
 from .playlist import hls_path, iter_channels, stream_path, wants_hls
 from .stream.engine import ContentKind, ContentRef
 
 if TYPE_CHECKING:
+    from collections.abc import Collection
+
     from homeassistant.core import HomeAssistant
 
     from .channel import Channel
+    from .compat import SearchMedia, SearchMediaQuery
 
 TS_MIME = "video/mp2t"
 HLS_MIME = "application/vnd.apple.mpegurl"
 GROUP_PREFIX = "group/"
 CHANNEL_PREFIX = "channel/"
+# As Home Assistant's own local media search: a one-letter query over thousands
+# of imported channels must not send them all to the browser.
+MAX_SEARCH_RESULTS: Final = 100
 
 
 async def async_get_media_source(hass: HomeAssistant) -> AceStreamMediaSource:
@@ -34,17 +43,21 @@ async def async_get_media_source(hass: HomeAssistant) -> AceStreamMediaSource:
     return AceStreamMediaSource(hass)
 
 
-def _channel_item(channel: Channel) -> BrowseMediaSource:
+def _playable(ref: ContentRef, title: str, logo: str | None) -> BrowseMediaSource:
     return BrowseMediaSource(
         domain=DOMAIN,
-        identifier=f"{CHANNEL_PREFIX}{channel.ref.kind.value}/{channel.ref.value}",
+        identifier=f"{CHANNEL_PREFIX}{ref.kind.value}/{ref.value}",
         media_class=MediaClass.CHANNEL,
         media_content_type=TS_MIME,
-        title=channel.name,
+        title=title,
         can_play=True,
         can_expand=False,
-        thumbnail=channel.logo,
+        thumbnail=logo,
     )
+
+
+def _channel_item(channel: Channel) -> BrowseMediaSource:
+    return _playable(channel.ref, channel.name, channel.logo)
 
 
 def _directory(
@@ -60,6 +73,7 @@ def _directory(
         can_expand=True,
         children=children,
         children_media_class=MediaClass.CHANNEL,
+        **compat.searchable(),
     )
 
 
@@ -88,12 +102,15 @@ class AceStreamMediaSource(MediaSource):
             return PlayMedia(hls_path(ref), HLS_MIME)
         return PlayMedia(stream_path(ref), TS_MIME)
 
-    async def async_browse_media(self, item: MediaSourceItem) -> BrowseMediaSource:
-        """Root: groups and ungrouped channels; a group: its channels."""
-        channels = sorted(
+    def _channels(self) -> list[Channel]:
+        return sorted(
             (channel for _, _, channel in iter_channels(self.hass)),
             key=lambda channel: channel.name.casefold(),
         )
+
+    async def async_browse_media(self, item: MediaSourceItem) -> BrowseMediaSource:
+        """Root: groups and ungrouped channels; a group: its channels."""
+        channels = self._channels()
         identifier = item.identifier or ""
         if not identifier:
             groups = sorted({c.group for c in channels if c.group}, key=str.casefold)
@@ -112,3 +129,70 @@ class AceStreamMediaSource(MediaSource):
             translation_key="unknown_media",
             translation_placeholders={"identifier": identifier},
         )
+
+    async def async_search_media(
+        self, item: MediaSourceItem, query: SearchMediaQuery
+    ) -> SearchMedia:
+        """Home Assistant's search (where it has one) answered by search()."""
+        found = self.search(
+            item.identifier or "",
+            query.search_query,
+            set(query.media_filter_classes or ()),
+        )
+        return compat.SearchMedia(result=found)
+
+    def search(
+        self, identifier: str, text: str, classes: Collection[MediaClass]
+    ) -> list[BrowseMediaSource]:
+        """Channels whose name, group or id holds every word of ``text``, and
+        playing broadcasts that are no channel (by their id); under a group, its
+        channels only. Groups match as folders, unless ``classes`` asks for media.
+        """
+        words = text.casefold().split()
+        channels = self._channels()
+        if identifier:
+            # Only a group has something under it to search.
+            in_group = identifier.startswith(GROUP_PREFIX)
+            group = identifier.removeprefix(GROUP_PREFIX)
+            channels = [c for c in channels if in_group and c.group == group]
+            if not channels:
+                raise BrowseError(
+                    translation_domain=DOMAIN,
+                    translation_key="unknown_media",
+                    translation_placeholders={"identifier": identifier},
+                )
+
+        def matches(*texts: str | None) -> bool:
+            haystack = " ".join(t for t in texts if t).casefold()
+            return all(word in haystack for word in words)
+
+        found: list[BrowseMediaSource] = []
+        if not identifier and not classes:
+            groups = sorted({c.group for c in channels if c.group}, key=str.casefold)
+            found += [
+                _directory(f"{GROUP_PREFIX}{group}", group, [])
+                for group in groups
+                if matches(group)
+            ]
+        if not classes or MediaClass.CHANNEL in classes:
+            found += [
+                _channel_item(c)
+                for c in channels
+                if matches(c.name, c.group, c.ref.value)
+            ]
+            if not identifier:
+                found += [
+                    _playable(target.ref, target.name, None)
+                    for target in self._adhoc_broadcasts()
+                    if matches(target.name, target.ref.value)
+                ]
+        return found[:MAX_SEARCH_RESULTS]
+
+    def _adhoc_broadcasts(self) -> list[BroadcastTarget]:
+        """Broadcasts playing now that no channel plays (started by id)."""
+        hub = get_hub(self.hass)
+        return [
+            adhoc_target(infohash)
+            for infohash, record in sorted(hub.broadcasts.items())
+            if record.broadcaster.alive and hub.channel_for(record.broadcaster) is None
+        ]
