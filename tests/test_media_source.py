@@ -21,12 +21,12 @@ from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 from custom_components.acestream_proxy import compat
 from custom_components.acestream_proxy.channel import Channel
 from custom_components.acestream_proxy.const import DOMAIN, SUBENTRY_CHANNEL
-from custom_components.acestream_proxy.engine import ContentKind, ContentRef
 from custom_components.acestream_proxy.hub import get_hub
 from custom_components.acestream_proxy.media_source import (
     MAX_SEARCH_RESULTS,
     async_get_media_source,
 )
+from custom_components.acestream_proxy.stream.engine import ContentKind, ContentRef
 from tests.helpers import read_bytes
 from tests.simulator import EngineSimulator
 
