@@ -8,12 +8,14 @@ from datetime import timedelta
 import json
 from pathlib import Path
 import re
+from typing import Any
 
 from homeassistant.config_entries import SOURCE_USER
 from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers import entity_registry as er
+from homeassistant.helpers import device_registry as dr, entity_registry as er
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
+from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 import yaml
@@ -21,6 +23,7 @@ import yaml
 from custom_components.acestream_proxy import PLATFORMS, const, hub as hub_module
 from custom_components.acestream_proxy.const import DOMAIN, EVENT_TYPE, LOGGER
 from custom_components.acestream_proxy.data import AceStreamData
+from custom_components.acestream_proxy.device_condition import CONDITION_TYPES
 from custom_components.acestream_proxy.device_trigger import TRIGGER_TYPES
 
 ROOT = Path(__file__).parent.parent
@@ -174,10 +177,60 @@ async def test_entities_unsubscribe_when_removed(
 # -- what the README documents -------------------------------------------------------
 
 
+def _description_problems(readme: str) -> list[str]:
+    """What the README's opening (title to the first section) lacks as a
+    high-level description: what the product is, the problem, what this does."""
+    title, _, rest = readme.partition("\n")
+    intro = rest.split("\n## ", 1)[0]
+    intro = re.sub(r"```.*?```", "", intro, flags=re.DOTALL)
+    prose = " ".join(
+        line for line in intro.splitlines() if line and not line.startswith("-")
+    )
+    bullets = re.findall(r"^- (.+(?:\n  .+)*)", intro, re.MULTILINE)
+    problems = []
+    if title != "# AceStream Proxy for Home Assistant":
+        problems.append("title")
+    if len(prose) < 300:
+        problems.append("no paragraph saying what this is")
+    for needed in ("AceStream engine", "Home Assistant", "one reader per broadcast"):
+        if needed not in prose:
+            problems.append(f"the paragraph never says {needed!r}")
+    if "**one** engine session per broadcast" not in prose:
+        problems.append("the paragraph never says what the integration does")
+    if len(bullets) < 8:
+        problems.append("fewer than 8 features listed")
+    features = " ".join(bullets)
+    for feature in ("Channels", "media browser", "HLS", "failover", "M3U"):
+        if feature not in features:
+            problems.append(f"the features never name {feature!r}")
+    if f"({const.DEFAULT_LINGER} s by default)" not in features:
+        problems.append("the linger default is not the code's")
+    return problems
+
+
+def test_readme_describes_the_integration() -> None:
+    """docs-high-level-description: the opening says what the AceStream engine's
+    limit is, what the integration does about it, and lists what it offers, with
+    the code's numbers; a README without that fails."""
+    assert _description_problems(README) == []
+    assert _description_problems("# AceStream Proxy for Home Assistant\n") != []
+    wrong_default = README.replace("(30 s by default)", "(60 s by default)")
+    assert _description_problems(wrong_default) == [
+        "the linger default is not the code's"
+    ]
+    no_paragraph = re.sub(
+        r"\nAceStream Proxy turns.*?server and authentication.\n",
+        "\n",
+        README,
+        flags=re.DOTALL,
+    )
+    assert "no paragraph saying what this is" in _description_problems(no_paragraph)
+
+
 def test_readme_has_the_user_sections() -> None:
-    """docs-high-level-description, docs-installation-instructions,
-    docs-removal-instructions, docs-supported-devices, docs-troubleshooting,
-    docs-known-limitations: the sections exist and say something."""
+    """docs-installation-instructions, docs-removal-instructions,
+    docs-supported-devices, docs-troubleshooting, docs-known-limitations: the
+    sections exist and say something."""
     assert README.startswith("# AceStream Proxy for Home Assistant")
     for title in (
         "## Requirements",
@@ -245,15 +298,91 @@ def test_readme_documents_every_entity_event_and_trigger() -> None:
         assert f"`{trigger}`" in events, trigger
 
 
-def test_readme_examples_are_valid_automations() -> None:
-    """docs-examples, docs-use-cases: the YAML examples parse, fire on our event
-    and call our actions with their real fields."""
+def _readme_automations() -> list[dict[str, Any]]:
     blocks = re.findall(r"```yaml\n(.*?)```", README, re.DOTALL)
-    automations = [
+    return [
         automation
         for block in blocks
         for automation in (yaml.safe_load(block) or {}).get("automation", [])
     ]
+
+
+def _device_parts(automation: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    key = "triggers" if kind == "trigger" else "conditions"
+    return [
+        part
+        for part in automation.get(key, [])
+        if part.get(kind) == "device" and part.get("domain") == DOMAIN
+    ]
+
+
+def test_readme_documents_every_device_trigger_and_condition() -> None:
+    """docs-triggers, docs-conditions: each device trigger and condition has a row
+    saying when it fires or holds, and an example automation uses each kind."""
+    for title, types, kind in (
+        ("#### Device triggers", TRIGGER_TYPES, "trigger"),
+        ("#### Device conditions", CONDITION_TYPES, "condition"),
+    ):
+        section = _section(title).split("\n### ")[0]
+        rows = {
+            row.split("|")[1].strip().strip("`"): row.split("|")[2].strip()
+            for row in section.splitlines()
+            if row.startswith("| `")
+        }
+        assert set(rows) == set(types), title
+        assert all(len(text) > 15 for text in rows.values()), title
+        used = [
+            part["type"]
+            for automation in _readme_automations()
+            for part in _device_parts(automation, kind)
+        ]
+        assert used, title
+        assert set(used) <= set(types), title
+
+
+@pytest.mark.usefixtures("engine_sim")
+async def test_readme_automations_pass_home_assistants_validation(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry
+) -> None:
+    """docs-examples, docs-triggers, docs-conditions: with a real channel's device
+    put in, Home Assistant's automation integration accepts every README example
+    (device triggers and conditions checked by our platforms' schemas)."""
+    result = await hass.config_entries.subentries.async_init(
+        (loaded_entry.entry_id, "channel"), context={"source": SOURCE_USER}
+    )
+    await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {"name": "Match", "content": "0a" * 20}
+    )
+    await hass.async_block_till_done()
+    device = next(
+        device
+        for device in dr.async_entries_for_config_entry(
+            dr.async_get(hass), loaded_entry.entry_id
+        )
+        if any(ident.startswith("channel_") for _, ident in device.identifiers)
+    )
+    text = yaml.safe_dump(_readme_automations()).replace(
+        "MATCH_CHANNEL_DEVICE_ID", device.id
+    )
+    automations = yaml.safe_load(text)
+    for number, automation in enumerate(automations):
+        automation["id"] = f"readme_{number}"
+    assert await async_setup_component(hass, "automation", {"automation": automations})
+    await hass.async_block_till_done()
+    states = hass.states.async_all("automation")
+    assert len(states) == len(automations)
+    # An example Home Assistant refuses is set up "unavailable".
+    assert all(state.state == "on" for state in states), states
+    # Off, so the example's time trigger leaves no timer behind.
+    await hass.services.async_call(
+        "automation", "turn_off", {"entity_id": "all"}, blocking=True
+    )
+
+
+def test_readme_examples_are_valid_automations() -> None:
+    """docs-examples, docs-use-cases: the YAML examples parse, fire on our event
+    and call our actions with their real fields."""
+    automations = _readme_automations()
     assert automations
     for automation in automations:
         for trigger in automation["triggers"]:

@@ -374,14 +374,16 @@ def _required() -> Need:
 
 
 def _static_keys(need: Need) -> None:
-    """Flow title, subentry types, device triggers and actions."""
+    """Flow title, subentry types, device triggers and conditions, actions."""
     if "title_placeholders" in (INTEGRATION / "config_flow.py").read_text():
         need[("config", "flow_title")] = "config_flow.py"
     for subentry_type in _subentry_types().values():
         for path in (("entry_type",), ("initiate_flow", "user")):
             need[("config_subentries", subentry_type, *path)] = "config_flow.py"
-    for trigger in _trigger_types():
+    for trigger in _automation_types("device_trigger"):
         need[("device_automation", "trigger_type", trigger)] = "device_trigger.py"
+    for condition in _automation_types("device_condition"):
+        need[("device_automation", "condition_type", condition)] = "device_condition.py"
     for service, fields in _services().items():
         for path in (("name",), ("description",)):
             need[("services", service, *path)] = "services.py"
@@ -417,8 +419,9 @@ def _select_options(module: Module, call: ast.Call) -> list[str]:
     return values
 
 
-def _trigger_types() -> list[str]:
-    module = MODULES["device_trigger"]
+def _automation_types(name: str) -> list[str]:
+    """The types a device automation platform's schema accepts (its vol.In)."""
+    module = MODULES[name]
     for call in ast.walk(module.tree):
         if isinstance(call, ast.Call) and _called(call) == "In":
             return _values(module, call.args[0])
@@ -471,6 +474,7 @@ def test_the_code_gives_keys_to_check() -> None:
     assert ("exceptions", "unknown_channel", "message") in need
     assert ("exceptions", "not_playing", "message") in need
     assert ("device_automation", "trigger_type", "stream_started") in need
+    assert ("device_automation", "condition_type", "has_viewers") in need
     assert ("entity", "sensor", "status", "state", "lingering") in need
     assert ("services", "discover", "fields", "hosts", "name") in need
     assert len(kinds) > 10
