@@ -11,11 +11,41 @@ from typing import Any
 from aiohttp import ClientResponse, ClientSession
 from homeassistant.components.http.auth import async_sign_path
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import device_registry as dr
 
+from custom_components.acestream_proxy.const import DOMAIN
 from tests.simulator import EngineSimulator, SimCounters
 
 PACKET = 188
 NULL_PID = 0x1FFF
+
+
+def find_device(hass: HomeAssistant, identifier: str) -> dr.DeviceEntry | None:
+    """Our device with this identifier, whichever engine entry has it.
+
+    Through each entry's devices: the registry's identifier lookups differ
+    across Home Assistant releases, and from 2026.8 are per config entry.
+    """
+    registry = dr.async_get(hass)
+    found = {
+        device.id: device
+        for entry in hass.config_entries.async_entries(DOMAIN)
+        for device in dr.async_entries_for_config_entry(registry, entry.entry_id)
+        if (DOMAIN, identifier) in device.identifiers
+    }
+    assert len(found) <= 1, f"{identifier} is on {len(found)} devices"
+    return next(iter(found.values()), None)
+
+
+def device_entries(hass: HomeAssistant, device: dr.DeviceEntry) -> set[str]:
+    """The engine entries a device belongs to (one, from Home Assistant 2026.8)."""
+    registry = dr.async_get(hass)
+    return {
+        entry.entry_id
+        for entry in hass.config_entries.async_entries(DOMAIN)
+        if device.id
+        in {d.id for d in dr.async_entries_for_config_entry(registry, entry.entry_id)}
+    }
 
 
 async def read_bytes(resp: ClientResponse, size: int, timeout: float = 10) -> bytes:

@@ -41,7 +41,7 @@ from custom_components.acestream_proxy.access import get_keys, iter_keys
 from custom_components.acestream_proxy.compat import REST_SHOWS_VALIDATION_ERRORS
 from custom_components.acestream_proxy.const import DOMAIN, SUBENTRY_ACCESS_KEY
 from custom_components.acestream_proxy.services import ActionValidationError
-from tests.helpers import read_bytes, signed_path, strip_nulls
+from tests.helpers import find_device, read_bytes, signed_path, strip_nulls
 from tests.simulator import EngineSimulator
 
 CID = "0a4848271c91ce2d8965ce416267c25047dc8141"
@@ -200,9 +200,7 @@ async def test_key_flow_binds_a_random_key_to_the_admin(
     assert result["reason"] == "reconfigure_successful"
     assert {k.name for k in iter_keys(hass)} == {"Bedroom TV", "Kitchen"}
     await hass.async_block_till_done()
-    device = dr.async_get(hass).async_get_device(
-        identifiers={(DOMAIN, f"access_key_{key.subentry_id}")}
-    )
+    device = find_device(hass, f"access_key_{key.subentry_id}")
     assert device is not None
     assert device.name == "Bedroom TV"
     assert other != key.secret
@@ -231,9 +229,7 @@ async def test_key_urls_play_without_any_header(
     await _add_channel(hass, loaded_entry, "Sports 1", CID)
     secret = await _create_key(hass, ui, loaded_entry, "Living room TV")
     subentry_id = _key_subentry_id(hass, secret)
-    device = dr.async_get(hass).async_get_device(
-        identifiers={(DOMAIN, f"access_key_{subentry_id}")}
-    )
+    device = find_device(hass, f"access_key_{subentry_id}")
     assert device is not None
     assert device.name == "Living room TV"
     ids = {
@@ -765,14 +761,14 @@ async def test_a_key_device_goes_with_its_key_only(
     hass_admin_user: MockUser,
     hass_ws_client: Callable[..., Awaitable[Any]],
 ) -> None:
-    """The device page cannot delete a live key's device (delete the key)."""
+    """The device page cannot delete a live key's device (delete the key); a
+    deleted key takes its device and entities, and no other key's."""
     assert await async_setup_component(hass, "config", {})
     secret = _add_key_of(hass, loaded_entry, hass_admin_user.id, "Hall TV")
+    other = _add_key_of(hass, loaded_entry, hass_admin_user.id, "Kitchen")
     await hass.async_block_till_done()
     registry = dr.async_get(hass)
-    live = registry.async_get_device(
-        identifiers={(DOMAIN, f"access_key_{_key_subentry_id(hass, secret)}")}
-    )
+    live = find_device(hass, f"access_key_{_key_subentry_id(hass, secret)}")
     assert live is not None
     stale = registry.async_get_or_create(
         config_entry_id=loaded_entry.entry_id,
@@ -791,3 +787,18 @@ async def test_a_key_device_goes_with_its_key_only(
         )
         results.append((await ws.receive_json())["success"])
     assert results == [False, True]
+
+    entities = er.async_get(hass)
+    kept = find_device(hass, f"access_key_{_key_subentry_id(hass, other)}")
+    assert kept is not None
+    live_entities = er.async_entries_for_device(entities, live.id)
+    assert live_entities
+    assert hass.config_entries.async_remove_subentry(
+        loaded_entry, _key_subentry_id(hass, secret)
+    )
+    await hass.async_block_till_done()
+    assert registry.async_get(live.id) is None
+    assert all(entities.async_get(e.entity_id) is None for e in live_entities)
+    assert all(hass.states.get(e.entity_id) is None for e in live_entities)
+    assert registry.async_get(kept.id) is not None
+    assert er.async_entries_for_device(entities, kept.id)

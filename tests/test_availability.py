@@ -10,13 +10,12 @@ from aiohttp.test_utils import TestClient
 from homeassistant.config_entries import SOURCE_USER
 from homeassistant.const import STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers import device_registry as dr, entity_registry as er
+from homeassistant.helpers import entity_registry as er
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.acestream_proxy import hub as hub_module
-from custom_components.acestream_proxy.const import DOMAIN
-from tests.helpers import read_bytes
+from tests.helpers import find_device, read_bytes
 from tests.simulator import EngineSimulator
 
 CID = "0a4848271c91ce2d8965ce416267c25047dc8141"
@@ -42,9 +41,7 @@ async def _channel_entities(
     )
     await hass.async_block_till_done()
     subentry_id = next(iter(entry.subentries))
-    device = dr.async_get(hass).async_get_device(
-        identifiers={(DOMAIN, f"channel_{subentry_id}")}
-    )
+    device = find_device(hass, f"channel_{subentry_id}")
     assert device is not None
     return {
         e.translation_key: e.entity_id

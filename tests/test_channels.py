@@ -11,18 +11,18 @@ from aiohttp import web
 from homeassistant.config_entries import SOURCE_RECONFIGURE, SOURCE_USER
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
-from homeassistant.helpers import device_registry as dr, entity_registry as er
+from homeassistant.helpers import entity_registry as er
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.acestream_proxy import playlist as playlist_module
 from custom_components.acestream_proxy.channel import parse_m3u, ref_from_link
 from custom_components.acestream_proxy.const import (
-    DOMAIN,
     MAX_BROADCASTS_RANGE,
     MAX_CHANNELS_PER_ENGINE,
 )
 from custom_components.acestream_proxy.stream.engine import ContentKind, ContentRef
+from tests.helpers import find_device
 
 CID = "0a4848271c91ce2d8965ce416267c25047dc8141"
 CID2 = "1b4848271c91ce2d8965ce416267c25047dc8142"
@@ -98,9 +98,7 @@ async def test_add_channel_and_its_entities(
     assert subentry.unique_id == f"content_id:{CID}"
     assert subentry.data["content"] == CID
 
-    device = dr.async_get(hass).async_get_device(
-        identifiers={(DOMAIN, f"channel_{subentry.subentry_id}")}
-    )
+    device = find_device(hass, f"channel_{subentry.subentry_id}")
     assert device is not None
     assert device.name == "Sports 1"
     entities = {
@@ -173,9 +171,7 @@ async def test_reconfigure_channel(
     assert subentry.title == "New"
     assert subentry.data["content"] == CID2
     assert subentry.data["logo"] == "http://l/x.png"
-    device = dr.async_get(hass).async_get_device(
-        identifiers={(DOMAIN, f"channel_{subentry.subentry_id}")}
-    )
+    device = find_device(hass, f"channel_{subentry.subentry_id}")
     assert device is not None
     assert device.name == "New"
 
@@ -247,12 +243,7 @@ async def test_removing_a_channel_removes_its_device(
     subentry = next(iter(loaded_entry.subentries.values()))
     assert hass.config_entries.async_remove_subentry(loaded_entry, subentry.subentry_id)
     await hass.async_block_till_done()
-    assert (
-        dr.async_get(hass).async_get_device(
-            identifiers={(DOMAIN, f"channel_{subentry.subentry_id}")}
-        )
-        is None
-    )
+    assert find_device(hass, f"channel_{subentry.subentry_id}") is None
 
 
 async def _import_url(

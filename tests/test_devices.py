@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from types import MappingProxyType
 from typing import Any
 
 from aiohttp.test_utils import TestClient
@@ -11,19 +12,27 @@ from homeassistant.config_entries import (
     SOURCE_RECONFIGURE,
     SOURCE_USER,
     ConfigEntryState,
+    ConfigSubentry,
 )
 from homeassistant.const import CONF_HOST, CONF_PORT
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr, entity_registry as er
 from homeassistant.setup import async_setup_component
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import MockConfigEntry, MockUser
 from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 
-from custom_components.acestream_proxy.const import DOMAIN
+from custom_components.acestream_proxy.access import new_secret
+from custom_components.acestream_proxy.const import DOMAIN, SUBENTRY_ACCESS_KEY
 from custom_components.acestream_proxy.devices import async_move_adhoc
 from custom_components.acestream_proxy.hub import adhoc_target, get_hub
 from custom_components.acestream_proxy.stream.engine import ContentKind, ContentRef
-from tests.helpers import read_bytes, read_for, strip_nulls
+from tests.helpers import (
+    device_entries,
+    find_device,
+    read_bytes,
+    read_for,
+    strip_nulls,
+)
 from tests.simulator import EngineSimulator
 
 CID = "0a4848271c91ce2d8965ce416267c25047dc8141"
@@ -34,7 +43,7 @@ type ClientFactory = Callable[[], Awaitable[TestClient]]
 
 
 def _device(hass: HomeAssistant, identifier: str) -> dr.DeviceEntry | None:
-    return dr.async_get(hass).async_get_device(identifiers={(DOMAIN, identifier)})
+    return find_device(hass, identifier)
 
 
 def _entities(hass: HomeAssistant, device_id: str) -> list[er.RegistryEntry]:
@@ -197,7 +206,7 @@ async def test_adhoc_device_follows_its_broadcast_on_failover(
             survivor = next(e for e in sims if e != serving)
             device = _device(hass, f"broadcast_{infohash}")
             assert device is not None
-            assert device.config_entries == {serving}
+            assert device_entries(hass, device) == {serving}
             await sims[serving].stop()
             await _wait(lambda: item.entry_id == survivor)
 
@@ -206,7 +215,7 @@ async def test_adhoc_device_follows_its_broadcast_on_failover(
                 entities = _entities(hass, device.id)
                 return (
                     current is not None
-                    and current.config_entries == {survivor}
+                    and device_entries(hass, current) == {survivor}
                     and len(entities) == 7
                     and all(e.config_entry_id == survivor for e in entities)
                 )
@@ -307,3 +316,82 @@ async def test_renaming_a_playing_channel_does_not_cut_it(
         assert loaded_entry.state is ConfigEntryState.LOADED
         assert strip_nulls(await read_for(resp, 1.0))
         assert engine_sim.counters.sessions_opened == 1
+
+
+async def test_renamed_entity_ids_keep_working(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    engine_sim: EngineSimulator,
+    hass_client: ClientFactory,
+    hass_ws_client: WebSocketGenerator,
+    hass_admin_user: MockUser,
+) -> None:
+    """Renaming an entity id in the UI re-adds the entity under the new id (on
+    Home Assistant's side, not ours): engine, channel, ad-hoc broadcast and key
+    entities come back available and go on following what they follow."""
+    assert await async_setup_component(hass, "config", {})
+    subentry_id = await _add_channel(hass, loaded_entry, "Match")
+    hass.config_entries.async_add_subentry(
+        loaded_entry,
+        ConfigSubentry(
+            data=MappingProxyType(
+                {"secret": new_secret(), "user_id": hass_admin_user.id}
+            ),
+            subentry_type=SUBENTRY_ACCESS_KEY,
+            title="Hall TV",
+            unique_id=None,
+        ),
+    )
+    await hass.async_block_till_done()
+    ws = await hass_ws_client(hass)
+
+    async def rename(identifier: str, key: str) -> str:
+        device = _device(hass, identifier)
+        assert device is not None
+        old = next(
+            e.entity_id for e in _entities(hass, device.id) if e.translation_key == key
+        )
+        new = f"{old}_renamed"
+        await ws.send_json_auto_id(
+            {
+                "type": "config/entity_registry/update",
+                "entity_id": old,
+                "new_entity_id": new,
+            }
+        )
+        assert (await ws.receive_json())["success"]
+        await _wait(
+            lambda: (
+                getattr(hass.states.get(new), "state", "unavailable") != "unavailable"
+            )
+        )
+        assert hass.states.get(old) is None
+        return new
+
+    engine_count = await rename(loaded_entry.entry_id, "active_broadcasts")
+    status = await rename(f"channel_{subentry_id}", "status")
+    key_id = next(
+        sub.subentry_id
+        for sub in loaded_entry.subentries.values()
+        if sub.subentry_type == SUBENTRY_ACCESS_KEY
+    )
+    key_streams = await rename(f"access_key_{key_id}", "key_streams")
+    assert hass.states.get(status).state == "idle"
+    assert hass.states.get(key_streams).state == "0"
+
+    infohash = engine_sim.infohash_for(CID2)
+    client = await hass_client()
+    async with (
+        client.get(f"/api/acestream_proxy/stream/{CID}") as channel,
+        client.get(f"/api/acestream_proxy/stream/{CID2}") as adhoc,
+    ):
+        await read_bytes(channel, 20_000)
+        await read_bytes(adhoc, 20_000)
+        await _wait(lambda: getattr(hass.states.get(status), "state", "") == "playing")
+        await _wait(lambda: getattr(hass.states.get(engine_count), "state", "") == "2")
+        viewers = await rename(f"broadcast_{infohash}", "viewers")
+        await _wait(lambda: getattr(hass.states.get(viewers), "state", "") == "1")
+    await get_hub(hass).async_stop(ContentRef(ContentKind.INFOHASH, infohash))
+    await get_hub(hass).async_stop(ContentRef(ContentKind.CONTENT_ID, CID))
+    await _wait(lambda: getattr(hass.states.get(status), "state", "") == "idle")
+    await _wait(lambda: getattr(hass.states.get(engine_count), "state", "") == "0")

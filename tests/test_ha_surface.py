@@ -41,7 +41,7 @@ from custom_components.acestream_proxy import compat, hub as hub_module
 from custom_components.acestream_proxy.const import CONF_LINGER, DOMAIN, EVENT_TYPE
 from custom_components.acestream_proxy.hub import get_hub
 from custom_components.acestream_proxy.stream.engine import ContentKind, ContentRef
-from tests.helpers import read_bytes, strip_nulls
+from tests.helpers import find_device, read_bytes, strip_nulls
 from tests.simulator import EngineSimulator
 
 CID = "0a4848271c91ce2d8965ce416267c25047dc8141"
@@ -80,7 +80,7 @@ def _entities(hass: HomeAssistant, device_id: str) -> dict[str, str]:
 
 
 def _device(hass: HomeAssistant, identifier: str) -> dr.DeviceEntry | None:
-    return dr.async_get(hass).async_get_device(identifiers={(DOMAIN, identifier)})
+    return find_device(hass, identifier)
 
 
 async def _wait_state(

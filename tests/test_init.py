@@ -15,7 +15,7 @@ from pytest_homeassistant_custom_component.common import (
     async_fire_time_changed,
 )
 
-from custom_components.acestream_proxy.const import DOMAIN
+from tests.helpers import find_device
 from tests.simulator import EngineSimulator
 
 
@@ -32,9 +32,7 @@ async def test_setup_creates_engine_device_and_entities(
 ) -> None:
     """One service device per engine, with connectivity, version and broadcasts."""
     assert loaded_entry.state is ConfigEntryState.LOADED
-    device = dr.async_get(hass).async_get_device(
-        identifiers={(DOMAIN, loaded_entry.entry_id)}
-    )
+    device = find_device(hass, loaded_entry.entry_id)
     assert device is not None
     assert device.entry_type is dr.DeviceEntryType.SERVICE
     assert device.sw_version == "3.2.12"

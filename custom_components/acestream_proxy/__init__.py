@@ -30,7 +30,7 @@ from .data import AceStreamConfigEntry, AceStreamData
 from .devices import (
     async_channel_edited,
     async_move_adhoc,
-    async_remove_stale_devices,
+    async_setup_devices,
     device_is_removable,
 )
 from .discovery import async_setup_discovery
@@ -106,8 +106,10 @@ async def async_setup_entry(hass: HomeAssistant, entry: AceStreamConfigEntry) ->
         client=client, coordinator=coordinator, channels=_channels(entry)
     )
     hub = get_hub(hass)
-    # Left by a crash (a clean stop removes them with their broadcast).
-    async_remove_stale_devices(hass, entry)
+    # The engine's device before the entities that name it as their hub; the
+    # broadcast devices a crash left go (a clean stop removes them with their
+    # broadcast).
+    async_setup_devices(hass, entry)
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     hub.add_engine(entry)
     # Broadcast entities are available only while their engine answers.
@@ -133,7 +135,9 @@ async def _async_entry_updated(
     added = set(channels) - set(data.channels)
     for subentry_id, channel in channels.items():
         if data.channels.get(subentry_id, channel) != channel:
-            async_channel_edited(hass, subentry_id, Channel.from_data(channel))
+            async_channel_edited(
+                hass, entry.entry_id, subentry_id, Channel.from_data(channel)
+            )
     data.channels = channels
     if added:
         async_dispatcher_send(hass, signal_channels_changed(entry.entry_id))

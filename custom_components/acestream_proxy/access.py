@@ -40,6 +40,7 @@ from homeassistant.util import dt as dt_util
 from homeassistant.util.hass_dict import HassKey
 import jwt
 
+from .compat import async_get_device
 from .const import (
     CONF_KEY_SECRET,
     CONF_KEY_USER_ID,
@@ -258,8 +259,8 @@ class AccessKeys:
         for subentry in entry.subentries.values():
             if subentry.subentry_type != SUBENTRY_ACCESS_KEY:
                 continue
-            device = devices.async_get_device(
-                identifiers={(DOMAIN, f"access_key_{subentry.subentry_id}")}
+            device = async_get_device(
+                self.hass, f"access_key_{subentry.subentry_id}", entry.entry_id
             )
             if device is not None and device.name != subentry.title:
                 devices.async_update_device(device.id, name=subentry.title)

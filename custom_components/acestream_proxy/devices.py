@@ -1,5 +1,7 @@
 """Device registry upkeep.
 
+An engine entry's device is registered when the entry sets up, so the devices
+of its channels, keys and broadcasts can name it as their hub by device id.
 Ad-hoc broadcast devices (a broadcast that is no channel gets one while it plays)
 are removed when the broadcast ends; the ones a crash left behind are removed at
 setup or by the user, and a failover moves one to the engine entry now serving it.
@@ -15,8 +17,13 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr, entity_registry as er
 from homeassistant.helpers.dispatcher import async_dispatcher_send
 
+from .compat import (
+    async_get_device,
+    async_move_device,
+    async_remove_device_of_entry,
+)
 from .const import DOMAIN
-from .entity import ADHOC_ENTITIES, signal_channel_edited
+from .entity import ADHOC_ENTITIES, engine_device_info, signal_channel_edited
 from .hub import channel_target, get_hub, signal_new_broadcast
 
 if TYPE_CHECKING:
@@ -38,11 +45,13 @@ def _plays_on(hass: HomeAssistant, identifier: str, entry_id: str) -> bool:
 
 
 @callback
-def async_remove_stale_devices(
-    hass: HomeAssistant, entry: AceStreamConfigEntry
-) -> None:
-    """Take this entry off the ad-hoc broadcast devices nothing plays on it."""
+def async_setup_devices(hass: HomeAssistant, entry: AceStreamConfigEntry) -> None:
+    """Register the engine's device; drop the broadcast devices a crash left."""
     registry = dr.async_get(hass)
+    registry.async_get_or_create(
+        config_entry_id=entry.entry_id,
+        **engine_device_info(entry.runtime_data.coordinator),
+    )
     for device in dr.async_entries_for_config_entry(registry, entry.entry_id):
         if any(
             domain == DOMAIN
@@ -50,10 +59,7 @@ def async_remove_stale_devices(
             and not _plays_on(hass, ident, entry.entry_id)
             for domain, ident in device.identifiers
         ):
-            # Removes the device (and its entities) when no other entry has it.
-            registry.async_update_device(
-                device.id, remove_config_entry_id=entry.entry_id
-            )
+            async_remove_device_of_entry(hass, device.id, entry.entry_id)
 
 
 @callback
@@ -91,33 +97,32 @@ async def async_move_adhoc(
     for entity in old:
         if entities.async_get(entity.entity_id) is not None:
             entities.async_remove(entity.entity_id)
-    registry = dr.async_get(hass)
-    device = registry.async_get_device(identifiers={(DOMAIN, target.device_identifier)})
-    if device is None:
+    item = get_hub(hass).record(target)
+    if item is None or item.adhoc_device_id is None:
         return  # the broadcast ended meanwhile
-    engine = registry.async_get_device(identifiers={(DOMAIN, to_entry_id)})
-    registry.async_update_device(
-        device.id,
-        add_config_entry_id=to_entry_id,
-        via_device_id=engine.id if engine else None,
+    engine = async_get_device(hass, to_entry_id, to_entry_id)
+    async_move_device(
+        hass,
+        item.adhoc_device_id,
+        from_entry_id,
+        to_entry_id,
+        engine.id if engine else None,
     )
-    registry.async_update_device(device.id, remove_config_entry_id=from_entry_id)
     async_dispatcher_send(hass, signal_new_broadcast(to_entry_id), target)
 
 
 @callback
 def async_channel_edited(
-    hass: HomeAssistant, subentry_id: str, channel: Channel
+    hass: HomeAssistant, entry_id: str, subentry_id: str, channel: Channel
 ) -> None:
     """Rename the channel's device and point its entities at what it plays now.
 
     No reload: a broadcast playing under the old name goes on.
     """
     target = channel_target(subentry_id, channel)
-    registry = dr.async_get(hass)
-    device = registry.async_get_device(identifiers={(DOMAIN, target.device_identifier)})
+    device = async_get_device(hass, target.device_identifier, entry_id)
     if device is not None and device.name != channel.name:
-        registry.async_update_device(device.id, name=channel.name)
+        dr.async_get(hass).async_update_device(device.id, name=channel.name)
     if (item := get_hub(hass).record(target)) is not None:
         item.broadcaster.name = channel.name
     async_dispatcher_send(hass, signal_channel_edited(subentry_id), target)

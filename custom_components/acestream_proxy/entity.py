@@ -15,6 +15,7 @@ from homeassistant.util.hass_dict import HassKey
 
 from .access import SIGNAL_KEYS_UPDATED, AccessKeys
 from .channel import Channel
+from .compat import via_engine
 from .const import DOMAIN, SUBENTRY_CHANNEL
 from .coordinator import EngineCoordinator
 from .hub import (
@@ -41,6 +42,20 @@ ADHOC_ENTITIES: HassKey[dict[str, set[BroadcastEntity]]] = HassKey(
 )
 
 
+def engine_device_info(coordinator: EngineCoordinator) -> DeviceInfo:
+    """The device of an engine entry (registered at setup, before its entities)."""
+    entry = coordinator.config_entry
+    return DeviceInfo(
+        identifiers={(DOMAIN, entry.entry_id)},
+        entry_type=DeviceEntryType.SERVICE,
+        manufacturer="AceStream",
+        model="AceStream engine",
+        name=entry.title,
+        sw_version=coordinator.data.version if coordinator.data else None,
+        configuration_url=f"{coordinator.client.base_url}/webui/app/",
+    )
+
+
 def signal_channel_edited(subentry_id: str) -> str:
     """Dispatcher signal: a channel was edited; carries its new BroadcastTarget."""
     return f"{DOMAIN}_channel_edited_{subentry_id}"
@@ -57,16 +72,7 @@ class EngineEntity(CoordinatorEntity[EngineCoordinator]):
         entry = coordinator.config_entry
         self._attr_translation_key = key
         self._attr_unique_id = f"{entry.entry_id}_{key}"
-        version = coordinator.data.version if coordinator.data else None
-        self._attr_device_info = DeviceInfo(
-            identifiers={(DOMAIN, entry.entry_id)},
-            entry_type=DeviceEntryType.SERVICE,
-            manufacturer="AceStream",
-            model="AceStream engine",
-            name=entry.title,
-            sw_version=version,
-            configuration_url=f"{coordinator.client.base_url}/webui/app/",
-        )
+        self._attr_device_info = engine_device_info(coordinator)
 
     async def async_added_to_hass(self) -> None:
         """Also follow the hub's (rate-limited) broadcast updates."""
@@ -99,14 +105,16 @@ class BroadcastEntity(Entity):
         self.engine_entry_id = engine_entry_id
         self._attr_translation_key = key
         self._attr_unique_id = f"{target.device_identifier}_{key}"
-        device = DeviceInfo(
-            identifiers={(DOMAIN, target.device_identifier)},
-            name=target.name,
-            manufacturer="AceStream",
-            model="Channel" if target.subentry_id else "Broadcast",
-            via_device=(DOMAIN, engine_entry_id),
+        self._attr_device_info = via_engine(
+            hub.hass,
+            DeviceInfo(
+                identifiers={(DOMAIN, target.device_identifier)},
+                name=target.name,
+                manufacturer="AceStream",
+                model="Channel" if target.subentry_id else "Broadcast",
+            ),
+            engine_entry_id,
         )
-        self._attr_device_info = device
         self._last: Any = object()
 
     @property
@@ -227,13 +235,16 @@ class AccessKeyEntity(Entity):
         self.subentry_id = subentry.subentry_id
         self._attr_translation_key = key
         self._attr_unique_id = f"access_key_{subentry.subentry_id}_{key}"
-        self._attr_device_info = DeviceInfo(
-            identifiers={(DOMAIN, f"access_key_{subentry.subentry_id}")},
-            name=subentry.title,
-            manufacturer="AceStream Proxy",
-            model="App access key",
-            entry_type=DeviceEntryType.SERVICE,
-            via_device=(DOMAIN, entry_id),
+        self._attr_device_info = via_engine(
+            keys.hass,
+            DeviceInfo(
+                identifiers={(DOMAIN, f"access_key_{subentry.subentry_id}")},
+                name=subentry.title,
+                manufacturer="AceStream Proxy",
+                model="App access key",
+                entry_type=DeviceEntryType.SERVICE,
+            ),
+            entry_id,
         )
         self._last: Any = object()
 

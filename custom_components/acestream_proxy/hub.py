@@ -25,6 +25,7 @@ from homeassistant.helpers.dispatcher import async_dispatcher_send
 from homeassistant.helpers.event import async_track_time_interval
 from homeassistant.util.hass_dict import HassKey
 
+from .compat import async_get_device, via_engine
 from .const import (
     CONF_HLS_SEGMENT,
     CONF_LINGER,
@@ -58,7 +59,7 @@ from .stream.engine import (
 from .stream.hls import HlsOutput
 
 if TYPE_CHECKING:
-    from homeassistant.config_entries import ConfigSubentry
+    from homeassistant.config_entries import ConfigEntry, ConfigSubentry
 
     from .channel import Channel
 
@@ -509,11 +510,16 @@ class StreamHub:
             target = adhoc_target(session.infohash)
             device = dr.async_get(self.hass).async_get_or_create(
                 config_entry_id=entry.entry_id,
-                identifiers={(DOMAIN, target.device_identifier)},
-                name=target.name,
-                manufacturer="AceStream",
-                model="Broadcast",
-                via_device=(DOMAIN, entry.entry_id),
+                **via_engine(
+                    self.hass,
+                    dr.DeviceInfo(
+                        identifiers={(DOMAIN, target.device_identifier)},
+                        name=target.name,
+                        manufacturer="AceStream",
+                        model="Broadcast",
+                    ),
+                    entry.entry_id,
+                ),
             )
             item.adhoc_device_id = device.id
             async_dispatcher_send(
@@ -580,12 +586,18 @@ class StreamHub:
         self, broadcaster: Broadcaster
     ) -> tuple[ConfigSubentry, Channel] | None:
         """The configured channel a broadcast plays, if any."""
-        for _, subentry, channel in iter_channels(self.hass):
+        found = self._channel_of(broadcaster)
+        return (found[1], found[2]) if found else None
+
+    def _channel_of(
+        self, broadcaster: Broadcaster
+    ) -> tuple[ConfigEntry, ConfigSubentry, Channel] | None:
+        for entry, subentry, channel in iter_channels(self.hass):
             if (
                 channel.ref == broadcaster.content
                 or self.infohash_of(channel.ref) == broadcaster.infohash
             ):
-                return subentry, channel
+                return entry, subentry, channel
         return None
 
     def target_for(self, broadcaster: Broadcaster) -> BroadcastTarget:
@@ -595,14 +607,23 @@ class StreamHub:
             return channel_target(found[0].subentry_id, found[1])
         return adhoc_target(broadcaster.infohash)
 
+    def _device_id(self, broadcaster: Broadcaster) -> str | None:
+        """The device a broadcast's events name: its channel's, or its own."""
+        if (found := self._channel_of(broadcaster)) is not None:
+            entry, subentry, channel = found
+            target = channel_target(subentry.subentry_id, channel)
+            device = async_get_device(
+                self.hass, target.device_identifier, entry.entry_id
+            )
+            return device.id if device else None
+        item = self.broadcasts.get(broadcaster.infohash)
+        return item.adhoc_device_id if item else None
+
     def _fire(self, broadcaster: Broadcaster, event: BroadcastEvent) -> None:
         target = self.target_for(broadcaster)
-        device = dr.async_get(self.hass).async_get_device(
-            identifiers={(DOMAIN, target.device_identifier)}
-        )
         data: dict[str, Any] = {
             "type": event.value,
-            "device_id": device.id if device else None,
+            "device_id": self._device_id(broadcaster),
             "content_id": self.content_id_of(broadcaster),
             "infohash": broadcaster.infohash,
             "channel": target.name if target.subentry_id else None,
