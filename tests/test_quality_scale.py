@@ -4,27 +4,41 @@ structure, entity metadata and what the README documents."""
 from __future__ import annotations
 
 import ast
+import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 import json
 from pathlib import Path
 import re
+from types import MappingProxyType
 from typing import Any
 
-from homeassistant.config_entries import SOURCE_USER
+from aiohttp.test_utils import TestClient
+from homeassistant.config_entries import SOURCE_USER, ConfigEntryState, ConfigSubentry
 from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr, entity_registry as er
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.setup import async_setup_component
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import MockConfigEntry, MockUser
 import yaml
 
 from custom_components.acestream_proxy import PLATFORMS, const, hub as hub_module
-from custom_components.acestream_proxy.const import DOMAIN, EVENT_TYPE, LOGGER
+from custom_components.acestream_proxy.access import new_secret
+from custom_components.acestream_proxy.const import (
+    DOMAIN,
+    EVENT_TYPE,
+    LOGGER,
+    SUBENTRY_ACCESS_KEY,
+)
 from custom_components.acestream_proxy.data import AceStreamData
 from custom_components.acestream_proxy.device_condition import CONDITION_TYPES
 from custom_components.acestream_proxy.device_trigger import TRIGGER_TYPES
+from custom_components.acestream_proxy.hub import get_hub
+from custom_components.acestream_proxy.stream.engine import ContentKind, ContentRef
+from tests.helpers import read_bytes
+from tests.simulator import EngineSimulator
 
 ROOT = Path(__file__).parent.parent
 INTEGRATION = ROOT / "custom_components" / "acestream_proxy"
@@ -172,6 +186,134 @@ async def test_entities_unsubscribe_when_removed(
     assert await hass.config_entries.async_unload(loaded_entry.entry_id)
     await hass.async_block_till_done()
     assert listeners() == dict.fromkeys(signals, 0)
+
+
+async def _wait(check: Callable[[], object], timeout: float = 10) -> None:
+    async with asyncio.timeout(timeout):
+        while not check():
+            await asyncio.sleep(0.05)
+
+
+def _devices(hass: HomeAssistant, entry: MockConfigEntry) -> dict[str, dr.DeviceEntry]:
+    """The entry's devices by our identifier."""
+    return {
+        ident: device
+        for device in dr.async_entries_for_config_entry(
+            dr.async_get(hass), entry.entry_id
+        )
+        for domain, ident in device.identifiers
+        if domain == DOMAIN
+    }
+
+
+async def test_devices_come_and_go_with_channels_and_broadcasts(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    engine_sim: EngineSimulator,
+    hass_client: Callable[[], Awaitable[TestClient]],
+) -> None:
+    """dynamic-devices: devices, counted: channels imported into a loaded entry get
+    theirs at once (no reload), an ad-hoc broadcast has one while it plays, and
+    each hangs off the engine's device."""
+    assert set(_devices(hass, loaded_entry)) == {loaded_entry.entry_id}
+    engine = _devices(hass, loaded_entry)[loaded_entry.entry_id]
+    result = await hass.config_entries.subentries.async_init(
+        (loaded_entry.entry_id, "playlist"), context={"source": SOURCE_USER}
+    )
+    playlist = (
+        "#EXTM3U\n#EXTINF:-1,One\nacestream://" + "1a" * 20 + "\n"
+        "#EXTINF:-1,Two\nacestream://" + "2b" * 20 + "\n"
+    )
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {"playlist": playlist}
+    )
+    assert result["reason"] == "imported"
+    await hass.async_block_till_done()
+    assert loaded_entry.state is ConfigEntryState.LOADED
+    channels = {
+        f"channel_{sub.subentry_id}": sub.title
+        for sub in loaded_entry.subentries.values()
+    }
+    devices = _devices(hass, loaded_entry)
+    assert set(devices) == {loaded_entry.entry_id, *channels}
+    for ident, title in channels.items():
+        assert devices[ident].name == title
+        assert devices[ident].via_device_id == engine.id
+
+    cid = "3c" * 20
+    adhoc = f"broadcast_{engine_sim.infohash_for(cid)}"
+    client = await hass_client()
+    async with client.get(f"/api/acestream_proxy/stream/{cid}") as resp:
+        await read_bytes(resp, 20_000)
+        devices = _devices(hass, loaded_entry)
+        assert set(devices) == {loaded_entry.entry_id, *channels, adhoc}
+        assert devices[adhoc].via_device_id == engine.id
+        await get_hub(hass).async_stop(ContentRef(ContentKind.CONTENT_ID, cid))
+    await _wait(lambda: adhoc not in _devices(hass, loaded_entry))
+    assert set(_devices(hass, loaded_entry)) == {loaded_entry.entry_id, *channels}
+
+
+async def test_every_kind_of_entity_has_a_stable_unique_id(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    engine_sim: EngineSimulator,
+    hass_client: Callable[[], Awaitable[TestClient]],
+    hass_admin_user: MockUser,
+) -> None:
+    """entity-unique-id: engine, channel, access-key and ad-hoc broadcast entities
+    all have one, built from what identifies their owner (entry, subentry or
+    infohash; never the address), none shared, and the same after a reload."""
+    result = await hass.config_entries.subentries.async_init(
+        (loaded_entry.entry_id, "channel"), context={"source": SOURCE_USER}
+    )
+    await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {"name": "A", "content": "0a" * 20}
+    )
+    hass.config_entries.async_add_subentry(
+        loaded_entry,
+        ConfigSubentry(
+            data=MappingProxyType(
+                {"secret": new_secret(), "user_id": hass_admin_user.id}
+            ),
+            subentry_type=SUBENTRY_ACCESS_KEY,
+            title="Hall TV",
+            unique_id=None,
+        ),
+    )
+    await hass.async_block_till_done()
+    registry = er.async_get(hass)
+
+    def unique_ids() -> dict[str, str]:
+        entries = er.async_entries_for_config_entry(registry, loaded_entry.entry_id)
+        ids = {e.unique_id: e.entity_id for e in entries}
+        assert len(ids) == len(entries)  # none shared
+        return ids
+
+    owners = {loaded_entry.entry_id: "engine"}
+    for sub in loaded_entry.subentries.values():
+        kind = "channel" if sub.subentry_type == "channel" else "access_key"
+        owners[f"{kind}_{sub.subentry_id}"] = kind
+    cid = "3c" * 20
+    owners[f"broadcast_{engine_sim.infohash_for(cid)}"] = "broadcast"
+    client = await hass_client()
+    async with client.get(f"/api/acestream_proxy/stream/{cid}") as resp:
+        await read_bytes(resp, 20_000)
+        ids = unique_ids()
+        await get_hub(hass).async_stop(ContentRef(ContentKind.CONTENT_ID, cid))
+    kinds = {}
+    for unique_id in ids:
+        assert str(engine_sim.port) not in unique_id
+        assert "127.0.0.1" not in unique_id
+        owner = next(o for o in owners if unique_id.startswith(f"{o}_"))
+        kinds.setdefault(owners[owner], set()).add(unique_id)
+    assert set(kinds) == {"engine", "channel", "access_key", "broadcast"}
+    assert all(len(of_kind) >= 2 for of_kind in kinds.values())
+
+    await _wait(lambda: not any(o.startswith("broadcast_") for o in unique_ids()))
+    before = unique_ids()
+    assert await hass.config_entries.async_reload(loaded_entry.entry_id)
+    await hass.async_block_till_done()
+    assert unique_ids() == before
 
 
 # -- what the README documents -------------------------------------------------------
