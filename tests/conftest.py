@@ -14,8 +14,12 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 # custom_components package wins (otherwise: "Integration not found").
 from custom_components.acestream_proxy import discovery
 from custom_components.acestream_proxy.const import DOMAIN
+from custom_components.acestream_proxy.stream.broadcast import lifecycle
 from tests.deprecations import DeprecationGuard
+from tests.lifecycle_table import TransitionRecorder, off_table, transitions
 from tests.simulator import EngineSimulator
+
+PHASE_TABLE = transitions(lifecycle.__doc__ or "")
 
 
 # Defined before the fixtures that bring in hass, so it is set up before Home
@@ -41,6 +45,19 @@ def probe_port_nothing_listens_on(monkeypatch: pytest.MonkeyPatch) -> None:
     """Discovery probes 6878 on this machine; other engines may run there, so tests
     aim it at port 1 (nothing listens) unless they point it at a simulator."""
     monkeypatch.setattr(discovery, "ENGINE_PORT", 1)
+
+
+@pytest.fixture(autouse=True)
+def phase_changes_follow_the_table() -> Iterator[TransitionRecorder]:
+    """Every broadcast phase change a test makes must be a row of the state table
+    (the docstring of stream/broadcast/lifecycle.py)."""
+    recorder = TransitionRecorder()
+    recorder.install()
+    try:
+        yield recorder
+    finally:
+        recorder.remove()
+    assert not off_table(recorder.made, PHASE_TABLE), "phase changes off the table"
 
 
 @pytest.fixture

@@ -23,11 +23,12 @@ from custom_components.acestream_proxy.const import (
     DOMAIN,
 )
 from custom_components.acestream_proxy.hub import get_hub
-from custom_components.acestream_proxy.stream import hls as hls_module
 from custom_components.acestream_proxy.stream.broadcast import BroadcastConfig
 from custom_components.acestream_proxy.stream.hls import (
     PTS_WRAP,
     Segmenter,
+    output as hls_output,
+    pes as hls_pes,
     pes_timestamps,
     playlist_target,
     ticks,
@@ -261,7 +262,7 @@ def test_timestamp_helpers() -> None:
     near_wrap = PTS_WRAP - 1_000
     packet = _pes_packet(near_wrap, near_wrap - 3_600, PTS_WRAP - 9_000)
     assert pes_timestamps(packet) == (near_wrap, near_wrap - 3_600)
-    moved = hls_module._retime(packet, 10_000)
+    moved = hls_pes._retime(packet, 10_000)
     assert pes_timestamps(moved) == (9_000, 5_400)
     assert moved[6:10] == (1_000 >> 1).to_bytes(4, "big")
     assert len(moved) == PACKET_SIZE
@@ -503,7 +504,7 @@ def entry_options() -> dict[str, int]:
 @pytest.fixture(autouse=True)
 def quick_idle(monkeypatch: pytest.MonkeyPatch) -> None:
     """HLS clients count as gone after 2 s without a fetch."""
-    monkeypatch.setattr(hls_module, "IDLE_MIN", 2.0)
+    monkeypatch.setattr(hls_output, "IDLE_MIN", 2.0)
 
 
 async def test_ffmpeg_plays_hls_through_home_assistant(

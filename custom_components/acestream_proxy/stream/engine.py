@@ -9,6 +9,8 @@ user can act on.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+import contextlib
 from dataclasses import dataclass
 from enum import StrEnum
 import json
@@ -19,7 +21,24 @@ from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 
-HEX40: Final = re.compile(r"^[0-9a-fA-F]{40}$")
+from .content import HEX40, ContentKind, ContentRef
+
+__all__ = [
+    "HEX40",
+    "ContentKind",
+    "ContentRef",
+    "EngineApiError",
+    "EngineClient",
+    "EngineConnectionError",
+    "EngineError",
+    "EngineResponseError",
+    "EngineTimeoutError",
+    "EngineVersion",
+    "SessionGoneError",
+    "SessionState",
+    "SessionStats",
+    "StreamSession",
+]
 
 DEFAULT_REQUEST_TIMEOUT: Final = 10.0
 # getstream can take a while on real engines (they resolve the content first).
@@ -52,29 +71,6 @@ class EngineApiError(EngineError):
 
 class SessionGoneError(EngineApiError):
     """The playback session no longer exists on the engine."""
-
-
-class ContentKind(StrEnum):
-    """How a broadcast is named to the engine."""
-
-    CONTENT_ID = "content_id"
-    INFOHASH = "infohash"
-
-
-@dataclass(frozen=True, slots=True)
-class ContentRef:
-    """A broadcast as a viewer names it: a content id or an infohash."""
-
-    kind: ContentKind
-    value: str
-
-    @classmethod
-    def parse(cls, kind: ContentKind, value: str) -> ContentRef:
-        """Validate and normalise (40 hex characters, any case)."""
-        if not HEX40.match(value):
-            msg = f"{kind.value} must be 40 hexadecimal characters"
-            raise ValueError(msg)
-        return cls(kind, value.lower())
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +171,21 @@ class EngineClient:
         """Identify the engine in logs."""
         return f"EngineClient({self.base_url})"
 
+    @contextlib.contextmanager
+    def _transport_errors(self, late: str, what: str) -> Iterator[None]:
+        """Every transport failure as an EngineError that names this engine."""
+        try:
+            yield
+        except TimeoutError as err:
+            msg = f"engine at {self.base_url} {late}"
+            raise EngineTimeoutError(msg) from err
+        except aiohttp.ClientConnectorError as err:
+            msg = f"cannot connect to the engine at {self.base_url}: {err.os_error}"
+            raise EngineConnectionError(msg) from err
+        except aiohttp.ClientError as err:
+            msg = f"{what} the engine at {self.base_url} failed: {err}"
+            raise EngineConnectionError(msg) from err
+
     async def _get_json(
         self,
         url: str,
@@ -187,7 +198,7 @@ class EngineClient:
             if time_limit is None
             else aiohttp.ClientTimeout(total=time_limit)
         )
-        try:
+        with self._transport_errors("did not answer in time", "connection to"):
             async with self._session.get(
                 self._pinned(url),
                 params=params,
@@ -197,15 +208,6 @@ class EngineClient:
                 body = await self._read_bounded(resp)
                 status = resp.status
                 content_type = resp.content_type
-        except TimeoutError as err:
-            msg = f"engine at {self.base_url} did not answer in time"
-            raise EngineTimeoutError(msg) from err
-        except aiohttp.ClientConnectorError as err:
-            msg = f"cannot connect to the engine at {self.base_url}: {err.os_error}"
-            raise EngineConnectionError(msg) from err
-        except aiohttp.ClientError as err:
-            msg = f"connection to the engine at {self.base_url} failed: {err}"
-            raise EngineConnectionError(msg) from err
         return self._parse(body, status, content_type)
 
     async def _read_bounded(self, resp: aiohttp.ClientResponse) -> bytes:
@@ -370,22 +372,13 @@ class EngineClient:
         timeout = aiohttp.ClientTimeout(
             total=None, connect=connect_timeout, sock_read=read_timeout
         )
-        try:
+        with self._transport_errors("did not start the stream in time", "stream from"):
             # No redirects: the reader must stay on the configured engine.
             resp = await self._session.get(
                 self._pinned(session.playback_url),
                 timeout=timeout,
                 allow_redirects=False,
             )
-        except TimeoutError as err:
-            msg = f"engine at {self.base_url} did not start the stream in time"
-            raise EngineTimeoutError(msg) from err
-        except aiohttp.ClientConnectorError as err:
-            msg = f"cannot connect to the engine at {self.base_url}: {err.os_error}"
-            raise EngineConnectionError(msg) from err
-        except aiohttp.ClientError as err:
-            msg = f"stream from the engine at {self.base_url} failed: {err}"
-            raise EngineConnectionError(msg) from err
         if resp.status != 200:
             body = await _read_snippet(resp)
             resp.release()

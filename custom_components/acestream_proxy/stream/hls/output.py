@@ -1,0 +1,119 @@
+"""The HLS output of a broadcast: its clients, and the segmenter's own viewer."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Final
+
+from ..broadcast import Broadcaster, Viewer, ViewerLimitError
+from .segmenter import Segmenter
+
+# An HLS client that fetched nothing for this long (or 4 segment durations, if
+# longer) no longer counts as a viewer.
+IDLE_MIN: float = 10.0
+# How many segments the first playlist waits for (see cutter.STARTUP_SEGMENT).
+STARTUP_SEGMENTS: Final = 2
+
+
+class HlsOutput:
+    """The HLS side of one broadcast: a segmenter fed by an internal viewer.
+
+    HLS clients count as viewers while they fetch; the broadcast's tick forgets
+    those that stopped fetching, and when none is left the internal viewer leaves,
+    so the broadcast lingers and stops like it does for TS viewers.
+    """
+
+    def __init__(
+        self,
+        broadcaster: Broadcaster,
+        *,
+        target_duration: float = 3.0,
+        window: int = 8,
+        idle_after: float | None = None,
+    ) -> None:
+        """Attach to ``broadcaster`` (nothing runs until a client fetches)."""
+        self.broadcaster = broadcaster
+        self.segmenter = Segmenter(target_duration, window)
+        self.idle_after = idle_after or max(4 * target_duration, IDLE_MIN)
+        self.clients: dict[str, float] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._viewer: Viewer | None = None
+        self._skips = 0
+        broadcaster.tick_hooks.append(self._tick)
+
+    @property
+    def active_clients(self) -> int:
+        """Clients that fetched within the idle time."""
+        horizon = time.monotonic() - self.idle_after
+        return sum(1 for seen in self.clients.values() if seen >= horizon)
+
+    def _forget_idle(self) -> None:
+        horizon = time.monotonic() - self.idle_after
+        for client, seen in list(self.clients.items()):
+            if seen < horizon:
+                del self.clients[client]
+        self.broadcaster.extra_viewers = len(self.clients)
+
+    def touch(self, client: str) -> None:
+        """A client fetched: count it, and make sure segments are being made.
+
+        Raises BroadcastClosedError / ViewerLimitError (a new client past the
+        broadcast's maximum number of viewers).
+        """
+        broadcaster = self.broadcaster
+        self._forget_idle()
+        if (
+            client not in self.clients
+            and broadcaster.viewer_count >= broadcaster.config.max_viewers
+        ):
+            raise ViewerLimitError(
+                "the maximum number of viewers of this broadcast is reached"
+            )
+        if self._task is None or self._task.done():
+            viewer = broadcaster.join(internal=True)
+            if self._task is not None:
+                self.segmenter.resume()
+            self._viewer = viewer
+            self._skips = 0
+            self._task = broadcaster.spawn(
+                self._consume(viewer), f"acestream_proxy hls {broadcaster.name}"
+            )
+        self.clients[client] = time.monotonic()
+        broadcaster.extra_viewers = len(self.clients)
+
+    def _tick(self) -> None:
+        """The broadcast's tick: forget idle clients; stop when none is left."""
+        self._forget_idle()
+        if not self.clients and self._task is not None and not self._task.done():
+            self._task.cancel()
+
+    async def _consume(self, viewer: Viewer) -> None:
+        try:
+            await viewer.stream(self._write)
+        finally:
+            viewer.leave()
+            self.broadcaster.extra_viewers = 0
+
+    async def _write(self, data: bytes | memoryview) -> None:
+        viewer = self._viewer
+        if viewer is not None and viewer.skips != self._skips:
+            # The segmenter fell out of the replay window and skipped ahead.
+            self._skips = viewer.skips
+            self.segmenter.resume()
+        self.segmenter.feed(data)
+
+    async def wait_for_segment(self, limit: float) -> bool:
+        """Wait (bounded) for the startup segments; True if at least one exists."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limit
+        while len(self.segmenter.segments) < STARTUP_SEGMENTS:
+            left = deadline - loop.time()
+            if self.broadcaster.closed or left <= 0:
+                return bool(self.segmenter.segments)
+            try:
+                async with asyncio.timeout(min(1.0, left)):
+                    await self.segmenter.cut.wait()
+            except TimeoutError:
+                continue
+        return True
