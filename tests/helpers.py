@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import timedelta
 import json
 from pathlib import Path
@@ -74,6 +75,20 @@ async def read_for(resp: ClientResponse, seconds: float) -> bytes:
         if not chunk:
             break
         buf += chunk
+    return bytes(buf)
+
+
+async def read_until(
+    resp: ClientResponse, done: Callable[[bytes], bool], timeout: float = 10
+) -> bytes:
+    """Read until ``done`` holds for what was read (TimeoutError if it never does)."""
+    buf = bytearray()
+    async with asyncio.timeout(timeout):
+        while not done(bytes(buf)):
+            chunk = await resp.content.readany()
+            if not chunk:
+                break
+            buf += chunk
     return bytes(buf)
 
 

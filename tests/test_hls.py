@@ -20,6 +20,7 @@ from custom_components.acestream_proxy.const import (
     CONF_HLS_SEGMENT,
     CONF_LINGER,
     CONF_MAX_VIEWERS,
+    CONF_REPLAY_WINDOW,
     DOMAIN,
 )
 from custom_components.acestream_proxy.hub import get_hub
@@ -998,15 +999,32 @@ async def test_joiner_and_restart_counters_are_continuous(
     assert cc_errors(stream) == []
 
 
-@pytest.mark.parametrize("entry_options", [{CONF_HLS_SEGMENT: 1, CONF_LINGER: 60}])
+@pytest.mark.parametrize(
+    "entry_options",
+    [{CONF_HLS_SEGMENT: 1, CONF_LINGER: 60, CONF_REPLAY_WINDOW: 2}],
+)
 async def test_hls_resumes_after_idle_and_after_a_skip(
     hass: HomeAssistant,
     loaded_entry: MockConfigEntry,
     engine_sim: EngineSimulator,
     hass_client: ClientFactory,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Segments stop with the last client and resume with the next, marked as a
-    discontinuity; so does a segmenter that skipped ahead in the replay window."""
+    discontinuity; so does a segmenter that fell out of the replay window and
+    skipped ahead."""
+    # The segmenter's writes can be held, as a slow consumer's would be.
+    flowing, holding = asyncio.Event(), asyncio.Event()
+    flowing.set()
+    write = hls_output.HlsOutput._write
+
+    async def held(output: hls_output.HlsOutput, data: bytes | memoryview) -> None:
+        if not flowing.is_set():
+            holding.set()
+            await flowing.wait()
+        await write(output, data)
+
+    monkeypatch.setattr(hls_output.HlsOutput, "_write", held)
     client = await hass_client()
     checker = PlaylistChecker()
     checker.check(await (await client.get(HLS)).text())
@@ -1025,12 +1043,24 @@ async def test_hls_resumes_after_idle_and_after_a_skip(
             await asyncio.sleep(0.1)
     assert hls.segmenter.next_seq > produced
     assert broadcaster.viewer_count == 1
-    # The internal viewer fell out of the replay window and skipped ahead.
+    # Hold the segmenter until the ring has dropped every chunk it could be at.
     flagged = sum(s.discontinuity for s in hls.segmenter.segments)
     viewer = next(v for v in broadcaster.viewers if v.internal)
-    viewer.skips += 1
+    assert viewer.skips == 0
+    ring = broadcaster.ring
+    flowing.clear()
+    async with asyncio.timeout(5):
+        await holding.wait()
+    held_at = ring.next_seq  # the held write's data came from before this chunk
+    async with asyncio.timeout(10):  # the replay window is 2 s
+        while ring.first_seq <= held_at:
+            await asyncio.sleep(0.1)
+    assert viewer.write_since  # still in its write, not dropped
+    flowing.set()
     async with asyncio.timeout(10):
         while sum(s.discontinuity for s in hls.segmenter.segments) <= flagged:
             await asyncio.sleep(0.1)
             checker.check(await (await client.get(HLS)).text())
+    assert viewer.skips == 1
+    assert broadcaster.stats.viewers_skipped == 1
     assert engine_sim.counters.sessions_opened == 1

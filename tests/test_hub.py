@@ -25,6 +25,7 @@ from tests.helpers import (
     pids,
     read_bytes,
     read_for,
+    read_until,
     strip_nulls,
 )
 from tests.simulator import EngineSimulator
@@ -176,7 +177,18 @@ async def test_failover_keeps_viewers(
             dying = sims[serving]
             survivor_id = next(e for e in sims if e != serving)
             await dying.stop()
-            after = await read_for(resp, 4.0)
+
+            def switched(data: bytes) -> bool:
+                """On the survivor, with 100 kB after its flagged first keyframe."""
+                real = strip_nulls(data)
+                flagged = _flagged_keyframe(real)
+                return (
+                    item.entry_id == survivor_id
+                    and flagged is not None
+                    and len(real) - flagged > 100_000
+                )
+
+            after = await read_until(resp, switched)
             assert item.entry_id == survivor_id
             assert sims[survivor_id].counters.sessions_opened == 1
         failover = [e.data for e in events if e.data["type"] == "stream_failover"]
@@ -192,17 +204,26 @@ async def test_failover_keeps_viewers(
         assert len(real) > 100_000
         # After the switch: PAT + PMT, then a keyframe flagged discontinuous,
         # which decodes on its own.
-        flagged = next(
-            i
-            for i in range(0, len(real), 188)
-            if real[i + 3] & 0x20 and real[i + 4] and real[i + 5] & 0xC0 == 0xC0
-        )
+        flagged = _flagged_keyframe(real)
+        assert flagged is not None
         assert pids(real[flagged - 376 : flagged])[0] == 0
         sample = tmp_path / "after.ts"
         sample.write_bytes(real[flagged - 376 :])
         frame = await first_video_frame(sample)
         assert frame["key_frame"] == 1
         assert await hass.config_entries.async_unload(second.entry_id)
+
+
+def _flagged_keyframe(real: bytes) -> int | None:
+    """Offset of the first keyframe flagged discontinuous (a switch's first)."""
+    return next(
+        (
+            i
+            for i in range(0, len(real) - 187, 188)
+            if real[i + 3] & 0x20 and real[i + 4] and real[i + 5] & 0xC0 == 0xC0
+        ),
+        None,
+    )
 
 
 async def _failover(
