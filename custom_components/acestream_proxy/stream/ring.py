@@ -88,6 +88,10 @@ class Ring:
         )
         return pieces
 
+    def time_of(self, cursor: Cursor) -> float:
+        """When the chunk at ``cursor`` was appended (time.monotonic())."""
+        return self._times[cursor.seq - self.first_seq]
+
     def behind(self, cursor: Cursor) -> bool:
         """Whether the data at ``cursor`` has already left the ring."""
         return cursor.seq < self.first_seq

@@ -79,6 +79,16 @@ def _first_counters(data: bytes) -> dict[int, int]:
     return found
 
 
+def discontinuity_lead(header: bytes | memoryview, after: bytes | memoryview) -> bytes:
+    """Flag packets for a stream that resumes after a gap with ``header`` (PAT +
+    PMT copies), then ``after``: each PID of both gets a discontinuity_indicator
+    packet one step before its next counter, so a decoder resets instead of
+    reporting loss."""
+    counters = _first_counters(bytes(after))
+    counters |= _first_counters(bytes(header))
+    return b"".join(discontinuity_packet(pid, cc - 1) for pid, cc in counters.items())
+
+
 def _last_counter(
     pieces: list[bytes | memoryview], pid: int, budget: int
 ) -> int | None:

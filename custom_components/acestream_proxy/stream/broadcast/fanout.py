@@ -180,6 +180,8 @@ class FanOut(LifeCycle):
     def _init_fanout(self) -> None:
         self.viewers: set[Viewer] = set()
         self._internal = 0
+        # Recordings reading this broadcast (internal viewers, not people).
+        self.recordings = 0
         # People watching through another output (HLS clients), set by that output.
         self.extra_viewers = 0
         # Called on every tick (other outputs check their clients there).
