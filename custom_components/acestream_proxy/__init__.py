@@ -42,7 +42,6 @@ from .hub import (
     get_hub,
     signal_channels_changed,
 )
-from .playlist import KeyPlaylistView, PlaylistView
 from .services import async_register_services
 from .stream.engine import EngineClient
 from .views import async_register_views
@@ -63,8 +62,6 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     keys = hass.data[KEYS] = AccessKeys(hass)
     keys.async_setup()
     async_register_views(hass)
-    hass.http.register_view(PlaylistView())
-    hass.http.register_view(KeyPlaylistView())
     async_register_services(hass)
     # Before Home Assistant cancels background tasks (the producers): engine
     # sessions are stopped and every broadcast tells its end. The stop event is a

@@ -19,13 +19,7 @@ import secrets
 from typing import TYPE_CHECKING, Any, Final
 
 from aiohttp import web
-from homeassistant.auth import jwt_wrapper
-from homeassistant.components.http.auth import (
-    DATA_SIGN_SECRET,
-    SAFE_QUERY_PARAMS,
-    SIGN_QUERY_PARAM,
-    async_user_not_allowed_do_auth,
-)
+from homeassistant.components.http.auth import async_user_not_allowed_do_auth
 from homeassistant.config_entries import SIGNAL_CONFIG_ENTRY_CHANGED
 from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr
@@ -34,11 +28,9 @@ from homeassistant.helpers.dispatcher import (
     async_dispatcher_send,
 )
 from homeassistant.helpers.event import async_track_time_interval
-from homeassistant.helpers.http import KEY_AUTHENTICATED, KEY_HASS
 from homeassistant.helpers.network import NoURLAvailableError, get_url
 from homeassistant.util import dt as dt_util
 from homeassistant.util.hass_dict import HassKey
-import jwt
 
 from .compat import async_get_device
 from .const import (
@@ -123,48 +115,6 @@ def iter_keys(hass: HomeAssistant) -> Iterator[AccessKey]:
 def get_keys(hass: HomeAssistant) -> AccessKeys:
     """The key registry created in async_setup."""
     return hass.data[KEYS]
-
-
-def signed_head_allowed(hass: HomeAssistant, request: web.Request) -> bool:
-    """Check ``authSig`` on a HEAD request as Home Assistant does on GET.
-
-    Home Assistant only accepts signatures on GET, so a player probing a signed URL
-    with HEAD would get 401 where its GET plays. Same secret, same claims (path and
-    query bound to the signature, the issuer a live refresh token), and the user
-    must still be active.
-    """
-    secret = hass.data.get(DATA_SIGN_SECRET)
-    signature = request.query.get(SIGN_QUERY_PARAM)
-    if not secret or not signature:
-        return False
-    try:
-        claims = jwt_wrapper.verify_and_decode(
-            signature, secret, algorithms=["HS256"], options={"verify_iss": False}
-        )
-    except jwt.InvalidTokenError:
-        return False
-    params = [
-        list(item)
-        for item in request.query.items()
-        if item[0] not in SAFE_QUERY_PARAMS and item[0] != SIGN_QUERY_PARAM
-    ]
-    if claims.get("path") != request.path or claims.get("params") != params:
-        return False
-    token = hass.auth.async_get_refresh_token(str(claims.get("iss")))
-    return token is not None and token.user.is_active
-
-
-def require_auth(request: web.Request) -> None:
-    """What ``requires_auth`` does, plus signed HEAD requests.
-
-    Raised rather than answered, so Home Assistant logs and counts the failed
-    attempt exactly as for its own views.
-    """
-    if request.get(KEY_AUTHENTICATED):
-        return
-    if request.method == "HEAD" and signed_head_allowed(request.app[KEY_HASS], request):
-        return
-    raise web.HTTPUnauthorized
 
 
 @dataclass

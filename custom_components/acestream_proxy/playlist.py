@@ -1,34 +1,26 @@
-"""Channels in and out as M3U: import from a playlist, serve the channel playlist."""
+"""Channels in and out: import from an M3U playlist; the URL paths of a channel."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
-from http import HTTPStatus
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Final
 
 import aiohttp
-from aiohttp import web
-from homeassistant.components.http.auth import async_sign_path
 from homeassistant.config_entries import ConfigEntry, ConfigSubentry
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
-from homeassistant.helpers.http import KEY_HASS, HomeAssistantView
 
-from .access import KEY_URL_PREFIX, get_keys, require_auth
 from .channel import Channel, Skipped, parse_m3u
 from .const import DOMAIN, MAX_CHANNELS_PER_ENGINE, SUBENTRY_CHANNEL, URL_PREFIX
 from .stream.engine import ContentKind, ContentRef
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Iterable
 
 MAX_PLAYLIST_BYTES: Final = 5 * 1024 * 1024
 FETCH_TIMEOUT: Final = aiohttp.ClientTimeout(total=20)
-# How long stream URLs written into the served playlist stay valid.
-PLAYLIST_STREAM_EXPIRY: Final = timedelta(days=7)
 PLAYLIST_PATH: Final = f"{URL_PREFIX}/playlist.m3u"
 
 
@@ -189,83 +181,3 @@ def wants_hls(hass: HomeAssistant, entity_id: str | None) -> bool:
         return True
     entry = er.async_get(hass).async_get(entity_id)
     return entry is not None and entry.platform == "cast"
-
-
-def _attr(value: str) -> str:
-    return value.replace('"', "'").replace("\n", " ")
-
-
-def _playlist(
-    request: web.Request, url_for: Callable[[ContentRef], str]
-) -> web.Response:
-    """Every channel as an M3U an IPTV app can play without sending a header."""
-    hass = request.app[KEY_HASS]
-    origin = f"{request.scheme}://{request.host}"
-    lines = ["#EXTM3U"]
-    for _, _, channel in sorted(
-        iter_channels(hass), key=lambda item: (item[2].group or "", item[2].name)
-    ):
-        attrs = f'tvg-id="{channel.ref.value}"'
-        if channel.logo:
-            attrs += f' tvg-logo="{_attr(channel.logo)}"'
-        if channel.group:
-            attrs += f' group-title="{_attr(channel.group)}"'
-        lines.append(f"#EXTINF:-1 {attrs},{channel.name.replace(chr(10), ' ')}")
-        lines.append(origin + url_for(channel.ref))
-    return web.Response(
-        text="\n".join(lines) + "\n",
-        content_type="audio/x-mpegurl",
-        headers={"Content-Disposition": 'inline; filename="acestream.m3u"'},
-    )
-
-
-class PlaylistView(HomeAssistantView):
-    """``/api/acestream_proxy/playlist.m3u``: the channels, each URL signed."""
-
-    url = PLAYLIST_PATH
-    name = "api:acestream_proxy:playlist"
-    # Checked in the handlers: Home Assistant accepts signatures on GET only.
-    requires_auth = False
-
-    async def get(self, request: web.Request) -> web.Response:
-        """Stream URLs signed with the requester's own token.
-
-        They stop working if that token is revoked, and on a Home Assistant restart.
-        """
-        require_auth(request)
-        hass = request.app[KEY_HASS]
-        return _playlist(
-            request,
-            lambda ref: async_sign_path(hass, stream_path(ref), PLAYLIST_STREAM_EXPIRY),
-        )
-
-    async def head(self, request: web.Request) -> web.Response:
-        """Headers only (aiohttp sends no body to HEAD)."""
-        return await self.get(request)
-
-
-class KeyPlaylistView(HomeAssistantView):
-    """``/api/acestream_proxy/key/{key}/playlist.m3u``: stream URLs of the key."""
-
-    url = f"{KEY_URL_PREFIX}/{{key}}/playlist.m3u"
-    name = "api:acestream_proxy:key_playlist"
-    requires_auth = False
-
-    async def get(self, request: web.Request, key: str) -> web.Response:
-        """Stream URLs that work as long as the key exists."""
-        keys = get_keys(request.app[KEY_HASS])
-        found = await keys.async_authorize(key, request)
-        if found is None:
-            # Answered, not raised: the failed-login warning would log the key.
-            return web.Response(
-                status=HTTPStatus.UNAUTHORIZED,
-                text="unknown or revoked access key\n",
-                content_type="text/plain",
-            )
-        if request.method == "GET":
-            keys.mark_used(found)
-        return _playlist(request, lambda ref: found.path(stream_path(ref)))
-
-    async def head(self, request: web.Request, key: str) -> web.Response:
-        """Headers only."""
-        return await self.get(request, key)
