@@ -408,14 +408,14 @@ async def set_options(api: HomeAssistantApi, entry_id: str, linger: int) -> None
 
 
 def compress_timings() -> list[str]:
-    """Make the hub build broadcasts with the compressed fault timings."""
-    hub = importlib.import_module(f"custom_components.{DOMAIN}.hub")
-    original = hub.BroadcastConfig
+    """Make the engine pool configure broadcasts with the compressed fault timings."""
+    pool = importlib.import_module(f"custom_components.{DOMAIN}.pool")
+    original = pool.BroadcastConfig
     while isinstance(original, partial):
         original = original.func
     known = {f.name for f in fields(original)}
     applied = {name: value for name, value in TIMINGS.items() if name in known}
-    hub.BroadcastConfig = partial(original, **applied)
+    pool.BroadcastConfig = partial(original, **applied)
     return [f"{name}={value:g}" for name, value in applied.items()]
 
 
@@ -800,7 +800,7 @@ def report(
     tasks, timers = our_tasks(), left_over(match.timers_before)
     sessions_left = sum(sim.active_sessions() for sim in sims)
     broadcasts_left = list(hub.broadcasts)
-    starting_left = len(getattr(hub, "_starting", {}))
+    starting_left = len(hub.registry.starting)
     main_events = [
         e for e in match.events if e[2] == EngineSimulator.infohash_for(MAIN)
     ]

@@ -14,7 +14,7 @@ from homeassistant.helpers import entity_registry as er
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.acestream_proxy import hub as hub_module
+from custom_components.acestream_proxy import updates
 from tests.helpers import find_device, read_bytes
 from tests.simulator import EngineSimulator
 
@@ -26,8 +26,8 @@ type ClientFactory = Callable[[], Awaitable[TestClient]]
 @pytest.fixture(autouse=True)
 def fast_tick(monkeypatch: pytest.MonkeyPatch) -> None:
     """Engine statistics are read every second here instead of every 15."""
-    monkeypatch.setattr(hub_module, "TICK", timedelta(seconds=1))
-    monkeypatch.setattr(hub_module, "STATS_EVERY_TICKS", 1)
+    monkeypatch.setattr(updates, "TICK", timedelta(seconds=1))
+    monkeypatch.setattr(updates, "STATS_EVERY_TICKS", 1)
 
 
 async def _channel_entities(

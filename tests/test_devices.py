@@ -23,8 +23,8 @@ from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 
 from custom_components.acestream_proxy.access import new_secret
 from custom_components.acestream_proxy.const import DOMAIN, SUBENTRY_ACCESS_KEY
-from custom_components.acestream_proxy.devices import async_move_adhoc
-from custom_components.acestream_proxy.hub import adhoc_target, get_hub
+from custom_components.acestream_proxy.devices import adhoc_target, async_move_adhoc
+from custom_components.acestream_proxy.hub import get_hub
 from custom_components.acestream_proxy.stream.engine import ContentKind, ContentRef
 from tests.helpers import (
     device_entries,

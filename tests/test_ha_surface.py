@@ -37,7 +37,7 @@ from pytest_homeassistant_custom_component.components.diagnostics import (
 )
 from yarl import URL
 
-from custom_components.acestream_proxy import compat, hub as hub_module
+from custom_components.acestream_proxy import compat, events as bus_events, updates
 from custom_components.acestream_proxy.const import CONF_LINGER, DOMAIN, EVENT_TYPE
 from custom_components.acestream_proxy.hub import get_hub
 from custom_components.acestream_proxy.stream.engine import ContentKind, ContentRef
@@ -53,8 +53,8 @@ type ClientFactory = Callable[[], Awaitable[TestClient]]
 @pytest.fixture(autouse=True)
 def fast_tick(monkeypatch: pytest.MonkeyPatch) -> None:
     """Entities refresh every second here instead of every five."""
-    monkeypatch.setattr(hub_module, "TICK", timedelta(seconds=1))
-    monkeypatch.setattr(hub_module, "STATS_EVERY_TICKS", 1)
+    monkeypatch.setattr(updates, "TICK", timedelta(seconds=1))
+    monkeypatch.setattr(updates, "STATS_EVERY_TICKS", 1)
 
 
 async def _add_channel(
@@ -235,7 +235,7 @@ async def test_viewer_events_scale_with_people_not_connections(
 ) -> None:
     """200 quick reconnects: a few coalesced events, and the sensor stays exact."""
     hold = 1.0
-    monkeypatch.setattr(hub_module, "VIEWER_EVENT_HOLD", hold)
+    monkeypatch.setattr(bus_events, "VIEWER_EVENT_HOLD", hold)
     subentry_id = await _add_channel(hass, loaded_entry, "Sports 1", CID)
     device = _device(hass, f"channel_{subentry_id}")
     assert device is not None

@@ -676,7 +676,7 @@ FAST = {
 def fast_config() -> Iterator[None]:
     """Faults play out in a second; streams without keyframe flags join soon."""
     with patch(
-        "custom_components.acestream_proxy.hub.BroadcastConfig",
+        "custom_components.acestream_proxy.pool.BroadcastConfig",
         partial(BroadcastConfig, **FAST),
     ):
         yield

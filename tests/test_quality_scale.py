@@ -24,7 +24,7 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, MockUser
 import yaml
 
-from custom_components.acestream_proxy import PLATFORMS, const, hub as hub_module
+from custom_components.acestream_proxy import PLATFORMS, const, updates
 from custom_components.acestream_proxy.access import new_secret
 from custom_components.acestream_proxy.const import (
     DOMAIN,
@@ -170,7 +170,7 @@ async def test_entities_unsubscribe_when_removed(
     )
     await hass.async_block_till_done()
     subentry_id = next(iter(loaded_entry.subentries))
-    signals = (hub_module.SIGNAL_UPDATED, f"{DOMAIN}_channel_edited_{subentry_id}")
+    signals = (updates.SIGNAL_UPDATED, f"{DOMAIN}_channel_edited_{subentry_id}")
 
     def listeners() -> dict[str, int]:
         # One probe listener each tells whether the signal still has others.
@@ -547,7 +547,7 @@ async def test_update_intervals_are_the_documented_ones(
     a playing broadcast's statistics read every 15 s, as the README says."""
     coordinator = loaded_entry.runtime_data.coordinator
     assert coordinator.update_interval == timedelta(seconds=30)
-    assert timedelta(seconds=15) == hub_module.TICK * hub_module.STATS_EVERY_TICKS
+    assert timedelta(seconds=15) == updates.TICK * updates.STATS_EVERY_TICKS
     assert "checked every\n  30 s" in README or "checked every 30 s" in README
     assert "read every 15 s" in README
 

@@ -67,7 +67,7 @@ type ClientFactory = Callable[[], Awaitable[TestClient]]
 def fast_config() -> Iterator[None]:
     """Broadcasts use short fault timeouts in these tests."""
     with patch(
-        "custom_components.acestream_proxy.hub.BroadcastConfig",
+        "custom_components.acestream_proxy.pool.BroadcastConfig",
         partial(BroadcastConfig, **FAST),
     ):
         yield

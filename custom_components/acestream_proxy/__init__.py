@@ -26,22 +26,18 @@ from .access import KEYS, AccessKeys
 from .channel import Channel
 from .const import DOMAIN, SUBENTRY_CHANNEL
 from .coordinator import EngineCoordinator, engine_issue_id
-from .data import AceStreamConfigEntry, AceStreamData
+from .data import HUB_KEY, AceStreamConfigEntry, AceStreamData, get_hub
 from .devices import (
+    SIGNAL_ADHOC_MOVED,
+    BroadcastTarget,
     async_channel_edited,
     async_move_adhoc,
     async_setup_devices,
     device_is_removable,
-)
-from .discovery import async_setup_discovery
-from .hub import (
-    HUB_KEY,
-    SIGNAL_ADHOC_MOVED,
-    BroadcastTarget,
-    StreamHub,
-    get_hub,
     signal_channels_changed,
 )
+from .discovery import async_setup_discovery
+from .hub import StreamHub
 from .services import async_register_services
 from .stream.engine import EngineClient
 from .views import async_register_views

@@ -19,7 +19,8 @@ from homeassistant.helpers import config_validation as cv, device_registry as dr
 import voluptuous as vol
 
 from .const import DOMAIN
-from .hub import BroadcastRecord, adhoc_target, channel_target, get_hub
+from .data import get_hub
+from .devices import adhoc_target, channel_target
 from .playlist import iter_channels
 from .stream.broadcast import BroadcastState
 
@@ -28,7 +29,8 @@ if TYPE_CHECKING:
     from homeassistant.helpers.condition import ConditionCheckerType
     from homeassistant.helpers.typing import ConfigType, TemplateVarsType
 
-    from .hub import BroadcastTarget
+    from .devices import BroadcastTarget
+    from .registry import BroadcastRecord
 
 CONDITION_TYPES: Final = (
     "is_playing",

@@ -11,7 +11,7 @@ from homeassistant.components.diagnostics import REDACTED, async_redact_data
 from homeassistant.const import CONF_HOST
 
 from .const import DOMAIN, SUBENTRY_ACCESS_KEY, SUBENTRY_CHANNEL
-from .hub import get_hub
+from .data import get_hub
 from .playlist import iter_channels
 
 if TYPE_CHECKING:

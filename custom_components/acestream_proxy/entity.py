@@ -11,54 +11,32 @@ from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
-from homeassistant.util.hass_dict import HassKey
 
 from .access import SIGNAL_KEYS_UPDATED, AccessKeys
 from .channel import Channel
 from .compat import via_engine
 from .const import DOMAIN, SUBENTRY_CHANNEL
 from .coordinator import EngineCoordinator
-from .hub import (
-    SIGNAL_UPDATED,
-    BroadcastRecord,
+from .data import get_hub
+from .devices import (
+    ADHOC_ENTITIES,
     BroadcastTarget,
-    StreamHub,
     channel_target,
-    get_hub,
+    engine_device_info,
+    signal_channel_edited,
     signal_channels_changed,
     signal_new_broadcast,
+    target_device_info,
 )
+from .updates import SIGNAL_UPDATED
 
 if TYPE_CHECKING:
     from homeassistant.config_entries import ConfigSubentry
     from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
     from .data import AceStreamConfigEntry
-
-# Ad-hoc broadcast entities alive now, by device identifier: on a failover the old
-# engine entry's ones are removed before the new entry's platforms add theirs.
-ADHOC_ENTITIES: HassKey[dict[str, set[BroadcastEntity]]] = HassKey(
-    f"{DOMAIN}_adhoc_entities"
-)
-
-
-def engine_device_info(coordinator: EngineCoordinator) -> DeviceInfo:
-    """The device of an engine entry (registered at setup, before its entities)."""
-    entry = coordinator.config_entry
-    return DeviceInfo(
-        identifiers={(DOMAIN, entry.entry_id)},
-        entry_type=DeviceEntryType.SERVICE,
-        manufacturer="AceStream",
-        model="AceStream engine",
-        name=entry.title,
-        sw_version=coordinator.data.version if coordinator.data else None,
-        configuration_url=f"{coordinator.client.base_url}/webui/app/",
-    )
-
-
-def signal_channel_edited(subentry_id: str) -> str:
-    """Dispatcher signal: a channel was edited; carries its new BroadcastTarget."""
-    return f"{DOMAIN}_channel_edited_{subentry_id}"
+    from .hub import StreamHub
+    from .registry import BroadcastRecord
 
 
 class EngineEntity(CoordinatorEntity[EngineCoordinator]):
@@ -105,16 +83,7 @@ class BroadcastEntity(Entity):
         self.engine_entry_id = engine_entry_id
         self._attr_translation_key = key
         self._attr_unique_id = f"{target.device_identifier}_{key}"
-        self._attr_device_info = via_engine(
-            hub.hass,
-            DeviceInfo(
-                identifiers={(DOMAIN, target.device_identifier)},
-                name=target.name,
-                manufacturer="AceStream",
-                model="Channel" if target.subentry_id else "Broadcast",
-            ),
-            engine_entry_id,
-        )
+        self._attr_device_info = target_device_info(hub.hass, target, engine_entry_id)
         self._last: Any = object()
 
     @property

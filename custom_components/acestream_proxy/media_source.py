@@ -17,7 +17,8 @@ from homeassistant.components.media_source import (
 
 from . import compat
 from .const import DOMAIN
-from .hub import BroadcastTarget, adhoc_target, get_hub
+from .data import get_hub
+from .devices import BroadcastTarget, adhoc_target
 from .playlist import hls_path, iter_channels, stream_path, wants_hls
 from .stream.engine import ContentKind, ContentRef
 

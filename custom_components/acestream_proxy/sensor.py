@@ -20,13 +20,13 @@ from homeassistant.helpers.dispatcher import async_dispatcher_connect
 
 from .access import AccessKeys, get_keys, signal_keys_added
 from .const import SUBENTRY_ACCESS_KEY
+from .data import get_hub
 from .entity import (
     AccessKeyEntity,
     BroadcastEntity,
     EngineEntity,
     async_setup_broadcast_platform,
 )
-from .hub import BroadcastRecord, BroadcastTarget, StreamHub, get_hub
 from .stream.broadcast import BroadcastState
 
 if TYPE_CHECKING:
@@ -36,6 +36,9 @@ if TYPE_CHECKING:
 
     from .coordinator import EngineCoordinator
     from .data import AceStreamConfigEntry
+    from .devices import BroadcastTarget
+    from .hub import StreamHub
+    from .registry import BroadcastRecord
 
 # Coordinator and push driven: nothing to parallelise.
 PARALLEL_UPDATES = 0

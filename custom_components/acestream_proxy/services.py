@@ -35,8 +35,8 @@ import voluptuous as vol
 from .access import iter_keys
 from .compat import REST_SHOWS_VALIDATION_ERRORS
 from .const import DEFAULT_PORT, DOMAIN, LOGGER
+from .data import get_hub
 from .discovery import async_discover
-from .hub import get_hub
 from .playlist import PLAYLIST_PATH, hls_path, iter_channels, stream_path, wants_hls
 from .stream.engine import ContentKind, ContentRef
 
