@@ -373,3 +373,55 @@ async def test_unloading_an_engine_in_its_cold_start_moves_at_once(
         types = [e.data["type"] for e in events]
         assert types.count("stream_failover") == 1
         assert await hass.config_entries.async_unload(second.entry_id)
+
+
+async def test_home_assistant_stop_during_a_start(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    engine_sim: EngineSimulator,
+    hass_client: ClientFactory,
+) -> None:
+    """A start waiting on getstream is cancelled when Home Assistant stops: its
+    viewer gets 503 and nothing is left starting."""
+    engine_sim.getstream_hang = True
+    client = await hass_client()
+    request = asyncio.create_task(client.get(f"/api/acestream_proxy/stream/{CID}"))
+    async with asyncio.timeout(5):
+        while engine_sim.counters.getstream_calls == 0:
+            await asyncio.sleep(0.02)
+    hub = get_hub(hass)
+    assert hub.registry.starting
+    await hub.async_shutdown()
+    resp = await request
+    assert resp.status == 503
+    assert hub.registry.starting == {}
+    assert hub.broadcasts == {}
+    engine_sim.getstream_hang = False
+
+
+async def test_events_name_the_content_id_learned_before(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    engine_sim: EngineSimulator,
+    hass_client: ClientFactory,
+) -> None:
+    """Opened by infohash, a broadcast's events name the content id that resolved
+    to it earlier."""
+    client = await hass_client()
+    hub = get_hub(hass)
+    async with client.get(f"/api/acestream_proxy/stream/{CID}") as resp:
+        await read_bytes(resp, 20_000)
+    assert await hub.async_stop(ContentRef.parse(ContentKind.CONTENT_ID, CID))
+    events = async_capture_events(hass, EVENT_TYPE)
+    infohash = engine_sim.infohash_for(CID)
+    async with client.get(f"/api/acestream_proxy/stream/infohash/{infohash}") as resp:
+        await read_bytes(resp, 20_000)
+        broadcaster = hub.find(ContentRef.parse(ContentKind.INFOHASH, infohash))
+        assert broadcaster is not None
+        assert broadcaster.content.kind is ContentKind.INFOHASH
+        async with asyncio.timeout(5):
+            while not [e for e in events if e.data["type"] == "stream_started"]:
+                await asyncio.sleep(0.02)
+    started = next(e.data for e in events if e.data["type"] == "stream_started")
+    assert started["infohash"] == infohash
+    assert started["content_id"] == CID

@@ -214,39 +214,44 @@ class BroadcastRegistry:
 
         Raises NoEngineError, CapacityError, ViewerLimitError or EngineError.
         """
-        for _ in range(3):
-            broadcaster = self.find(ref)
-            if broadcaster is None:
-                broadcaster = await self._async_wait_start(ref)
-            try:
-                return broadcaster.join()
-            except BroadcastClosedError:
-                continue
-        raise CapacityError("the broadcast is restarting", RETRY_AFTER_UNREACHABLE)
+        return await self._async_use(ref, lambda broadcaster: broadcaster.join())
 
     async def async_open_hls(self, ref: ContentRef, client: str) -> HlsOutput:
         """The HLS output of the broadcast ``ref`` names, started if needed.
 
         Raises like async_open_viewer.
         """
-        for _ in range(3):
-            broadcaster = self.find(ref)
-            if broadcaster is None:
-                broadcaster = await self._async_wait_start(ref)
+
+        def hls(broadcaster: Broadcaster) -> HlsOutput | None:
             item = self.broadcasts.get(broadcaster.infohash)
             if item is None or item.broadcaster is not broadcaster:
-                continue
+                return None
             if item.hls is None:
                 entry = self.pool.engines.get(item.entry_id)
                 item.hls = HlsOutput(
                     broadcaster,
                     target_duration=hls_segment(entry.options if entry else {}),
                 )
+            item.hls.touch(client)
+            return item.hls
+
+        return await self._async_use(ref, hls)
+
+    async def _async_use[T](
+        self, ref: ContentRef, use: Callable[[Broadcaster], T | None]
+    ) -> T:
+        """What ``use`` makes of the live broadcast ``ref`` names, opened if needed;
+        tried again while the broadcast ends under it (None, or closed)."""
+        for _ in range(3):
+            broadcaster = self.find(ref)
+            if broadcaster is None:
+                broadcaster = await self._async_wait_start(ref)
             try:
-                item.hls.touch(client)
+                result = use(broadcaster)
             except BroadcastClosedError:
                 continue
-            return item.hls
+            if result is not None:
+                return result
         raise CapacityError("the broadcast is restarting", RETRY_AFTER_UNREACHABLE)
 
     async def async_stop(self, ref: ContentRef) -> bool:
