@@ -19,6 +19,7 @@ from custom_components.acestream_proxy.stream.broadcast import (
     EndReason,
     Phase,
 )
+from custom_components.acestream_proxy.stream.broadcast.ingest import _NotMpegTsError
 from custom_components.acestream_proxy.stream.engine import (
     ContentKind,
     ContentRef,
@@ -31,6 +32,7 @@ from custom_components.acestream_proxy.stream.ts import (
 )
 from tests.helpers import NULL_PID, pids, strip_nulls
 from tests.simulator import EngineSimulator
+from tests.simulator.engine import NotTsSource
 
 CID = ContentRef.parse(ContentKind.CONTENT_ID, "12" * 20)
 FIXTURE = Path(__file__).parent / "fixtures" / "sample.ts"
@@ -347,6 +349,35 @@ async def test_not_mpeg_ts_fails_with_a_reason(
     assert harness.events.count(BroadcastEvent.FAILED) == 1
     assert BroadcastEvent.STARTED not in harness.events
     assert engine_sim.active_sessions() == 0
+
+
+async def test_not_mpeg_ts_counts_only_bytes_judged(
+    harness: Harness, engine_sim: EngineSimulator
+) -> None:
+    """The not-MPEG-TS budget counts bytes the aligner gave up on, not the tail
+    it still holds for a sync run: whatever sizes the reads come in, the
+    broadcast fails with at least not_ts_bytes discarded, never fewer."""
+    session = await harness.client.start_session(CID)
+    broadcaster = Broadcaster(
+        client=harness.client,
+        session=session,
+        content=CID,
+        config=BroadcastConfig(not_ts_bytes=200_000),
+        spawn=harness.spawn,
+        listener=lambda _b, event: harness.events.append(event),
+    )
+    noise = NotTsSource().data
+    held = 2 * PACKET_SIZE  # what the aligner keeps when no sync byte is in sight
+    # 200,200 bytes read, 199,824 of them judged: not yet over the budget.
+    broadcaster._feed(noise[:199_900])
+    broadcaster._feed(noise[199_900:200_200])
+    assert broadcaster.stats.bytes_in == 200_200
+    assert broadcaster.stats.discarded_bytes == 200_200 - held
+    with pytest.raises(_NotMpegTsError):
+        broadcaster._feed(noise[200_200:200_400])
+    assert broadcaster.stats.discarded_bytes == 200_400 - held
+    await harness.client.stop_session(session)
+    await _until(lambda: engine_sim.active_sessions() == 0)
 
 
 async def test_short_non_ts_answers_give_up_with_the_reason(

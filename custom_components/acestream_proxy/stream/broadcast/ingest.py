@@ -98,12 +98,15 @@ class Ingest(LifeCycle):
         aligner = self._aligner
         discarded = aligner.discarded
         aligned = aligner.feed(data)
-        stats.discarded_bytes += aligner.discarded - discarded
+        discarded = aligner.discarded - discarded
+        stats.discarded_bytes += discarded
         stats.resyncs = aligner.resyncs
         if len(aligned) >= TS_PROOF_PACKETS * PACKET_SIZE:
             self._undecodable = 0
         else:
-            self._undecodable += max(size - len(aligned), 0)
+            # Only bytes the aligner gave up on count: the tail it holds for a
+            # sync run may still start one, and is judged with the next read.
+            self._undecodable += discarded
             if self._undecodable >= self.config.not_ts_bytes:
                 raise _NotMpegTsError
         if aligned:
