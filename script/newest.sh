@@ -28,6 +28,11 @@
 # phacc version and the extra packages' names. No Home Assistant version is
 # pinned here: phacc pins the newest release it pairs with.
 #
+# Any number of runs and ensures may go at once, from any clone or branch:
+# ensures take turns, and a root or venv is removed only when no run uses it
+# (roots of another recipe only after three days unused, so branches that
+# differ in ROOT_PACKAGES do not rebuild each other's).
+#
 # Environment: NEWEST_OFFLINE=1 skips the PyPI question and keeps the current venv.
 set -euo pipefail
 
@@ -47,6 +52,9 @@ SKIP_REQUIREMENTS='pytest-homeassistant-custom-component|ruff|mypy'
 
 ROOT_KEY=$(printf '%s\n' "$SUITE" "$MIRROR" "$ROOT_PACKAGES" | sha256sum | cut -c1-12)
 ROOT=$CACHE/root-$ROOT_KEY
+# Roots of other recipes (another branch may still use one) are removed once
+# unused for this long, so branches that differ do not rebuild each other's.
+KEEP_UNUSED_MINUTES=$((3 * 24 * 60))
 # Inside the root: one venv per key, /opt/venv links to the current one.
 VENVS=/opt/venvs
 CURRENT=/opt/venv
@@ -59,6 +67,48 @@ die() {
 
 need_root() {
     [ "$(id -u)" = 0 ] || die "needs root (debootstrap, chroot and mount namespaces)"
+}
+
+# Every user of a root or a venv holds a shared lock on DIR.lock (a file next
+# to it) for as long as it runs, and nothing is removed while one is held:
+# removing a directory detaches the bind mounts other runs' mount namespaces
+# have in it, so a run's project would vanish under it. The lock file's mtime
+# says when the root was last used.
+use_root() {
+    exec 8>>"$ROOT.lock"
+    flock -s 8
+    touch "$ROOT.lock"
+}
+
+# Sets VENV to the current venv, locked for this process and its children.
+use_current_venv() {
+    use_root
+    [ -f "$ROOT/.complete" ] && [ -L "$ROOT$CURRENT" ] ||
+        die "the newest-release environment is not built; run: script/newest.sh ensure"
+    local tries
+    for tries in 1 2 3; do
+        VENV=$(readlink "$ROOT$CURRENT")
+        exec 7>>"$ROOT$VENV.lock"
+        flock -s 7
+        # An ensure may have replaced it, and removed it, before the lock was taken.
+        if [ -f "$ROOT$VENV/.complete" ]; then return; fi
+        exec 7>&-
+    done
+    die "the newest-release venv keeps changing; run again"
+}
+
+# Removes DIR (a root or a venv) unless a run holds its lock.
+remove_unused() {
+    local dir=$1
+    (
+        exec 6>>"$dir.lock"
+        if ! flock -n -x 6; then
+            log "keeping $dir: in use"
+            exit 0
+        fi
+        log "removing $dir"
+        rm -rf "$dir" "$dir.lock"
+    )
 }
 
 # Runs "$@" inside $ROOT with only the mounts it needs, in a private mount
@@ -118,13 +168,21 @@ ensure_root() {
     touch "$tmp/.complete"
     mv -T "$tmp" "$ROOT"
     log "root built in $((SECONDS - start)) s"
-    # Roots of older recipes are of no further use.
+}
+
+prune_roots() {
     local old
     for old in "$CACHE"/root-*; do
-        if [ "$old" != "$ROOT" ] && [ -d "$old" ]; then
-            log "removing $old"
-            rm -rf "$old"
-        fi
+        [ -d "$old" ] && [ "$old" != "$ROOT" ] || continue
+        case "$old" in
+        *.tmp) ;; # an interrupted build (builds are serialised by the cache lock)
+        *)
+            if [ -n "$(find "$old.lock" "$old" -maxdepth 0 -mmin "-$KEEP_UNUSED_MINUTES" 2>/dev/null)" ]; then
+                continue
+            fi
+            ;;
+        esac
+        remove_unused "$old"
     done
 }
 
@@ -171,10 +229,12 @@ ensure_venv() {
         ln -sfn "$venv" "$ROOT$CURRENT.new"
         mv -T "$ROOT$CURRENT.new" "$ROOT$CURRENT"
         log "venv ready in $((SECONDS - start)) s"
-        # Keep the venv just replaced (a run may still use it); drop older ones.
+        # Keep the venv just replaced (a run may be about to use it); drop older
+        # ones that no run uses.
         local old
-        for old in "$ROOT$VENVS"/*; do
-            case "$(basename "$old")" in bootstrap | "$key" | "$current") ;; *) rm -rf "$old" ;; esac
+        for old in "$ROOT$VENVS"/*/; do
+            old=${old%/}
+            case "$(basename "$old")" in bootstrap | "$key" | "$current") ;; *) remove_unused "$old" ;; esac
         done
     fi
     ensure_component_requirements
@@ -199,12 +259,6 @@ ensure_component_requirements() {
     printf '%s' "$wanted" >"$stamp"
 }
 
-current_venv() {
-    [ -f "$ROOT/.complete" ] && [ -L "$ROOT$CURRENT" ] ||
-        die "the newest-release environment is not built; run: script/newest.sh ensure"
-    readlink "$ROOT$CURRENT"
-}
-
 cmd=${1:-}
 [ $# -gt 0 ] && shift
 case "$cmd" in
@@ -213,20 +267,22 @@ ensure)
     mkdir -p "$CACHE"
     exec 9>"$CACHE/lock"
     flock 9
+    use_root
     ensure_root
+    prune_roots
     sync_host_files
     ensure_venv
     ;;
 run)
     need_root
     [ $# -gt 0 ] || die "usage: script/newest.sh run CMD..."
-    venv=$(current_venv)
-    in_root "$venv/bin" "$@"
+    use_current_venv
+    in_root "$VENV/bin" "$@"
     ;;
 versions)
     need_root
-    venv=$(current_venv)
-    in_root "$venv/bin" python -c '
+    use_current_venv
+    in_root "$VENV/bin" python -c '
 import sys
 from importlib.metadata import version
 from homeassistant.const import __version__
