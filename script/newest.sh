@@ -42,9 +42,11 @@ CACHE=${ACESTREAM_PROXY_CACHE:-/var/cache/acestream-proxy/newest}
 PYTHON=python3.14
 SUITE=sid
 MIRROR=http://deb.debian.org/debian
-# gcc: script/bench.py compiles its C client; ffmpeg: the tests run ffprobe/ffmpeg;
-# libturbojpeg0: the camera component loads it (PyTurboJPEG), as in HA's images.
-ROOT_PACKAGES=$PYTHON,$PYTHON-venv,$PYTHON-dev,ca-certificates,ffmpeg,gcc,libturbojpeg0
+# gcc: script/bench.py compiles its C client; g++: default integrations that a real
+# `hass` loads (demo, check-release) need pymicro-vad and pyspeex-noise, which have
+# no wheels for this Python; ffmpeg: the tests run ffprobe/ffmpeg; libturbojpeg0:
+# the camera component loads it (PyTurboJPEG), as in HA's images.
+ROOT_PACKAGES=$PYTHON,$PYTHON-venv,$PYTHON-dev,ca-certificates,ffmpeg,gcc,g++,libturbojpeg0
 PHACC=pytest-homeassistant-custom-component
 # Packages of requirements_test.txt not installed here: phacc is installed at its
 # newest, the linters only run on the oldest leg (`make test`).
