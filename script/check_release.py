@@ -34,7 +34,6 @@ from typing import Any
 import aiohttp
 from harness import (
     DOMAIN,
-    ROOT,
     Child,
     HarnessError,
     HassProcess,
@@ -42,6 +41,7 @@ from harness import (
     log,
     log_problems,
     pick_port,
+    simulator_child,
     wait_http,
 )
 
@@ -204,22 +204,7 @@ async def check(args: argparse.Namespace) -> int:
     if ports[0] != FOUND_PORT:
         raise HarnessError(f"port {FOUND_PORT} is taken: the found engine needs it")
     sims = [
-        Child(
-            f"engine simulator {i + 1}",
-            [
-                sys.executable,
-                "-m",
-                "tests.simulator",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--cold-start",
-                "1",
-            ],
-            cwd=ROOT,
-            log_path=work / f"simulator-{i + 1}.log",
-        )
+        simulator_child(i + 1, port, "1", work / f"simulator-{i + 1}.log")
         for i, port in enumerate(ports)
     ]
     hass = HassProcess(work / "config", name="AceStream Proxy check")

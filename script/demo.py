@@ -46,6 +46,7 @@ from harness import (
     HomeAssistantApi,
     log,
     pick_port,
+    simulator_child,
     wait_http,
 )
 
@@ -238,21 +239,11 @@ async def run(args: argparse.Namespace, stop: asyncio.Event) -> int:
         verbose=args.verbose,
     )
     sims = [
-        Child(
-            f"engine simulator {index + 1}",
-            [
-                sys.executable,
-                "-m",
-                "tests.simulator",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--cold-start",
-                str(args.cold_start),
-            ],
-            cwd=ROOT,
-            log_path=demo_dir / f"simulator-{index + 1}.log",
+        simulator_child(
+            index + 1,
+            port,
+            str(args.cold_start),
+            demo_dir / f"simulator-{index + 1}.log",
         )
         for index, port in enumerate(sim_ports)
     ]

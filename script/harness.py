@@ -318,6 +318,20 @@ class Child:
             )
 
 
+def simulator_child(number: int, port: int, cold_start: str, log_path: Path) -> Child:
+    """Engine simulator ``number`` (tests/simulator) as a child process on
+    loopback ``port``, with a cold start of ``cold_start`` seconds."""
+    return Child(
+        f"engine simulator {number}",
+        [
+            sys.executable, "-m", "tests.simulator", "--host", "127.0.0.1",
+            "--port", str(port), "--cold-start", cold_start,
+        ],
+        cwd=ROOT,
+        log_path=log_path,
+    )  # fmt: skip
+
+
 async def wait_http(
     session: aiohttp.ClientSession,
     url: str,

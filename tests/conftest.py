@@ -21,6 +21,10 @@ from tests.simulator import EngineSimulator
 
 PHASE_TABLE = transitions(lifecycle.__doc__ or "")
 
+# The Home Assistant-level setup built on ``loaded_entry``: a channel, a key, a
+# playing broadcast...
+pytest_plugins = ("tests.ha_fixtures",)
+
 
 # Defined before the fixtures that bring in hass, so it is set up before Home
 # Assistant starts and torn down after it stops: reports made while unloading count.

@@ -92,6 +92,15 @@ async def read_until(
     return bytes(buf)
 
 
+async def read_to_end(resp: ClientResponse, timeout: float = 5) -> bytes:
+    """Read until the server ends the stream (TimeoutError if it never does)."""
+    buf = bytearray()
+    async with asyncio.timeout(timeout):
+        while chunk := await resp.content.readany():
+            buf += chunk
+    return bytes(buf)
+
+
 def pids(data: bytes) -> list[int]:
     """PID of every packet of aligned TS."""
     assert len(data) % PACKET == 0
@@ -148,6 +157,17 @@ async def run(*args: str, timeout: float = 60) -> tuple[int, str, str]:
         raise
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
+
+
+async def ffmpeg_decodes(
+    target: str | Path, seconds: float, timeout: float = 60
+) -> tuple[int, str, str]:
+    """Decode ``seconds`` of a URL or file with ffmpeg, warnings on; its code,
+    stdout, stderr (a clean decode prints nothing)."""
+    return await run(
+        "ffmpeg", "-v", "warning", "-i", str(target), "-t", str(seconds),
+        "-f", "null", "-", timeout=timeout,
+    )  # fmt: skip
 
 
 async def ffprobe_streams(target: str | Path) -> list[dict[str, Any]]:

@@ -7,14 +7,13 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from http import HTTPStatus
 import logging
-from types import MappingProxyType
 from typing import Any
 
 import aiohttp
 from aiohttp.test_utils import TestClient, TestServer
 from homeassistant import auth, loader
 from homeassistant.auth import auth_store
-from homeassistant.config_entries import SOURCE_USER, ConfigSubentry
+from homeassistant.config_entries import SOURCE_USER
 from homeassistant.const import EVENT_HOMEASSISTANT_STOP
 from homeassistant.core import Context, HomeAssistant, State
 from homeassistant.core_config import async_process_ha_core_config
@@ -41,26 +40,18 @@ from custom_components.acestream_proxy.access import get_keys, iter_keys
 from custom_components.acestream_proxy.compat import REST_SHOWS_VALIDATION_ERRORS
 from custom_components.acestream_proxy.const import DOMAIN, SUBENTRY_ACCESS_KEY
 from custom_components.acestream_proxy.services import ActionValidationError
+from tests.ha_fixtures import (
+    CID,
+    CID2,
+    PREFIX,
+    ClientFactory,
+    add_channel,
+    add_key,
+    call_over_ws,
+    until,
+)
 from tests.helpers import find_device, read_bytes, signed_path, strip_nulls
 from tests.simulator import EngineSimulator
-
-CID = "0a4848271c91ce2d8965ce416267c25047dc8141"
-CID2 = "1b4848271c91ce2d8965ce416267c25047dc8142"
-PREFIX = "/api/acestream_proxy"
-
-type ClientFactory = Callable[..., Awaitable[TestClient]]
-
-
-async def _add_channel(
-    hass: HomeAssistant, entry: MockConfigEntry, name: str, content: str
-) -> None:
-    result = await hass.config_entries.subentries.async_init(
-        (entry.entry_id, "channel"), context={"source": SOURCE_USER}
-    )
-    await hass.config_entries.subentries.async_configure(
-        result["flow_id"], {"name": name, "content": content}
-    )
-    await hass.async_block_till_done()
 
 
 async def _key_flow(
@@ -95,23 +86,6 @@ async def _create_key(
     return next(key.secret for key in iter_keys(hass) if key.name == name)
 
 
-def _add_key_of(
-    hass: HomeAssistant, entry: MockConfigEntry, user_id: str, name: str
-) -> str:
-    """A key bound to ``user_id`` (the flow binds it to whoever creates it)."""
-    secret = access_module.new_secret()
-    hass.config_entries.async_add_subentry(
-        entry,
-        ConfigSubentry(
-            data=MappingProxyType({"secret": secret, "user_id": user_id}),
-            subentry_type=SUBENTRY_ACCESS_KEY,
-            title=name,
-            unique_id=None,
-        ),
-    )
-    return secret
-
-
 def _key_subentry_id(hass: HomeAssistant, secret: str) -> str:
     return next(key.subentry_id for key in iter_keys(hass) if key.secret == secret)
 
@@ -124,12 +98,6 @@ async def _ends(resp: aiohttp.ClientResponse, timeout: float = 5) -> None:
                 pass
         except aiohttp.ClientError:
             pass
-
-
-async def _wait(check: Callable[[], bool], timeout: float = 8) -> None:
-    async with asyncio.timeout(timeout):
-        while not check():
-            await asyncio.sleep(0.05)
 
 
 @pytest.fixture
@@ -185,7 +153,7 @@ async def test_key_flow_binds_a_random_key_to_the_admin(
         context={"source": "reconfigure", "subentry_id": key.subentry_id},
     )
     assert result["description_placeholders"]["url"] == url
-    other = _add_key_of(hass, loaded_entry, hass_admin_user.id, "Kitchen")
+    other = add_key(hass, loaded_entry, hass_admin_user.id, "Kitchen")
     result = await hass.config_entries.subentries.async_configure(
         result["flow_id"], {"name": "kitchen"}
     )
@@ -226,7 +194,7 @@ async def test_key_urls_play_without_any_header(
 ) -> None:
     """Playlist, TS and HLS through the key; its device shows use and streams."""
     caplog.set_level(logging.DEBUG)
-    await _add_channel(hass, loaded_entry, "Sports 1", CID)
+    await add_channel(hass, loaded_entry, "Sports 1", CID)
     secret = await _create_key(hass, ui, loaded_entry, "Living room TV")
     subentry_id = _key_subentry_id(hass, secret)
     device = find_device(hass, f"access_key_{subentry_id}")
@@ -249,13 +217,13 @@ async def test_key_urls_play_without_any_header(
         stream = URL(lines[2])
         assert stream.path == f"{PREFIX}/key/{secret}/stream/{CID}"
         assert not stream.query
-        await _wait(lambda: hass.states.get(ids["last_used"]).state != "unknown")
+        await until(lambda: hass.states.get(ids["last_used"]).state != "unknown", 8)
 
         async with app.get(stream.path) as played:
             assert played.status == 200
             assert strip_nulls(await read_bytes(played, 50_000))
-            await _wait(lambda: hass.states.get(ids["key_streams"]).state == "1")
-        await _wait(lambda: hass.states.get(ids["key_streams"]).state == "0")
+            await until(lambda: hass.states.get(ids["key_streams"]).state == "1", 8)
+        await until(lambda: hass.states.get(ids["key_streams"]).state == "0", 8)
 
         hls = await app.get(f"{PREFIX}/key/{secret}/hls/{CID}/index.m3u8")
         assert hls.status == 200
@@ -335,7 +303,7 @@ async def test_keys_of_deactivated_or_deleted_users_stop_working(
     """The key acts for its user: deactivation cuts its streams, deletion too."""
     admin_group = await hass.auth.async_get_group("system-admin")
     user = MockUser(name="Ex-admin", groups=[admin_group]).add_to_hass(hass)
-    secret = _add_key_of(hass, loaded_entry, user.id, "Den TV")
+    secret = add_key(hass, loaded_entry, user.id, "Den TV")
     async with (
         aiohttp.ClientSession(base_url=ui.make_url("/")) as app,
         app.get(f"{PREFIX}/key/{secret}/stream/{CID}") as played,
@@ -363,7 +331,7 @@ async def test_head_answers_like_get_for_every_url_form(
     hass_client_no_auth: ClientFactory,
 ) -> None:
     """Signed, key and bearer; stream, HLS and playlist: headers, no session."""
-    await _add_channel(hass, loaded_entry, "Sports 1", CID)
+    await add_channel(hass, loaded_entry, "Sports 1", CID)
     secret = await _create_key(hass, ui, loaded_entry, "Probe TV")
     anonymous = await hass_client_no_auth()
     ih = engine_sim.infohash_for(CID)
@@ -432,32 +400,12 @@ async def test_discover_is_for_admins_only(
 ) -> None:
     """A non-admin cannot make Home Assistant probe the network."""
     user_ws = await hass_ws_client(hass, hass_read_only_access_token)
-    await user_ws.send_json(
-        {
-            "id": 1,
-            "type": "call_service",
-            "domain": DOMAIN,
-            "service": "discover",
-            "service_data": {"hosts": ["127.0.0.1:1"]},
-            "return_response": True,
-        }
-    )
-    msg = await user_ws.receive_json()
+    msg = await call_over_ws(user_ws, "discover", {"hosts": ["127.0.0.1:1"]})
     assert not msg["success"]
     assert msg["error"]["message"] == "Unauthorized"
 
     admin_ws = await hass_ws_client(hass)
-    await admin_ws.send_json(
-        {
-            "id": 2,
-            "type": "call_service",
-            "domain": DOMAIN,
-            "service": "discover",
-            "service_data": {"hosts": ["127.0.0.1:1"]},
-            "return_response": True,
-        }
-    )
-    msg = await admin_ws.receive_json()
+    msg = await call_over_ws(admin_ws, "discover", {"hosts": ["127.0.0.1:1"]})
     assert msg["success"], msg
     assert msg["result"]["response"] == {"found": []}
 
@@ -472,21 +420,7 @@ async def test_playlist_url_is_scoped_to_the_caller(
     """Signed as whoever asks; an app key's URL only for admins."""
     secret = await _create_key(hass, ui, loaded_entry, "Living room TV")
     user_ws = await hass_ws_client(hass, hass_read_only_access_token)
-
-    async def call(ws: Any, data: dict[str, Any], msg_id: int) -> dict[str, Any]:
-        await ws.send_json(
-            {
-                "id": msg_id,
-                "type": "call_service",
-                "domain": DOMAIN,
-                "service": "playlist_url",
-                "service_data": data,
-                "return_response": True,
-            }
-        )
-        return dict(await ws.receive_json())
-
-    msg = await call(user_ws, {}, 1)
+    msg = await call_over_ws(user_ws, "playlist_url", {})
     assert msg["success"], msg
     url = URL(msg["result"]["response"]["url"])
     assert url.path == f"{PREFIX}/playlist.m3u"
@@ -496,9 +430,9 @@ async def test_playlist_url_is_scoped_to_the_caller(
     assert claims["iss"] == own.id
     assert claims["exp"] - claims["iat"] == 86400
 
-    msg = await call(user_ws, {"key": "Living room TV"}, 2)
+    msg = await call_over_ws(user_ws, "playlist_url", {"key": "Living room TV"})
     assert msg["error"]["message"] == "Unauthorized"
-    msg = await call(user_ws, {"days": 30}, 3)
+    msg = await call_over_ws(user_ws, "playlist_url", {"days": 30})
     assert not msg["success"]
 
     response = await hass.services.async_call(
@@ -562,16 +496,7 @@ async def test_action_errors_over_rest_are_400_and_stop_is_a_no_op(
     # The UI (WebSocket API) shows the message, translated from its key from
     # 2026.10; before, Home Assistant checks vol.Invalid first (invalid_format).
     ws = await hass_ws_client(hass)
-    await ws.send_json(
-        {
-            "id": 1,
-            "type": "call_service",
-            "domain": DOMAIN,
-            "service": "stop",
-            "service_data": {"channel": "Nope"},
-        }
-    )
-    msg = await ws.receive_json()
+    msg = await call_over_ws(ws, "stop", {"channel": "Nope"}, response=False)
     if REST_SHOWS_VALIDATION_ERRORS:
         assert msg["error"]["code"] == "service_validation_error"
         assert msg["error"]["message"] == "Validation error: No channel is called Nope"
@@ -623,7 +548,7 @@ async def test_key_url_plays_after_a_full_restart(
     A signed URL of the first instance does not (new signing secret): that is
     what keys are for.
     """
-    await _add_channel(hass, loaded_entry, "Sports 1", CID)
+    await add_channel(hass, loaded_entry, "Sports 1", CID)
     secret = await _create_key(hass, ui, loaded_entry, "Living room TV")
     signed = signed_path(hass, f"{PREFIX}/playlist.m3u", hass_access_token)
     assert (await ui.get(signed, headers={"Authorization": ""})).status == 200
@@ -764,8 +689,8 @@ async def test_a_key_device_goes_with_its_key_only(
     """The device page cannot delete a live key's device (delete the key); a
     deleted key takes its device and entities, and no other key's."""
     assert await async_setup_component(hass, "config", {})
-    secret = _add_key_of(hass, loaded_entry, hass_admin_user.id, "Hall TV")
-    other = _add_key_of(hass, loaded_entry, hass_admin_user.id, "Kitchen")
+    secret = add_key(hass, loaded_entry, hass_admin_user.id, "Hall TV")
+    other = add_key(hass, loaded_entry, hass_admin_user.id, "Kitchen")
     await hass.async_block_till_done()
     registry = dr.async_get(hass)
     live = find_device(hass, f"access_key_{_key_subentry_id(hass, secret)}")

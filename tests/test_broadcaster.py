@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from custom_components.acestream_proxy.stream.ts import (
     ProgramInfo,
     packet_pid,
 )
+from tests.broadcast_harness import BroadcastHarness
 from tests.helpers import NULL_PID, pids, strip_nulls
 from tests.simulator import EngineSimulator
 from tests.simulator.engine import NotTsSource
@@ -45,32 +47,11 @@ async def client(engine_sim: EngineSimulator) -> AsyncIterator[EngineClient]:
         yield EngineClient(http, "127.0.0.1", engine_sim.port)
 
 
-class Harness:
-    """Builds broadcasters and records their events."""
+class Harness(BroadcastHarness):
+    """Broadcasters of ``CID``."""
 
     def __init__(self, client: EngineClient) -> None:
-        self.client = client
-        self.events: list[BroadcastEvent] = []
-        self.tasks: set[asyncio.Task[None]] = set()
-
-    def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
-        task = asyncio.get_running_loop().create_task(coro, name=name)
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-        return task
-
-    async def open(self, **config: Any) -> Broadcaster:
-        session = await self.client.start_session(CID)
-        broadcaster = Broadcaster(
-            client=self.client,
-            session=session,
-            content=CID,
-            config=BroadcastConfig(**config),
-            spawn=self.spawn,
-            listener=lambda _b, event: self.events.append(event),
-        )
-        broadcaster.start()
-        return broadcaster
+        super().__init__(client, CID)
 
 
 @pytest.fixture
@@ -78,9 +59,7 @@ async def harness(client: EngineClient) -> AsyncIterator[Harness]:
     """Closes whatever the test left open."""
     h = Harness(client)
     yield h
-    for task in list(h.tasks):
-        task.cancel()
-    await asyncio.gather(*h.tasks, return_exceptions=True)
+    await h.cancel_tasks()
 
 
 class Sink:
@@ -96,6 +75,32 @@ class Sink:
         if self.delay:
             await asyncio.sleep(self.delay)
         self.data += data
+
+
+def _watch(broadcaster: Broadcaster) -> tuple[Sink, asyncio.Task[EndReason]]:
+    """A viewer joins and streams into a sink of its own."""
+    sink = Sink()
+    return sink, asyncio.create_task(broadcaster.join().stream(sink.write))
+
+
+async def _playing(
+    harness: Harness, **config: Any
+) -> tuple[Broadcaster, Sink, asyncio.Task[EndReason]]:
+    """A broadcast with ``config`` and one viewer watching it, once it plays."""
+    broadcaster = await harness.open(**config)
+    sink, task = _watch(broadcaster)
+    await _until(lambda: broadcaster.phase is Phase.PLAYING)
+    return broadcaster, sink, task
+
+
+@asynccontextmanager
+async def _broadcast_of(fixture: Path) -> AsyncIterator[Harness]:
+    """A harness on an engine of its own playing ``fixture`` (a quick cold start)."""
+    async with (
+        EngineSimulator(fixture=fixture, cold_start=0.05) as sim,
+        aiohttp.ClientSession() as http,
+    ):
+        yield Harness(EngineClient(http, "127.0.0.1", sim.port))
 
 
 async def _until(predicate: Callable[[], bool], timeout: float = 5) -> None:
@@ -160,15 +165,9 @@ async def test_stream_without_keyframe_flags_still_plays(
             data[offset + 5] &= ~0x40 & 0xFF
     fixture = tmp_path / "no_rai.ts"
     fixture.write_bytes(bytes(data))
-    async with (
-        EngineSimulator(fixture=fixture, cold_start=0.05) as sim,
-        aiohttp.ClientSession() as http,
-    ):
-        harness = Harness(EngineClient(http, "127.0.0.1", sim.port))
+    async with _broadcast_of(fixture) as harness:
         broadcaster = await harness.open(rap_fallback_bytes=300_000)
-        sink = Sink()
-        viewer = broadcaster.join()
-        task = asyncio.create_task(viewer.stream(sink.write))
+        sink, task = _watch(broadcaster)
         await _until(lambda: len(sink.data) > 400_000, timeout=8)
         assert broadcaster.stats.discarded_bytes > 200_000
         # A later viewer joins at a PAT, not only at the first chunk.
@@ -191,9 +190,7 @@ async def test_mid_stream_stall_sends_keepalive_and_flushes(
     """Defect 6: a stall mid-stream keeps viewers fed with null packets at once, and
     the last data before it reaches them without waiting for the stall timeout."""
     broadcaster = await harness.open(stall_timeout=30.0, keepalive_interval=0.2)
-    sink = Sink()
-    viewer = broadcaster.join()
-    task = asyncio.create_task(viewer.stream(sink.write))
+    sink, task = _watch(broadcaster)
     await _until(lambda: len(strip_nulls(bytes(sink.data))) > 300_000)
     engine_sim.stall = True
     session = engine_sim.session_for(broadcaster.infohash)
@@ -224,13 +221,9 @@ async def test_outage_ends_and_the_give_up_clock_resets(
 ) -> None:
     """Defect 1: once data flowed again for healthy_after, the outage is over; a
     later cut, more than retry_give_up after the first one, is retried afresh."""
-    broadcaster = await harness.open(
-        retry_give_up=1.0, healthy_after=0.5, retry_backoff_max=0.2
+    broadcaster, sink, task = await _playing(
+        harness, retry_give_up=1.0, healthy_after=0.5, retry_backoff_max=0.2
     )
-    sink = Sink()
-    viewer = broadcaster.join()
-    task = asyncio.create_task(viewer.stream(sink.write))
-    await _until(lambda: broadcaster.phase is Phase.PLAYING)
     loop = asyncio.get_running_loop()
     first_cut = loop.time()
     assert engine_sim.cut_readers() == 1
@@ -261,10 +254,7 @@ async def test_a_second_close_waits_for_the_first(
     harness: Harness, engine_sim: EngineSimulator
 ) -> None:
     """Defect 3: async_close() while a close runs waits for it; one stream_stopped."""
-    broadcaster = await harness.open()
-    viewer = broadcaster.join()
-    task = asyncio.create_task(viewer.stream(Sink().write))
-    await _until(lambda: broadcaster.phase is Phase.PLAYING)
+    broadcaster, _, task = await _playing(harness)
     first = asyncio.create_task(broadcaster.async_close())
     await asyncio.sleep(0)  # the first close is under way
     assert broadcaster.closed
@@ -294,10 +284,7 @@ async def test_cancelled_producer_closes_its_broadcast(
     harness: Harness, engine_sim: EngineSimulator
 ) -> None:
     """A producer cancelled from outside never leaves an open broadcast behind."""
-    broadcaster = await harness.open()
-    viewer = broadcaster.join()
-    task = asyncio.create_task(viewer.stream(Sink().write))
-    await _until(lambda: broadcaster.phase is Phase.PLAYING)
+    broadcaster, _, task = await _playing(harness)
     assert broadcaster.alive
     _producer(harness).cancel()
     assert await task is EndReason.ENDED
@@ -312,10 +299,7 @@ async def test_crashed_producer_fails_its_broadcast(
     harness: Harness, engine_sim: EngineSimulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A bug in the producer fails the broadcast once, with a reason, and cleans up."""
-    broadcaster = await harness.open()
-    viewer = broadcaster.join()
-    task = asyncio.create_task(viewer.stream(Sink().write))
-    await _until(lambda: broadcaster.phase is Phase.PLAYING)
+    broadcaster, _, task = await _playing(harness)
 
     def broken(_now: float) -> None:
         raise RuntimeError("bug")
@@ -421,15 +405,9 @@ async def test_malformed_pmt_still_plays(
     assert broken
     fixture = tmp_path / "bad_pmt.ts"
     fixture.write_bytes(bytes(data))
-    async with (
-        EngineSimulator(fixture=fixture, cold_start=0.05) as sim,
-        aiohttp.ClientSession() as http,
-    ):
-        harness = Harness(EngineClient(http, "127.0.0.1", sim.port))
+    async with _broadcast_of(fixture) as harness:
         broadcaster = await harness.open(rap_fallback_bytes=300_000)
-        sink = Sink()
-        viewer = broadcaster.join()
-        task = asyncio.create_task(viewer.stream(sink.write))
+        sink, task = _watch(broadcaster)
         await _until(lambda: len(strip_nulls(bytes(sink.data))) > 300_000, timeout=8)
         assert broadcaster.phase is Phase.PLAYING
         assert broadcaster.failure is None
@@ -449,8 +427,7 @@ async def test_failure_before_the_first_picture_is_an_outage_too(
     broadcaster = await harness.open(
         start_timeout=0.5, healthy_after=0.5, retry_backoff_max=0.1
     )
-    viewer = broadcaster.join()
-    task = asyncio.create_task(viewer.stream(Sink().write))
+    _, task = _watch(broadcaster)
     await _until(lambda: broadcaster.outage is not None)
     engine_sim.stall = False
     assert broadcaster.phase is Phase.STARTING
@@ -486,12 +463,9 @@ async def test_pictures_within_an_outage_hold_off_the_give_up(
 ) -> None:
     """A stream that plays between cuts but never long enough to end its outage
     is not given up: the clock runs from the outage's last pictures."""
-    broadcaster = await harness.open(
-        retry_give_up=1.0, healthy_after=60.0, retry_backoff_max=0.1
+    broadcaster, _, task = await _playing(
+        harness, retry_give_up=1.0, healthy_after=60.0, retry_backoff_max=0.1
     )
-    viewer = broadcaster.join()
-    task = asyncio.create_task(viewer.stream(Sink().write))
-    await _until(lambda: broadcaster.phase is Phase.PLAYING)
     first_cut = asyncio.get_running_loop().time()
     for cut in range(3):
         assert engine_sim.cut_readers() == 1

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import aiohttp
@@ -22,10 +22,9 @@ from custom_components.acestream_proxy.const import (
     MAX_CHANNELS_PER_ENGINE,
 )
 from custom_components.acestream_proxy.stream.engine import ContentKind, ContentRef
+from tests.ha_fixtures import CID, CID2, Owned
 from tests.helpers import find_device
 
-CID = "0a4848271c91ce2d8965ce416267c25047dc8141"
-CID2 = "1b4848271c91ce2d8965ce416267c25047dc8142"
 IH = "2c4848271c91ce2d8965ce416267c25047dc8143"
 
 M3U = f"""#EXTM3U
@@ -150,15 +149,13 @@ async def test_channel_errors_then_success(
 
 
 async def test_reconfigure_channel(
-    hass: HomeAssistant, loaded_entry: MockConfigEntry
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, channel: Owned
 ) -> None:
     """Editing a channel updates it and renames its device (no reload)."""
-    await _add_channel(hass, loaded_entry, name="Old", content=CID)
-    await hass.async_block_till_done()
-    subentry = next(iter(loaded_entry.subentries.values()))
+    assert channel.device.name == "Sports 1"
     result = await hass.config_entries.subentries.async_init(
         (loaded_entry.entry_id, "channel"),
-        context={"source": SOURCE_RECONFIGURE, "subentry_id": subentry.subentry_id},
+        context={"source": SOURCE_RECONFIGURE, "subentry_id": channel.subentry_id},
     )
     assert result["step_id"] == "reconfigure"
     result = await hass.config_entries.subentries.async_configure(
@@ -167,7 +164,7 @@ async def test_reconfigure_channel(
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "reconfigure_successful"
     await hass.async_block_till_done()
-    subentry = loaded_entry.subentries[subentry.subentry_id]
+    subentry = loaded_entry.subentries[channel.subentry_id]
     assert subentry.title == "New"
     assert subentry.data["content"] == CID2
     assert subentry.data["logo"] == "http://l/x.png"
@@ -235,15 +232,14 @@ async def test_import_playlist_url(
 
 
 async def test_removing_a_channel_removes_its_device(
-    hass: HomeAssistant, loaded_entry: MockConfigEntry
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, channel: Owned
 ) -> None:
     """Deleting the subentry takes its device and entities away."""
-    await _add_channel(hass, loaded_entry, name="Gone", content=CID)
+    assert hass.config_entries.async_remove_subentry(loaded_entry, channel.subentry_id)
     await hass.async_block_till_done()
-    subentry = next(iter(loaded_entry.subentries.values()))
-    assert hass.config_entries.async_remove_subentry(loaded_entry, subentry.subentry_id)
-    await hass.async_block_till_done()
-    assert find_device(hass, f"channel_{subentry.subentry_id}") is None
+    assert find_device(hass, f"channel_{channel.subentry_id}") is None
+    registry = er.async_get(hass)
+    assert all(registry.async_get(e) is None for e in channel.entities.values())
 
 
 async def _import_url(
@@ -276,6 +272,18 @@ async def _stream_text(
     return response
 
 
+async def _serve(
+    aiohttp_server: Any,
+    path: str,
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+) -> str:
+    """The URL of ``handler`` on a web server of its own."""
+    app = web.Application()
+    app.router.add_get(path, handler)
+    server = await aiohttp_server(app)
+    return str(server.make_url(path))
+
+
 def _padded_m3u(size: int) -> list[bytes]:
     """About ``size`` bytes of comments, then the channels at the very end."""
     pad = b"#EXTVLCOPT:http-user-agent=" + b"x" * 200 + b"\n"
@@ -290,14 +298,12 @@ async def test_import_reads_a_chunked_multi_megabyte_playlist(
     """3 MB in 8 KiB chunked writes: read to EOF, the channels at the end found."""
     parts = _padded_m3u(3 * 1024 * 1024)
     assert sum(map(len, parts)) > 3 * 1024 * 1024
-    app = web.Application()
 
     async def big(request: web.Request) -> web.StreamResponse:
         return await _stream_text(request, parts)
 
-    app.router.add_get("/big.m3u", big)
-    server = await aiohttp_server(app)
-    result = await _import_url(hass, loaded_entry, str(server.make_url("/big.m3u")))
+    url = await _serve(aiohttp_server, "/big.m3u", big)
+    result = await _import_url(hass, loaded_entry, url)
     assert result["reason"] == "imported"
     assert result["description_placeholders"]["imported"] == "3"
 
@@ -307,14 +313,12 @@ async def test_import_refuses_an_oversized_playlist(
 ) -> None:
     """Past 5 MB the download stops with a form error; nothing is imported."""
     parts = _padded_m3u(6 * 1024 * 1024)
-    app = web.Application()
 
     async def huge(request: web.Request) -> web.StreamResponse:
         return await _stream_text(request, parts)
 
-    app.router.add_get("/huge.m3u", huge)
-    server = await aiohttp_server(app)
-    result = await _import_url(hass, loaded_entry, str(server.make_url("/huge.m3u")))
+    url = await _serve(aiohttp_server, "/huge.m3u", huge)
+    result = await _import_url(hass, loaded_entry, url)
     assert result["errors"] == {"url": "too_large"}
     assert not loaded_entry.subentries
 
@@ -339,10 +343,8 @@ async def test_import_gives_up_on_a_slow_server(
         await never.wait()
         return response
 
-    app = web.Application()
-    app.router.add_get("/slow.m3u", slow)
-    server = await aiohttp_server(app)
-    result = await _import_url(hass, loaded_entry, str(server.make_url("/slow.m3u")))
+    url = await _serve(aiohttp_server, "/slow.m3u", slow)
+    result = await _import_url(hass, loaded_entry, url)
     assert result["errors"] == {"url": "fetch_timeout"}
     never.set()
 
@@ -357,10 +359,8 @@ async def test_import_refuses_an_answer_that_is_no_playlist(
             text="<html><body>Please log in</body></html>", content_type="text/html"
         )
 
-    app = web.Application()
-    app.router.add_get("/portal", portal)
-    server = await aiohttp_server(app)
-    result = await _import_url(hass, loaded_entry, str(server.make_url("/portal")))
+    url = await _serve(aiohttp_server, "/portal", portal)
+    result = await _import_url(hass, loaded_entry, url)
     assert result["errors"] == {"url": "not_playlist"}
 
 
@@ -430,6 +430,9 @@ async def test_import_refuses_what_does_not_fit(
     await hass.async_block_till_done()
 
 
+# 1,500 channels make 9,000 entities: about 25 s alone, over a minute when the
+# machine runs other suites too.
+@pytest.mark.timeout(240)
 async def test_a_full_engine_keeps_every_channels_entities(
     hass: HomeAssistant,
     loaded_entry: MockConfigEntry,

@@ -58,43 +58,58 @@ async def test_via_engine_of_an_engine_without_device(
         assert linked == {**info, "via_device": (DOMAIN, "no-such-entry")}
 
 
-async def test_lookup_is_per_config_entry(
-    hass: HomeAssistant, loaded_entry: MockConfigEntry
-) -> None:
-    """A device is found through the entry that has it, not through another."""
-    other = MockConfigEntry(domain=DOMAIN, title="other")
-    other.add_to_hass(hass)
+def _found_through_its_entry_only(
+    hass: HomeAssistant, entry: MockConfigEntry, other: MockConfigEntry, name: str
+) -> dr.DeviceEntry:
+    """A new device ``name`` of ``entry``: found through it, not through ``other``."""
     device = dr.async_get(hass).async_get_or_create(
-        config_entry_id=loaded_entry.entry_id, identifiers={(DOMAIN, "mine")}
+        config_entry_id=entry.entry_id, identifiers={(DOMAIN, name)}
     )
-    found = compat.async_get_device(hass, "mine", loaded_entry.entry_id)
+    found = compat.async_get_device(hass, name, entry.entry_id)
     assert found is not None
     assert found.id == device.id
-    assert compat.async_get_device(hass, "mine", other.entry_id) is None
-    assert compat.async_get_device(hass, "nothing", loaded_entry.entry_id) is None
+    assert compat.async_get_device(hass, name, other.entry_id) is None
+    assert compat.async_get_device(hass, "nothing", entry.entry_id) is None
+    return device
+
+
+@pytest.fixture
+def other_entry(hass: HomeAssistant) -> MockConfigEntry:
+    """Another entry of ours, not set up."""
+    other = MockConfigEntry(domain=DOMAIN, title="other")
+    other.add_to_hass(hass)
+    return other
+
+
+async def test_lookup_is_per_config_entry(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, other_entry: MockConfigEntry
+) -> None:
+    """A device is found through the entry that has it, not through another."""
+    _found_through_its_entry_only(hass, loaded_entry, other_entry, "mine")
 
 
 async def test_move_keeps_the_device_id(
-    hass: HomeAssistant, loaded_entry: MockConfigEntry
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    other_entry: MockConfigEntry,
 ) -> None:
     """A move changes the device's entry and hub; its id stays."""
-    other = MockConfigEntry(domain=DOMAIN, title="other")
-    other.add_to_hass(hass)
     registry = dr.async_get(hass)
     hub = registry.async_get_or_create(
-        config_entry_id=other.entry_id, identifiers={(DOMAIN, other.entry_id)}
+        config_entry_id=other_entry.entry_id,
+        identifiers={(DOMAIN, other_entry.entry_id)},
     )
     device = registry.async_get_or_create(
         config_entry_id=loaded_entry.entry_id, identifiers={(DOMAIN, "moving")}
     )
     compat.async_move_device(
-        hass, device.id, loaded_entry.entry_id, other.entry_id, hub.id
+        hass, device.id, loaded_entry.entry_id, other_entry.entry_id, hub.id
     )
     moved = registry.async_get(device.id)
     assert moved is not None
     assert moved.via_device_id == hub.id
-    assert device_entries(hass, moved) == {other.entry_id}
-    assert compat.async_get_device(hass, "moving", other.entry_id) == moved
+    assert device_entries(hass, moved) == {other_entry.entry_id}
+    assert compat.async_get_device(hass, "moving", other_entry.entry_id) == moved
     assert compat.async_get_device(hass, "moving", loaded_entry.entry_id) is None
 
 
@@ -124,6 +139,7 @@ async def test_the_old_calls_still_do_the_work(
     loaded_entry: MockConfigEntry,
     monkeypatch: pytest.MonkeyPatch,
     deprecation_guard: DeprecationGuard,
+    other_entry: MockConfigEntry,
 ) -> None:
     """Every gate forced to the old side: what 2025.x runs. From 2026.8 Home
     Assistant still honours these calls but reports them, which is why the gates
@@ -135,26 +151,17 @@ async def test_the_old_calls_still_do_the_work(
     linked = compat.via_engine(hass, info, loaded_entry.entry_id)
     assert linked == {**info, "via_device": (DOMAIN, loaded_entry.entry_id)}
 
-    other = MockConfigEntry(domain=DOMAIN, title="other")
-    other.add_to_hass(hass)
     registry = dr.async_get(hass)
-    device = registry.async_get_or_create(
-        config_entry_id=loaded_entry.entry_id, identifiers={(DOMAIN, "old")}
-    )
-    found = compat.async_get_device(hass, "old", loaded_entry.entry_id)
-    assert found is not None
-    assert found.id == device.id
-    assert compat.async_get_device(hass, "old", other.entry_id) is None
-    assert compat.async_get_device(hass, "nothing", loaded_entry.entry_id) is None
+    device = _found_through_its_entry_only(hass, loaded_entry, other_entry, "old")
 
     compat.async_move_device(
-        hass, device.id, loaded_entry.entry_id, other.entry_id, None
+        hass, device.id, loaded_entry.entry_id, other_entry.entry_id, None
     )
     moved = registry.async_get(device.id)
     assert moved is not None
-    assert device_entries(hass, moved) == {other.entry_id}
+    assert device_entries(hass, moved) == {other_entry.entry_id}
 
-    compat.async_remove_device_of_entry(hass, device.id, other.entry_id)
+    compat.async_remove_device_of_entry(hass, device.id, other_entry.entry_id)
     assert registry.async_get(device.id) is None
     reports = list(deprecation_guard.problems)
     deprecation_guard.problems.clear()

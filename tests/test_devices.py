@@ -2,30 +2,33 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
-from types import MappingProxyType
-from typing import Any
 
 from aiohttp.test_utils import TestClient
 from homeassistant.config_entries import (
-    SOURCE_RECONFIGURE,
-    SOURCE_USER,
     ConfigEntryState,
-    ConfigSubentry,
 )
-from homeassistant.const import CONF_HOST, CONF_PORT
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr, entity_registry as er
 from homeassistant.setup import async_setup_component
+import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, MockUser
 from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 
-from custom_components.acestream_proxy.access import new_secret
 from custom_components.acestream_proxy.const import DOMAIN, SUBENTRY_ACCESS_KEY
 from custom_components.acestream_proxy.devices import adhoc_target, async_move_adhoc
 from custom_components.acestream_proxy.hub import get_hub
 from custom_components.acestream_proxy.stream.engine import ContentKind, ContentRef
+from tests.ha_fixtures import (
+    CID,
+    CID2,
+    PREFIX,
+    Engines,
+    add_channel,
+    add_key,
+    edit_channel,
+    until,
+)
 from tests.helpers import (
     device_entries,
     find_device,
@@ -35,8 +38,6 @@ from tests.helpers import (
 )
 from tests.simulator import EngineSimulator
 
-CID = "0a4848271c91ce2d8965ce416267c25047dc8141"
-CID2 = "1b4848271c91ce2d8965ce416267c25047dc8142"
 STALE = "5e" * 20
 
 type ClientFactory = Callable[[], Awaitable[TestClient]]
@@ -48,23 +49,6 @@ def _device(hass: HomeAssistant, identifier: str) -> dr.DeviceEntry | None:
 
 def _entities(hass: HomeAssistant, device_id: str) -> list[er.RegistryEntry]:
     return er.async_entries_for_device(er.async_get(hass), device_id, True)
-
-
-async def _wait(check: Callable[[], Any], timeout: float = 10) -> None:
-    async with asyncio.timeout(timeout):
-        while not check():
-            await asyncio.sleep(0.05)
-
-
-async def _add_channel(hass: HomeAssistant, entry: MockConfigEntry, name: str) -> str:
-    result = await hass.config_entries.subentries.async_init(
-        (entry.entry_id, "channel"), context={"source": SOURCE_USER}
-    )
-    await hass.config_entries.subentries.async_configure(
-        result["flow_id"], {"name": name, "content": CID}
-    )
-    await hass.async_block_till_done()
-    return next(sub.subentry_id for sub in entry.subentries.values())
 
 
 def _leftover(hass: HomeAssistant, entry: MockConfigEntry) -> dr.DeviceEntry:
@@ -102,7 +86,7 @@ async def test_crash_leftover_broadcast_device_removed_at_setup(
         is None
     )
     assert _device(hass, config_entry.entry_id) is not None
-    subentry_id = await _add_channel(hass, config_entry, "Match")
+    subentry_id = await add_channel(hass, config_entry, "Match")
     assert await hass.config_entries.async_reload(config_entry.entry_id)
     await hass.async_block_till_done()
     assert _device(hass, f"channel_{subentry_id}") is not None
@@ -145,14 +129,14 @@ async def test_user_deletes_only_stale_devices(
     engine = _device(hass, loaded_entry.entry_id)
     assert engine is not None
     assert not await _remove_device(hass, hass_ws_client, loaded_entry, engine)
-    subentry_id = await _add_channel(hass, loaded_entry, "Match")
+    subentry_id = await add_channel(hass, loaded_entry, "Match")
     channel = _device(hass, f"channel_{subentry_id}")
     assert channel is not None
     assert not await _remove_device(hass, hass_ws_client, loaded_entry, channel)
 
     infohash = engine_sim.infohash_for(CID2)
     client = await hass_client()
-    async with client.get(f"/api/acestream_proxy/stream/{CID2}") as resp:
+    async with client.get(f"{PREFIX}/stream/{CID2}") as resp:
         await read_bytes(resp, 20_000)
         playing = _device(hass, f"broadcast_{infohash}")
         assert playing is not None
@@ -178,67 +162,57 @@ async def test_user_deletes_only_stale_devices(
     assert await _remove_device(hass, hass_ws_client, loaded_entry, unknown)
 
 
+@pytest.mark.parametrize("second_strict", [False])
 async def test_adhoc_device_follows_its_broadcast_on_failover(
-    hass: HomeAssistant,
-    loaded_entry: MockConfigEntry,
-    engine_sim: EngineSimulator,
-    hass_client: ClientFactory,
+    hass: HomeAssistant, owner_client: TestClient, engines: Engines
 ) -> None:
     """The engine under an ad-hoc broadcast dies: its device (same id) and entities
     move to the entry of the engine that now serves it."""
-    async with EngineSimulator(cold_start=0.2) as other:
-        second = MockConfigEntry(
-            domain=DOMAIN,
-            title="second engine",
-            data={CONF_HOST: "127.0.0.1", CONF_PORT: other.port},
-        )
-        second.add_to_hass(hass)
-        assert await hass.config_entries.async_setup(second.entry_id)
-        await hass.async_block_till_done()
-        sims = {loaded_entry.entry_id: engine_sim, second.entry_id: other}
-        infohash = engine_sim.infohash_for(CID2)
-        client = await hass_client()
-        async with client.get(f"/api/acestream_proxy/stream/{CID2}") as resp:
-            await read_bytes(resp, 50_000)
-            hub = get_hub(hass)
-            item = hub.broadcasts[infohash]
-            serving = item.entry_id
-            survivor = next(e for e in sims if e != serving)
-            device = _device(hass, f"broadcast_{infohash}")
-            assert device is not None
-            assert device_entries(hass, device) == {serving}
-            await sims[serving].stop()
-            await _wait(lambda: item.entry_id == survivor)
+    sims = engines.sims
+    infohash = engines.first_sim.infohash_for(CID2)
+    async with owner_client.get(f"{PREFIX}/stream/{CID2}") as resp:
+        await read_bytes(resp, 50_000)
+        hub = get_hub(hass)
+        item = hub.broadcasts[infohash]
+        serving = item.entry_id
+        survivor = next(e for e in sims if e != serving)
+        device = _device(hass, f"broadcast_{infohash}")
+        assert device is not None
+        assert device_entries(hass, device) == {serving}
+        await sims[serving].stop()
+        await until(lambda: item.entry_id == survivor, 10, 0.05)
 
-            def moved() -> bool:
-                current = _device(hass, f"broadcast_{infohash}")
-                entities = _entities(hass, device.id)
-                return (
-                    current is not None
-                    and device_entries(hass, current) == {survivor}
-                    and len(entities) == 7
-                    and all(e.config_entry_id == survivor for e in entities)
-                )
-
-            await _wait(moved)
-            moved_device = _device(hass, f"broadcast_{infohash}")
-            assert moved_device is not None
-            assert moved_device.id == device.id
-            engine_device = _device(hass, survivor)
-            assert engine_device is not None
-            assert moved_device.via_device_id == engine_device.id
-            viewers = next(
-                e.entity_id
-                for e in _entities(hass, device.id)
-                if e.translation_key == "viewers"
+        def moved() -> bool:
+            current = _device(hass, f"broadcast_{infohash}")
+            entities = _entities(hass, device.id)
+            return (
+                current is not None
+                and device_entries(hass, current) == {survivor}
+                and len(entities) == 7
+                and all(e.config_entry_id == survivor for e in entities)
             )
-            await _wait(lambda: getattr(hass.states.get(viewers), "state", "") == "1")
-            # The viewer never noticed.
-            assert strip_nulls(await read_for(resp, 1.0))
-        await hub.async_stop(ContentRef(ContentKind.INFOHASH, infohash))
-        await hass.async_block_till_done()
-        assert _device(hass, f"broadcast_{infohash}") is None
-        assert await hass.config_entries.async_unload(second.entry_id)
+
+        await until(moved, 10, 0.05)
+        moved_device = _device(hass, f"broadcast_{infohash}")
+        assert moved_device is not None
+        assert moved_device.id == device.id
+        engine_device = _device(hass, survivor)
+        assert engine_device is not None
+        assert moved_device.via_device_id == engine_device.id
+        viewers = next(
+            e.entity_id
+            for e in _entities(hass, device.id)
+            if e.translation_key == "viewers"
+        )
+        await until(
+            lambda: getattr(hass.states.get(viewers), "state", "") == "1", 10, 0.05
+        )
+        # The viewer never noticed.
+        assert strip_nulls(await read_for(resp, 1.0))
+    await hub.async_stop(ContentRef(ContentKind.INFOHASH, infohash))
+    await hass.async_block_till_done()
+    assert _device(hass, f"broadcast_{infohash}") is None
+    assert await hass.config_entries.async_unload(engines.second.entry_id)
 
 
 async def test_move_of_a_broadcast_that_ended_meanwhile(
@@ -259,29 +233,26 @@ async def test_renaming_a_playing_channel_does_not_cut_it(
     hass: HomeAssistant,
     loaded_entry: MockConfigEntry,
     engine_sim: EngineSimulator,
-    hass_client: ClientFactory,
+    owner_client: TestClient,
 ) -> None:
     """Editing a channel renames its device in place: no reload, the match goes on;
     a new id is followed by the channel's entities at once."""
-    subentry_id = await _add_channel(hass, loaded_entry, "Match")
+    subentry_id = await add_channel(hass, loaded_entry, "Match")
     device = _device(hass, f"channel_{subentry_id}")
     assert device is not None
     status = next(
         e.entity_id for e in _entities(hass, device.id) if e.translation_key == "status"
     )
-    client = await hass_client()
-    async with client.get(f"/api/acestream_proxy/stream/{CID}") as resp:
+    async with owner_client.get(f"{PREFIX}/stream/{CID}") as resp:
         await read_bytes(resp, 50_000)
         broadcaster = get_hub(hass).find(ContentRef(ContentKind.CONTENT_ID, CID))
         assert broadcaster is not None
-        await _wait(lambda: getattr(hass.states.get(status), "state", "") == "playing")
-
-        result = await hass.config_entries.subentries.async_init(
-            (loaded_entry.entry_id, "channel"),
-            context={"source": SOURCE_RECONFIGURE, "subentry_id": subentry_id},
+        await until(
+            lambda: getattr(hass.states.get(status), "state", "") == "playing", 10, 0.05
         )
-        result = await hass.config_entries.subentries.async_configure(
-            result["flow_id"], {"name": "Final", "content": CID}
+
+        result = await edit_channel(
+            hass, loaded_entry, subentry_id, name="Final", content=CID
         )
         assert result["reason"] == "reconfigure_successful"
         await hass.async_block_till_done()
@@ -304,15 +275,13 @@ async def test_renaming_a_playing_channel_does_not_cut_it(
 
         # Pointing the channel at another broadcast: its entities follow the new
         # one (idle), while the old broadcast plays on for its viewer.
-        result = await hass.config_entries.subentries.async_init(
-            (loaded_entry.entry_id, "channel"),
-            context={"source": SOURCE_RECONFIGURE, "subentry_id": subentry_id},
-        )
-        result = await hass.config_entries.subentries.async_configure(
-            result["flow_id"], {"name": "Final", "content": CID2}
+        result = await edit_channel(
+            hass, loaded_entry, subentry_id, name="Final", content=CID2
         )
         assert result["reason"] == "reconfigure_successful"
-        await _wait(lambda: getattr(hass.states.get(status), "state", "") == "idle")
+        await until(
+            lambda: getattr(hass.states.get(status), "state", "") == "idle", 10, 0.05
+        )
         assert loaded_entry.state is ConfigEntryState.LOADED
         assert strip_nulls(await read_for(resp, 1.0))
         assert engine_sim.counters.sessions_opened == 1
@@ -330,18 +299,8 @@ async def test_renamed_entity_ids_keep_working(
     Home Assistant's side, not ours): engine, channel, ad-hoc broadcast and key
     entities come back available and go on following what they follow."""
     assert await async_setup_component(hass, "config", {})
-    subentry_id = await _add_channel(hass, loaded_entry, "Match")
-    hass.config_entries.async_add_subentry(
-        loaded_entry,
-        ConfigSubentry(
-            data=MappingProxyType(
-                {"secret": new_secret(), "user_id": hass_admin_user.id}
-            ),
-            subentry_type=SUBENTRY_ACCESS_KEY,
-            title="Hall TV",
-            unique_id=None,
-        ),
-    )
+    subentry_id = await add_channel(hass, loaded_entry, "Match")
+    add_key(hass, loaded_entry, hass_admin_user.id, "Hall TV")
     await hass.async_block_till_done()
     ws = await hass_ws_client(hass)
 
@@ -360,10 +319,12 @@ async def test_renamed_entity_ids_keep_working(
             }
         )
         assert (await ws.receive_json())["success"]
-        await _wait(
+        await until(
             lambda: (
                 getattr(hass.states.get(new), "state", "unavailable") != "unavailable"
-            )
+            ),
+            10,
+            0.05,
         )
         assert hass.states.get(old) is None
         return new
@@ -382,16 +343,26 @@ async def test_renamed_entity_ids_keep_working(
     infohash = engine_sim.infohash_for(CID2)
     client = await hass_client()
     async with (
-        client.get(f"/api/acestream_proxy/stream/{CID}") as channel,
-        client.get(f"/api/acestream_proxy/stream/{CID2}") as adhoc,
+        client.get(f"{PREFIX}/stream/{CID}") as channel,
+        client.get(f"{PREFIX}/stream/{CID2}") as adhoc,
     ):
         await read_bytes(channel, 20_000)
         await read_bytes(adhoc, 20_000)
-        await _wait(lambda: getattr(hass.states.get(status), "state", "") == "playing")
-        await _wait(lambda: getattr(hass.states.get(engine_count), "state", "") == "2")
+        await until(
+            lambda: getattr(hass.states.get(status), "state", "") == "playing", 10, 0.05
+        )
+        await until(
+            lambda: getattr(hass.states.get(engine_count), "state", "") == "2", 10, 0.05
+        )
         viewers = await rename(f"broadcast_{infohash}", "viewers")
-        await _wait(lambda: getattr(hass.states.get(viewers), "state", "") == "1")
+        await until(
+            lambda: getattr(hass.states.get(viewers), "state", "") == "1", 10, 0.05
+        )
     await get_hub(hass).async_stop(ContentRef(ContentKind.INFOHASH, infohash))
     await get_hub(hass).async_stop(ContentRef(ContentKind.CONTENT_ID, CID))
-    await _wait(lambda: getattr(hass.states.get(status), "state", "") == "idle")
-    await _wait(lambda: getattr(hass.states.get(engine_count), "state", "") == "0")
+    await until(
+        lambda: getattr(hass.states.get(status), "state", "") == "idle", 10, 0.05
+    )
+    await until(
+        lambda: getattr(hass.states.get(engine_count), "state", "") == "0", 10, 0.05
+    )

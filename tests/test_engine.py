@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 import dataclasses
 import functools
 
@@ -11,6 +11,7 @@ import aiohttp.web
 import pytest
 
 from custom_components.acestream_proxy.stream.engine import (
+    DEFAULT_START_TIMEOUT,
     ContentKind,
     ContentRef,
     EngineApiError,
@@ -142,45 +143,77 @@ async def test_start_by_infohash(client: EngineClient) -> None:
     assert await client.stop_session(session)
 
 
-async def test_start_errors(client: EngineClient, engine_sim: EngineSimulator) -> None:
+def _unknown_content(sim: EngineSimulator) -> None:
+    sim.unknown_content.add(CID.value)
+
+
+def _invalid_content_id(sim: EngineSimulator) -> None:
+    sim.getstream_error = "invalid content id"
+
+
+def _getstream_hangs(sim: EngineSimulator) -> None:
+    sim.getstream_hang = True
+
+
+@pytest.mark.parametrize(
+    ("fault", "error", "text", "start_timeout"),
+    [
+        (
+            _unknown_content,
+            EngineApiError,
+            "failed to load content",
+            DEFAULT_START_TIMEOUT,
+        ),
+        (
+            _invalid_content_id,
+            EngineApiError,
+            "invalid content id",
+            DEFAULT_START_TIMEOUT,
+        ),
+        (_getstream_hangs, EngineTimeoutError, "did not answer in time", 0.3),
+    ],
+)
+async def test_start_errors(
+    client: EngineClient,
+    engine_sim: EngineSimulator,
+    fault: Callable[[EngineSimulator], None],
+    error: type[Exception],
+    text: str,
+    start_timeout: float,
+) -> None:
     """The engine's error texts, and a hanging getstream."""
-    engine_sim.unknown_content.add(CID.value)
-    with pytest.raises(EngineApiError, match="failed to load content"):
-        await client.start_session(CID)
-    engine_sim.unknown_content.clear()
-
-    engine_sim.getstream_error = "invalid content id"
-    with pytest.raises(EngineApiError, match="invalid content id"):
-        await client.start_session(CID)
-    engine_sim.getstream_error = None
-
-    engine_sim.getstream_hang = True
-    with pytest.raises(EngineTimeoutError):
-        await client.start_session(CID, start_timeout=0.3)
+    fault(engine_sim)
+    with pytest.raises(error, match=text):
+        await client.start_session(CID, start_timeout=start_timeout)
     engine_sim.getstream_hang = False
 
 
-async def test_stream_after_engine_restart(
-    client: EngineClient, engine_sim: EngineSimulator
+@pytest.mark.parametrize(
+    ("fault", "error"),
+    [
+        pytest.param(EngineSimulator.restart, SessionGoneError, id="restarted"),
+        pytest.param(EngineSimulator.stop, EngineConnectionError, id="stopped"),
+    ],
+)
+async def test_a_session_the_engine_lost(
+    client: EngineClient,
+    engine_sim: EngineSimulator,
+    fault: Callable[[EngineSimulator], Awaitable[None]],
+    error: type[Exception],
 ) -> None:
-    """Old session URLs are gone after an engine restart."""
+    """Restarted, the engine has forgotten the session (its URLs are gone, which
+    a stop takes as done); stopped, nothing answers them."""
     session = await client.start_session(CID)
-    await engine_sim.restart()
-    with pytest.raises(SessionGoneError):
+    await fault(engine_sim)
+    with pytest.raises(error):
         await client.open_stream(session, connect_timeout=2, read_timeout=2)
-    with pytest.raises(SessionGoneError):
+    with pytest.raises(error):
         await client.get_stats(session)
-    assert await client.stop_session(session) is False
-
-
-async def test_stream_refused(
-    client: EngineClient, engine_sim: EngineSimulator
-) -> None:
-    """The reader cannot connect."""
-    session = await client.start_session(CID)
-    await engine_sim.stop()
-    with pytest.raises(EngineConnectionError):
-        await client.open_stream(session, connect_timeout=2, read_timeout=2)
+    if error is SessionGoneError:
+        assert await client.stop_session(session) is False
+    else:
+        with pytest.raises(error):
+            await client.stop_session(session)
 
 
 # One-shot JSON edge cases no sane simulator produces: aioclient_mock is enough.
@@ -279,6 +312,19 @@ async def test_error_object_and_missing_version(
         await mocked_client.get_version()
 
 
+def _session(base: str, name: str, reader: str | None = None) -> StreamSession:
+    """A session of the engine at ``base`` that nobody asked it for."""
+    return StreamSession(
+        playback_url=f"{base}/ace/r/{reader or name}",
+        stat_url=f"{base}/ace/stat/{name}",
+        command_url=f"{base}/ace/cmd/{name}",
+        infohash="a" * 40,
+        playback_session_id="",
+        pid="p",
+        is_live=True,
+    )
+
+
 async def test_plain_text_session_gone(
     mocked_client: EngineClient, aioclient_mock
 ) -> None:
@@ -287,15 +333,7 @@ async def test_plain_text_session_gone(
         f"{BASE}/ace/stat/x", status=404, text="unknown playback session id"
     )
 
-    session = StreamSession(
-        playback_url=f"{BASE}/ace/r/x",
-        stat_url=f"{BASE}/ace/stat/x",
-        command_url=f"{BASE}/ace/cmd/x",
-        infohash="a" * 40,
-        playback_session_id="",
-        pid="p",
-        is_live=True,
-    )
+    session = _session(BASE, "x")
     with pytest.raises(SessionGoneError):
         await mocked_client.get_stats(session)
     aioclient_mock.get(
@@ -315,15 +353,7 @@ async def test_transport_errors(mocked_client: EngineClient, aioclient_mock) -> 
     with pytest.raises(EngineConnectionError, match="failed"):
         await mocked_client.get_version()
 
-    session = StreamSession(
-        playback_url=f"{BASE}/ace/r/y",
-        stat_url=f"{BASE}/ace/stat/y",
-        command_url=f"{BASE}/ace/cmd/y",
-        infohash="a" * 40,
-        playback_session_id="",
-        pid="p",
-        is_live=True,
-    )
+    session = _session(BASE, "y")
     aioclient_mock.get(f"{BASE}/ace/r/y", exc=TimeoutError())
     with pytest.raises(EngineTimeoutError):
         await mocked_client.open_stream(session, connect_timeout=1, read_timeout=1)
@@ -376,15 +406,7 @@ async def test_engine_redirects_are_not_followed(
     client = EngineClient(http, "127.0.0.1", rogue.port, request_timeout=2)
     with pytest.raises(EngineResponseError, match="HTTP 302"):
         await client.start_session(CID)
-    session = StreamSession(
-        playback_url=f"{client.base_url}/ace/r/{'a' * 40}/x",
-        stat_url=f"{client.base_url}/ace/stat/x",
-        command_url=f"{client.base_url}/ace/cmd/x",
-        infohash="a" * 40,
-        playback_session_id="",
-        pid="p",
-        is_live=True,
-    )
+    session = _session(client.base_url, "x", reader=f"{'a' * 40}/x")
     with pytest.raises(EngineApiError, match="HTTP 302"):
         await client.open_stream(session, connect_timeout=2, read_timeout=2)
     assert rogue.hits == ["/ace/getstream", f"/ace/r/{'a' * 40}/x"]

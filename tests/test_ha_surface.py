@@ -4,7 +4,6 @@ media browser, playlist, diagnostics and repairs, with real streams playing."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from dataclasses import fields
 from datetime import timedelta
 import itertools
@@ -16,12 +15,10 @@ from freezegun.api import FrozenDateTimeFactory
 from homeassistant.components import media_source
 from homeassistant.components.media_player.errors import BrowseError
 from homeassistant.components.repairs import repairs_flow_manager
-from homeassistant.config_entries import SOURCE_USER
 from homeassistant.core import HomeAssistant
 from homeassistant.core_config import async_process_ha_core_config
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import (
-    device_registry as dr,
     entity_registry as er,
     issue_registry as ir,
 )
@@ -37,77 +34,52 @@ from pytest_homeassistant_custom_component.components.diagnostics import (
 )
 from yarl import URL
 
-from custom_components.acestream_proxy import compat, events as bus_events, updates
+from custom_components.acestream_proxy import compat, events as bus_events
 from custom_components.acestream_proxy.const import CONF_LINGER, DOMAIN, EVENT_TYPE
 from custom_components.acestream_proxy.hub import get_hub
 from custom_components.acestream_proxy.stream.engine import ContentKind, ContentRef
+from tests.ha_fixtures import (
+    CID,
+    CID2,
+    PREFIX,
+    ClientFactory,
+    Owned,
+    add_channel,
+    entities_of,
+    until,
+    wait_state,
+)
 from tests.helpers import find_device, read_bytes, strip_nulls
 from tests.simulator import EngineSimulator
 
-CID = "0a4848271c91ce2d8965ce416267c25047dc8141"
-CID2 = "1b4848271c91ce2d8965ce416267c25047dc8142"
-
-type ClientFactory = Callable[[], Awaitable[TestClient]]
+pytestmark = pytest.mark.usefixtures("fast_tick")
 
 
-@pytest.fixture(autouse=True)
-def fast_tick(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Entities refresh every second here instead of every five."""
-    monkeypatch.setattr(updates, "TICK", timedelta(seconds=1))
-    monkeypatch.setattr(updates, "STATS_EVERY_TICKS", 1)
-
-
-async def _add_channel(
-    hass: HomeAssistant, entry: MockConfigEntry, name: str, content: str, **extra: str
-) -> str:
-    result = await hass.config_entries.subentries.async_init(
-        (entry.entry_id, "channel"), context={"source": SOURCE_USER}
-    )
-    result = await hass.config_entries.subentries.async_configure(
-        result["flow_id"], {"name": name, "content": content, **extra}
-    )
-    await hass.async_block_till_done()
-    return next(
-        sub.subentry_id for sub in entry.subentries.values() if sub.title == name
-    )
-
-
-def _entities(hass: HomeAssistant, device_id: str) -> dict[str, str]:
-    return {
-        entry.translation_key: entry.entity_id
-        for entry in er.async_entries_for_device(er.async_get(hass), device_id, True)
-    }
-
-
-def _device(hass: HomeAssistant, identifier: str) -> dr.DeviceEntry | None:
-    return find_device(hass, identifier)
-
-
-async def _wait_state(
+@pytest.fixture
+async def long_outage(
     hass: HomeAssistant,
-    entity_id: str,
-    check: Callable[[str], bool],
-    timeout: float = 8,
+    loaded_entry: MockConfigEntry,
+    engine_sim: EngineSimulator,
+    freezer: FrozenDateTimeFactory,
 ) -> str:
-    async with asyncio.timeout(timeout):
-        while True:
-            state = hass.states.get(entity_id)
-            if state is not None and check(state.state):
-                return state.state
-            await asyncio.sleep(0.05)
+    """The engine down for six minutes of health checks; the issue id of its repair."""
+    await engine_sim.stop()
+    for _ in range(12):
+        freezer.tick(timedelta(seconds=31))
+        async_fire_time_changed(hass)
+        await hass.async_block_till_done(wait_background_tasks=True)
+    return loaded_entry.runtime_data.coordinator.issue_id
 
 
 async def test_channel_entities_follow_a_playing_broadcast(
     hass: HomeAssistant,
     loaded_entry: MockConfigEntry,
     engine_sim: EngineSimulator,
-    hass_client: ClientFactory,
+    owner_client: TestClient,
+    channel: Owned,
 ) -> None:
     """Viewers, bitrate, status, peers, speed move within seconds; engine totals too."""
-    subentry_id = await _add_channel(hass, loaded_entry, "Sports 1", CID)
-    device = _device(hass, f"channel_{subentry_id}")
-    assert device is not None
-    ids = _entities(hass, device.id)
+    ids = channel.entities
     engine = {
         e.translation_key: e.entity_id
         for e in er.async_entries_for_config_entry(
@@ -115,33 +87,32 @@ async def test_channel_entities_follow_a_playing_broadcast(
         )
         if e.config_subentry_id is None
     }
-    client = await hass_client()
-    async with client.get(f"/api/acestream_proxy/stream/{CID}") as one:
+    async with owner_client.get(f"{PREFIX}/stream/{CID}") as one:
         await read_bytes(one, 50_000)
-        async with client.get(f"/api/acestream_proxy/stream/{CID}") as two:
+        async with owner_client.get(f"{PREFIX}/stream/{CID}") as two:
             await read_bytes(two, 50_000)
-            await _wait_state(hass, ids["viewers"], lambda s: s == "2")
-            await _wait_state(hass, ids["status"], lambda s: s == "playing")
-            bitrate = await _wait_state(hass, ids["bitrate"], lambda s: float(s) > 0)
+            await wait_state(hass, ids["viewers"], lambda s: s == "2")
+            await wait_state(hass, ids["status"], lambda s: s == "playing")
+            bitrate = await wait_state(hass, ids["bitrate"], lambda s: float(s) > 0)
             # Mbit/s suggested unit; the fixture plays at about 1.4 Mbit/s.
             assert 0.5 < float(bitrate) < 20
-            await _wait_state(hass, ids["bitrate"], lambda s: 1.0 < float(s) < 2.0)
+            await wait_state(hass, ids["bitrate"], lambda s: 1.0 < float(s) < 2.0)
             assert hass.states.get(ids["bitrate"]).attributes[
                 "unit_of_measurement"
             ] == ("Mbit/s")
-            await _wait_state(hass, ids["peers"], lambda s: s.isdigit())
-            await _wait_state(hass, ids["download_speed"], lambda s: s != "unknown")
+            await wait_state(hass, ids["peers"], lambda s: s.isdigit())
+            await wait_state(hass, ids["download_speed"], lambda s: s != "unknown")
             assert hass.states.get(engine["active_broadcasts"]).state == "1"
             assert hass.states.get(engine["total_viewers"]).state == "2"
-    await _wait_state(hass, ids["viewers"], lambda s: s == "0")
-    await _wait_state(hass, ids["status"], lambda s: s == "lingering")
+    await wait_state(hass, ids["viewers"], lambda s: s == "0")
+    await wait_state(hass, ids["status"], lambda s: s == "lingering")
     assert engine_sim.counters.sessions_opened == 1
 
     # The stop button ends it now.
     await hass.services.async_call(
         "button", "press", {"entity_id": ids["stop"]}, blocking=True
     )
-    await _wait_state(hass, ids["status"], lambda s: s == "idle")
+    await wait_state(hass, ids["status"], lambda s: s == "idle")
     assert engine_sim.counters.sessions_stopped == 1
     with pytest.raises(HomeAssistantError, match="is not playing"):
         await hass.services.async_call(
@@ -154,11 +125,10 @@ async def test_events_and_device_trigger_automation(
     loaded_entry: MockConfigEntry,
     engine_sim: EngineSimulator,
     hass_client: ClientFactory,
+    channel: Owned,
 ) -> None:
     """Bus events carry the channel's device; a device-trigger automation fires."""
-    subentry_id = await _add_channel(hass, loaded_entry, "Match", CID)
-    device = _device(hass, f"channel_{subentry_id}")
-    assert device is not None
+    device = channel.device
     from homeassistant.components.device_automation import (
         DeviceAutomationType,
         async_get_device_automations,
@@ -176,7 +146,7 @@ async def test_events_and_device_trigger_automation(
         "viewer_joined",
         "viewer_left",
     }
-    engine_device = _device(hass, loaded_entry.entry_id)
+    engine_device = find_device(hass, loaded_entry.entry_id)
     assert engine_device is not None
     none = await async_get_device_automations(
         hass, DeviceAutomationType.TRIGGER, [engine_device.id]
@@ -204,7 +174,7 @@ async def test_events_and_device_trigger_automation(
     fired = async_capture_events(hass, "match_started")
     events = async_capture_events(hass, EVENT_TYPE)
     client = await hass_client()
-    async with client.get(f"/api/acestream_proxy/stream/{CID}") as resp:
+    async with client.get(f"{PREFIX}/stream/{CID}") as resp:
         await read_bytes(resp, 100_000)
         await hass.async_block_till_done()
     broadcaster = get_hub(hass).find(ContentRef.parse(ContentKind.CONTENT_ID, CID))
@@ -220,7 +190,7 @@ async def test_events_and_device_trigger_automation(
     assert types[-1] == "stream_stopped"
     started = events[1].data
     assert started["device_id"] == device.id
-    assert started["channel"] == "Match"
+    assert started["channel"] == "Sports 1"
     assert started["content_id"] == CID
     assert started["infohash"] == engine_sim.infohash_for(CID)
     assert started["viewers"] == 1
@@ -229,33 +199,29 @@ async def test_events_and_device_trigger_automation(
 
 async def test_viewer_events_scale_with_people_not_connections(
     hass: HomeAssistant,
-    loaded_entry: MockConfigEntry,
-    hass_client: ClientFactory,
+    owner_client: TestClient,
     monkeypatch: pytest.MonkeyPatch,
+    channel: Owned,
 ) -> None:
     """200 quick reconnects: a few coalesced events, and the sensor stays exact."""
     hold = 1.0
     monkeypatch.setattr(bus_events, "VIEWER_EVENT_HOLD", hold)
-    subentry_id = await _add_channel(hass, loaded_entry, "Sports 1", CID)
-    device = _device(hass, f"channel_{subentry_id}")
-    assert device is not None
-    ids = _entities(hass, device.id)
+    ids = channel.entities
     events = async_capture_events(hass, EVENT_TYPE)
-    url = f"/api/acestream_proxy/stream/{CID}"
-    client = await hass_client()
+    url = f"{PREFIX}/stream/{CID}"
     loop = asyncio.get_running_loop()
     started = loop.time()
-    async with client.get(url) as first:
+    async with owner_client.get(url) as first:
         await read_bytes(first, 50_000)
         for _ in range(200):  # an IPTV app that keeps reconnecting
-            async with client.get(url) as again:
+            async with owner_client.get(url) as again:
                 assert again.status == 200
                 assert await again.content.readany()
-        async with client.get(url) as second, client.get(url) as third:
+        async with owner_client.get(url) as second, owner_client.get(url) as third:
             assert await second.content.readany()
             assert await third.content.readany()
-            await _wait_state(hass, ids["viewers"], lambda s: s == "3")
-    await _wait_state(hass, ids["viewers"], lambda s: s == "0")
+            await wait_state(hass, ids["viewers"], lambda s: s == "3")
+    await wait_state(hass, ids["viewers"], lambda s: s == "0")
 
     def told() -> list[dict[str, Any]]:
         return [
@@ -284,14 +250,11 @@ async def test_viewer_events_scale_with_people_not_connections(
 
 
 async def test_hls_clients_are_told_as_viewers(
-    hass: HomeAssistant,
-    loaded_entry: MockConfigEntry,
-    hass_client: ClientFactory,
+    hass: HomeAssistant, owner_client: TestClient
 ) -> None:
     """An HLS client has no connection to follow; it is told by the next tick."""
     events = async_capture_events(hass, EVENT_TYPE)
-    client = await hass_client()
-    playlist = await client.get(f"/api/acestream_proxy/hls/{CID}/index.m3u8")
+    playlist = await owner_client.get(f"{PREFIX}/hls/{CID}/index.m3u8")
     assert playlist.status == 200
     async with asyncio.timeout(5):
         while not any(e.data["type"] == "viewer_joined" for e in events):
@@ -306,29 +269,37 @@ async def test_adhoc_broadcast_device_comes_and_goes(
     hass: HomeAssistant,
     loaded_entry: MockConfigEntry,
     engine_sim: EngineSimulator,
-    hass_client: ClientFactory,
+    owner_client: TestClient,
 ) -> None:
     """A broadcast that is no channel gets a device while it plays."""
     infohash = engine_sim.infohash_for(CID2)
-    client = await hass_client()
-    async with client.get(f"/api/acestream_proxy/stream/{CID2}") as resp:
+    async with owner_client.get(f"{PREFIX}/stream/{CID2}") as resp:
         await read_bytes(resp, 50_000)
-        device = _device(hass, f"broadcast_{infohash}")
+        device = find_device(hass, f"broadcast_{infohash}")
         assert device is not None
-        assert device.via_device_id == _device(hass, loaded_entry.entry_id).id
-        ids = _entities(hass, device.id)
-        await _wait_state(hass, ids["viewers"], lambda s: s == "1")
+        assert device.via_device_id == find_device(hass, loaded_entry.entry_id).id
+        ids = entities_of(hass, device.id)
+        await wait_state(hass, ids["viewers"], lambda s: s == "1")
     async with asyncio.timeout(5):
-        while _device(hass, f"broadcast_{infohash}") is not None:
+        while find_device(hass, f"broadcast_{infohash}") is not None:
             await asyncio.sleep(0.05)
     assert er.async_get(hass).async_get(ids["viewers"]) is None
 
 
+async def _sent_to(hass: HomeAssistant, player: str, part: str) -> str:
+    """The URL a demo media player was sent, once it holds ``part``: the player
+    writes its state from a worker thread, after the action has returned."""
+
+    def url() -> str:
+        state = hass.states.get(player)
+        return str(state.attributes.get("media_content_id", "")) if state else ""
+
+    await until(lambda: part in url())
+    return url()
+
+
 async def test_play_and_stop_actions(
-    hass: HomeAssistant,
-    loaded_entry: MockConfigEntry,
-    engine_sim: EngineSimulator,
-    hass_client: ClientFactory,
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, hass_client: ClientFactory
 ) -> None:
     """play sends a signed URL to a media player; that URL streams without a header."""
     # Components with views first: the test server freezes the router.
@@ -338,7 +309,7 @@ async def test_play_and_stop_actions(
     client = await hass_client()
     origin = str(client.make_url("/")).rstrip("/")
     await async_process_ha_core_config(hass, {"internal_url": origin})
-    await _add_channel(hass, loaded_entry, "Kitchen TV", CID)
+    await add_channel(hass, loaded_entry, "Kitchen TV", CID)
 
     await hass.services.async_call(
         DOMAIN,
@@ -346,7 +317,7 @@ async def test_play_and_stop_actions(
         {"entity_id": "media_player.bedroom", "channel": "kitchen tv"},
         blocking=True,
     )
-    url = hass.states.get("media_player.bedroom").attributes["media_content_id"]
+    url = await _sent_to(hass, "media_player.bedroom", f"/stream/{CID}?authSig=")
     assert url.startswith(f"{origin}/api/acestream_proxy/stream/{CID}?authSig=")
     async with aiohttp.ClientSession() as anonymous, anonymous.get(url) as resp:
         assert resp.status == 200
@@ -358,8 +329,7 @@ async def test_play_and_stop_actions(
         {"entity_id": "media_player.bedroom", "infohash": CID2.upper()},
         blocking=True,
     )
-    url = hass.states.get("media_player.bedroom").attributes["media_content_id"]
-    assert f"/stream/infohash/{CID2}?authSig=" in url
+    await _sent_to(hass, "media_player.bedroom", f"/stream/infohash/{CID2}?authSig=")
 
     # A Cast device among the targets gets HLS; the others still get TS.
     registry = er.async_get(hass)
@@ -374,8 +344,7 @@ async def test_play_and_stop_actions(
         },
         blocking=True,
     )
-    url = hass.states.get("media_player.living_room").attributes["media_content_id"]
-    assert f"/stream/{CID}?authSig=" in url
+    await _sent_to(hass, "media_player.living_room", f"/stream/{CID}?authSig=")
 
     bad_calls: list[tuple[dict[str, Any], str]] = [
         ({"entity_id": "media_player.bedroom"}, "Say what to play"),
@@ -407,18 +376,16 @@ async def test_play_and_stop_actions(
 async def test_playlist(
     hass: HomeAssistant,
     loaded_entry: MockConfigEntry,
-    engine_sim: EngineSimulator,
-    hass_client: ClientFactory,
+    owner_client: TestClient,
     hass_client_no_auth: ClientFactory,
 ) -> None:
     """The signed playlist URL serves an M3U whose signed entries play."""
-    client = await hass_client()
-    origin = str(client.make_url("/")).rstrip("/")
+    origin = str(owner_client.make_url("/")).rstrip("/")
     await async_process_ha_core_config(hass, {"internal_url": origin})
-    await _add_channel(
+    await add_channel(
         hass, loaded_entry, "Sports 1", CID, group="Sports", logo="http://l/s.png"
     )
-    await _add_channel(hass, loaded_entry, "News", CID2, kind="infohash")
+    await add_channel(hass, loaded_entry, "News", CID2, kind="infohash")
     response = await hass.services.async_call(
         DOMAIN, "playlist_url", {"days": 2}, blocking=True, return_response=True
     )
@@ -426,7 +393,7 @@ async def test_playlist(
     url = str(response["url"])
     assert url.startswith(f"{origin}/api/acestream_proxy/playlist.m3u?authSig=")
     anonymous = await hass_client_no_auth()
-    assert (await anonymous.get("/api/acestream_proxy/playlist.m3u")).status == 401
+    assert (await anonymous.get(f"{PREFIX}/playlist.m3u")).status == 401
     resp = await anonymous.get(URL(url).path_qs)
     assert resp.status == 200
     assert resp.content_type == "audio/x-mpegurl"
@@ -439,7 +406,7 @@ async def test_playlist(
     )
     assert "/stream/infohash/" in lines[2]
     stream = URL(lines[4])
-    assert stream.path == f"/api/acestream_proxy/stream/{CID}"
+    assert stream.path == f"{PREFIX}/stream/{CID}"
     assert "authSig" in stream.query
     async with anonymous.get(stream.path_qs) as played:
         assert played.status == 200
@@ -450,8 +417,8 @@ async def test_media_browser(
     hass: HomeAssistant, loaded_entry: MockConfigEntry
 ) -> None:
     """Channels grouped; each resolves to our TS path."""
-    await _add_channel(hass, loaded_entry, "Sports 1", CID, group="Sports")
-    await _add_channel(hass, loaded_entry, "News", CID2)
+    await add_channel(hass, loaded_entry, "Sports 1", CID, group="Sports")
+    await add_channel(hass, loaded_entry, "News", CID2)
     root = await media_source.async_browse_media(hass, f"media-source://{DOMAIN}")
     assert root.title == "AceStream"
     assert [child.title for child in root.children] == ["Sports", "News"]
@@ -462,11 +429,11 @@ async def test_media_browser(
     assert [child.title for child in group.children] == ["Sports 1"]
     item_id = group.children[0].media_content_id
     played = await media_source.async_resolve_media(hass, item_id, "media_player.tv")
-    assert played.url == f"/api/acestream_proxy/stream/{CID}"
+    assert played.url == f"{PREFIX}/stream/{CID}"
     assert played.mime_type == "video/mp2t"
     # The browser (no target) and Cast devices get HLS.
     played = await media_source.async_resolve_media(hass, item_id, None)
-    assert played.url == f"/api/acestream_proxy/hls/{CID}/index.m3u8"
+    assert played.url == f"{PREFIX}/hls/{CID}/index.m3u8"
     assert played.mime_type == "application/vnd.apple.mpegurl"
     cast = er.async_get(hass).async_get_or_create("media_player", "cast", "uuid-1")
     played = await media_source.async_resolve_media(hass, item_id, cast.entity_id)
@@ -474,7 +441,7 @@ async def test_media_browser(
     news = await media_source.async_resolve_media(
         hass, root.children[1].media_content_id, cast.entity_id
     )
-    assert news.url == f"/api/acestream_proxy/hls/{CID2}/index.m3u8"
+    assert news.url == f"{PREFIX}/hls/{CID2}/index.m3u8"
     with pytest.raises(BrowseError):
         await media_source.async_browse_media(hass, f"media-source://{DOMAIN}/group/x")
     with pytest.raises(media_source.Unresolvable):
@@ -484,17 +451,14 @@ async def test_media_browser(
 
 
 async def test_diagnostics_are_redacted(
-    hass: HomeAssistant,
-    loaded_entry: MockConfigEntry,
-    engine_sim: EngineSimulator,
-    hass_client: ClientFactory,
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, hass_client: ClientFactory
 ) -> None:
     """Broadcast stats are there; hosts and session URLs are not."""
     assert await async_setup_component(hass, "diagnostics", {})
     client = await hass_client()
-    async with client.get(f"/api/acestream_proxy/stream/{CID}") as resp:
+    async with client.get(f"{PREFIX}/stream/{CID}") as resp:
         await read_bytes(resp, 50_000)
-        hls = await client.get(f"/api/acestream_proxy/hls/{CID}/index.m3u8")
+        hls = await client.get(f"{PREFIX}/hls/{CID}/index.m3u8")
         assert hls.status == 200
         diagnostics = await get_diagnostics_for_config_entry(
             hass, hass_client, loaded_entry
@@ -528,7 +492,7 @@ async def test_diagnostics_show_only_the_entrys_broadcasts(
         assert await hass.config_entries.async_setup(second.entry_id)
         await hass.async_block_till_done()
         client = await hass_client()
-        async with client.get(f"/api/acestream_proxy/stream/{CID}") as resp:
+        async with client.get(f"{PREFIX}/stream/{CID}") as resp:
             await read_bytes(resp, 20_000)
             serving = get_hub(hass).broadcasts[engine_sim.infohash_for(CID)].entry_id
             counts = {}
@@ -545,20 +509,11 @@ async def test_diagnostics_show_only_the_entrys_broadcasts(
 
 
 async def test_repair_issue_for_a_long_outage(
-    hass: HomeAssistant,
-    loaded_entry: MockConfigEntry,
-    engine_sim: EngineSimulator,
-    freezer: FrozenDateTimeFactory,
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, long_outage: str
 ) -> None:
     """Down for minutes: a fixable issue; the fix flow moves the entry; it clears."""
-    coordinator = loaded_entry.runtime_data.coordinator
-    await engine_sim.stop()
-    for _ in range(12):
-        freezer.tick(timedelta(seconds=31))
-        async_fire_time_changed(hass)
-        await hass.async_block_till_done(wait_background_tasks=True)
     registry = ir.async_get(hass)
-    issue = registry.async_get_issue(DOMAIN, coordinator.issue_id)
+    issue = registry.async_get_issue(DOMAIN, long_outage)
     assert issue is not None
     assert issue.is_fixable
     # Linked to its entry where Home Assistant links issues (and the gate agrees).
@@ -572,7 +527,7 @@ async def test_repair_issue_for_a_long_outage(
         assert await async_setup_component(hass, "repairs", {})
         manager = repairs_flow_manager(hass)
         assert manager is not None
-        flow = await manager.async_init(DOMAIN, data={"issue_id": coordinator.issue_id})
+        flow = await manager.async_init(DOMAIN, data={"issue_id": long_outage})
         assert flow["step_id"] == "address"
         flow = await manager.async_configure(
             flow["flow_id"], {"host": "127.0.0.1", "port": 1}
@@ -584,55 +539,43 @@ async def test_repair_issue_for_a_long_outage(
         assert flow["type"] == "create_entry"
         await hass.async_block_till_done()
         assert loaded_entry.data["port"] == moved.port
-        assert registry.async_get_issue(DOMAIN, coordinator.issue_id) is None
+        assert registry.async_get_issue(DOMAIN, long_outage) is None
         assert await hass.config_entries.async_unload(loaded_entry.entry_id)
 
 
 async def test_repair_clears_itself_when_the_engine_is_back(
     hass: HomeAssistant,
-    loaded_entry: MockConfigEntry,
     engine_sim: EngineSimulator,
     freezer: FrozenDateTimeFactory,
+    long_outage: str,
 ) -> None:
     """The engine comes back: the issue disappears without a fix."""
-    coordinator = loaded_entry.runtime_data.coordinator
-    await engine_sim.stop()
-    for _ in range(12):
-        freezer.tick(timedelta(seconds=31))
-        async_fire_time_changed(hass)
-        await hass.async_block_till_done(wait_background_tasks=True)
     registry = ir.async_get(hass)
-    assert registry.async_get_issue(DOMAIN, coordinator.issue_id) is not None
+    assert registry.async_get_issue(DOMAIN, long_outage) is not None
     await engine_sim.start()
     freezer.tick(timedelta(seconds=31))
     async_fire_time_changed(hass)
     await hass.async_block_till_done(wait_background_tasks=True)
-    assert registry.async_get_issue(DOMAIN, coordinator.issue_id) is None
+    assert registry.async_get_issue(DOMAIN, long_outage) is None
 
 
 async def test_repair_of_an_engine_removed_meanwhile(
     hass: HomeAssistant,
     loaded_entry: MockConfigEntry,
     engine_sim: EngineSimulator,
-    freezer: FrozenDateTimeFactory,
+    long_outage: str,
 ) -> None:
     """The engine's entry is deleted while its repair is open: the repair ends."""
-    coordinator = loaded_entry.runtime_data.coordinator
-    await engine_sim.stop()
-    for _ in range(12):
-        freezer.tick(timedelta(seconds=31))
-        async_fire_time_changed(hass)
-        await hass.async_block_till_done(wait_background_tasks=True)
-    assert ir.async_get(hass).async_get_issue(DOMAIN, coordinator.issue_id)
+    assert ir.async_get(hass).async_get_issue(DOMAIN, long_outage)
     assert await async_setup_component(hass, "repairs", {})
     manager = repairs_flow_manager(hass)
     assert manager is not None
-    flow = await manager.async_init(DOMAIN, data={"issue_id": coordinator.issue_id})
+    flow = await manager.async_init(DOMAIN, data={"issue_id": long_outage})
     assert flow["step_id"] == "address"
     assert await hass.config_entries.async_remove(loaded_entry.entry_id)
     await hass.async_block_till_done()
     # The issue went with its entry; the flow the user had open ends cleanly.
-    assert ir.async_get(hass).async_get_issue(DOMAIN, coordinator.issue_id) is None
+    assert ir.async_get(hass).async_get_issue(DOMAIN, long_outage) is None
     flow = await manager.async_configure(
         flow["flow_id"], {"host": "127.0.0.1", "port": engine_sim.port}
     )
@@ -644,22 +587,16 @@ async def test_a_reload_clears_the_repair_of_an_engine_back(
     hass: HomeAssistant,
     loaded_entry: MockConfigEntry,
     engine_sim: EngineSimulator,
-    freezer: FrozenDateTimeFactory,
+    long_outage: str,
 ) -> None:
     """The engine is back and the user reloads before the next health check: the
     new coordinator, which never saw the outage, closes the issue all the same;
     while the engine stays down, a reload leaves the issue open."""
-    issue_id = loaded_entry.runtime_data.coordinator.issue_id
     registry = ir.async_get(hass)
-    await engine_sim.stop()
-    for _ in range(12):
-        freezer.tick(timedelta(seconds=31))
-        async_fire_time_changed(hass)
-        await hass.async_block_till_done(wait_background_tasks=True)
-    assert registry.async_get_issue(DOMAIN, issue_id) is not None
+    assert registry.async_get_issue(DOMAIN, long_outage) is not None
     assert not await hass.config_entries.async_reload(loaded_entry.entry_id)
-    assert registry.async_get_issue(DOMAIN, issue_id) is not None
+    assert registry.async_get_issue(DOMAIN, long_outage) is not None
     await engine_sim.start()
     assert await hass.config_entries.async_reload(loaded_entry.entry_id)
     await hass.async_block_till_done()
-    assert registry.async_get_issue(DOMAIN, issue_id) is None
+    assert registry.async_get_issue(DOMAIN, long_outage) is None

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from functools import partial
+from collections.abc import AsyncIterator, Callable
 import itertools
 from pathlib import Path
 import subprocess
-from unittest.mock import patch
 
 from aiohttp.test_utils import TestClient
-from homeassistant.const import CONF_HOST, CONF_PORT
 from homeassistant.core import HomeAssistant
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -21,10 +18,8 @@ from custom_components.acestream_proxy.const import (
     CONF_LINGER,
     CONF_MAX_VIEWERS,
     CONF_REPLAY_WINDOW,
-    DOMAIN,
 )
 from custom_components.acestream_proxy.hub import get_hub
-from custom_components.acestream_proxy.stream.broadcast import BroadcastConfig
 from custom_components.acestream_proxy.stream.hls import (
     PTS_WRAP,
     Segmenter,
@@ -43,8 +38,10 @@ from custom_components.acestream_proxy.stream.ts import (
     packet_pid,
     random_access_offsets,
 )
+from tests.ha_fixtures import CID, PREFIX, ClientFactory, Engines, add_engine, until
 from tests.helpers import (
     discontinuities,
+    ffmpeg_decodes,
     read_bytes,
     read_for,
     run,
@@ -63,10 +60,7 @@ from tests.simulator.ts import TsFixture, load_fixture
 from tests.simulator.variants import strip_keyframe_flags
 
 FIXTURE = Path(__file__).parent / "fixtures" / "sample.ts"
-CID = "0123456789abcdef0123456789abcdef01234567"
-HLS = f"/api/acestream_proxy/hls/{CID}/index.m3u8"
-
-type ClientFactory = Callable[[], Awaitable[TestClient]]
+HLS = f"{PREFIX}/hls/{CID}/index.m3u8"
 
 
 def _media_lines(playlist: str) -> list[str]:
@@ -451,9 +445,7 @@ def _pes_payloads(data: bytes, pid: int) -> list[bytes]:
     return [bytes(pes) for pes in found]
 
 
-def test_a_source_cut_anywhere_in_a_frame_leaves_no_piece_of_it(
-    tmp_path: Path,
-) -> None:
+def test_a_source_cut_anywhere_in_a_frame_leaves_no_piece_of_it(tmp_path: Path) -> None:
     """The source breaks off after every packet of a segment's first frame (its
     keyframe) and of the frame after it, then restarts: no segment holds a
     truncated frame or audio PES (a decoder reports a corrupt frame), the segment
@@ -510,27 +502,13 @@ def quick_idle(monkeypatch: pytest.MonkeyPatch) -> None:
 
 async def test_ffmpeg_plays_hls_through_home_assistant(
     hass: HomeAssistant,
-    loaded_entry: MockConfigEntry,
     engine_sim: EngineSimulator,
-    hass_client: ClientFactory,
+    owner_client: TestClient,
     hass_access_token: str,
 ) -> None:
     """A signed playlist URL is all ffmpeg needs; H.264 + AAC decode over segments."""
-    client = await hass_client()
-    url = client.make_url(signed_path(hass, HLS, hass_access_token))
-    code, out, err = await run(
-        "ffmpeg",
-        "-v",
-        "warning",
-        "-i",
-        str(url),
-        "-t",
-        "4",
-        "-f",
-        "null",
-        "-",
-        timeout=60,
-    )
+    url = owner_client.make_url(signed_path(hass, HLS, hass_access_token))
+    code, out, err = await ffmpeg_decodes(url, 4, timeout=60)
     assert code == 0, err
     assert out + err == ""
     code, out, err = await run(
@@ -554,19 +532,15 @@ async def test_ffmpeg_plays_hls_through_home_assistant(
 
 
 async def test_playlist_rolls_and_marks_a_restart(
-    hass: HomeAssistant,
-    loaded_entry: MockConfigEntry,
-    engine_sim: EngineSimulator,
-    hass_client: ClientFactory,
+    engine_sim: EngineSimulator, owner_client: TestClient
 ) -> None:
     """Media sequence moves on; an upstream cut shows as a discontinuity."""
-    client = await hass_client()
-    first = await (await client.get(HLS)).text()
+    first = await (await owner_client.get(HLS)).text()
     assert first.startswith("#EXTM3U")
     start_seq = int(_tag(first, "#EXT-X-MEDIA-SEQUENCE"))
     segment_url = _media_lines(first)[0]
     assert "authSig=" in segment_url
-    resp = await client.get(segment_url)
+    resp = await owner_client.get(segment_url)
     assert resp.status == 200
     body = await resp.read()
     assert packet_pid(body, 0) == 0
@@ -577,7 +551,7 @@ async def test_playlist_rolls_and_marks_a_restart(
             int(_tag(playlist, "#EXT-X-MEDIA-SEQUENCE")) <= start_seq
         ):
             await asyncio.sleep(0.5)
-            playlist = await (await client.get(HLS)).text()
+            playlist = await (await owner_client.get(HLS)).text()
     seqs = [
         int(line.split(".ts")[0].rsplit("/", 1)[1]) for line in _media_lines(playlist)
     ]
@@ -609,59 +583,48 @@ async def test_signed_playlist_signs_its_segments(
 
 
 async def test_hls_errors(
-    hass: HomeAssistant,
-    loaded_entry: MockConfigEntry,
-    engine_sim: EngineSimulator,
-    hass_client: ClientFactory,
+    engine_sim: EngineSimulator, owner_client: TestClient
 ) -> None:
     """Bad ids, unknown names, segments of nothing, engine errors."""
-    client = await hass_client()
-    assert (await client.get("/api/acestream_proxy/hls/xyz/index.m3u8")).status == 400
-    assert (await client.get(f"/api/acestream_proxy/hls/{CID}/x.txt")).status == 404
-    assert (await client.get(f"/api/acestream_proxy/hls/{CID}/3.ts")).status == 404
+    assert (await owner_client.get(f"{PREFIX}/hls/xyz/index.m3u8")).status == 400
+    assert (await owner_client.get(f"{PREFIX}/hls/{CID}/x.txt")).status == 404
+    assert (await owner_client.get(f"{PREFIX}/hls/{CID}/3.ts")).status == 404
     engine_sim.unknown_content.add(CID)
-    resp = await client.get(HLS)
+    resp = await owner_client.get(HLS)
     assert resp.status == 502
     engine_sim.unknown_content.clear()
     infohash = engine_sim.infohash_for(CID)
-    by_infohash = f"/api/acestream_proxy/hls/infohash/{infohash}/index.m3u8"
-    resp = await client.get(by_infohash)
+    by_infohash = f"{PREFIX}/hls/infohash/{infohash}/index.m3u8"
+    resp = await owner_client.get(by_infohash)
     assert resp.status == 502  # the engine never loaded this content
     assert "failed to load content" in await resp.text()
-    assert (await client.get(HLS)).status == 200
-    resp = await client.get(by_infohash)
+    assert (await owner_client.get(HLS)).status == 200
+    resp = await owner_client.get(by_infohash)
     assert resp.status == 200  # the same broadcast, learnt from the content id
     assert engine_sim.counters.sessions_opened == 1
-    assert (await client.get(f"/api/acestream_proxy/hls/{CID}/99999.ts")).status == 404
+    assert (await owner_client.get(f"{PREFIX}/hls/{CID}/99999.ts")).status == 404
 
 
 async def test_hls_and_ts_share_one_session_and_viewers_count(
-    hass: HomeAssistant,
-    loaded_entry: MockConfigEntry,
-    engine_sim: EngineSimulator,
-    hass_client: ClientFactory,
+    hass: HomeAssistant, engine_sim: EngineSimulator, owner_client: TestClient
 ) -> None:
     """An HLS client is a viewer while it fetches; then the broadcast lingers."""
-    client = await hass_client()
-    async with client.get(f"/api/acestream_proxy/stream/{CID}") as ts:
+    async with owner_client.get(f"{PREFIX}/stream/{CID}") as ts:
         await read_bytes(ts, 50_000)
-        assert (await client.get(HLS)).status == 200
+        assert (await owner_client.get(HLS)).status == 200
         [item] = get_hub(hass).broadcasts.values()
         broadcaster = item.broadcaster
         assert broadcaster.viewer_count == 2
     assert engine_sim.counters.sessions_opened == 1
-    async with asyncio.timeout(5):
-        while broadcaster.viewer_count:
-            await asyncio.sleep(0.1)
+    await until(lambda: not broadcaster.viewer_count, 5, 0.1)
     # Nobody fetches: the segmenter stops, the broadcast lingers, then stops (and
     # leaves the hub once its engine session is stopped).
-    async with asyncio.timeout(10):
-        while get_hub(hass).broadcasts:
-            await asyncio.sleep(0.1)
+    await until(lambda: not get_hub(hass).broadcasts, 10, 0.1)
     assert broadcaster.closed
     assert engine_sim.counters.sessions_stopped == 1
 
 
+# Faults play out in a second; streams without keyframe flags join soon.
 FAST = {
     "stall_timeout": 1.0,
     "start_timeout": 5.0,
@@ -670,31 +633,6 @@ FAST = {
     "keepalive_interval": 0.3,
     "rap_fallback_bytes": 300_000,
 }
-
-
-@pytest.fixture
-def fast_config() -> Iterator[None]:
-    """Faults play out in a second; streams without keyframe flags join soon."""
-    with patch(
-        "custom_components.acestream_proxy.pool.BroadcastConfig",
-        partial(BroadcastConfig, **FAST),
-    ):
-        yield
-
-
-async def _add_engine(
-    hass: HomeAssistant, sim: EngineSimulator, options: dict[str, int]
-) -> MockConfigEntry:
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title=f"engine {sim.port}",
-        data={CONF_HOST: "127.0.0.1", CONF_PORT: sim.port},
-        options=options,
-    )
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
-    return entry
 
 
 class PlaylistFollower:
@@ -769,13 +707,13 @@ class PlaylistFollower:
         ]
 
 
+@pytest.mark.parametrize("broadcast_config", [FAST])
+@pytest.mark.parametrize("second_strict", [False])
 async def test_hls_across_a_cut_and_a_failover_is_clean(
     hass: HomeAssistant,
-    fast_config: None,
-    loaded_entry: MockConfigEntry,
-    engine_sim: EngineSimulator,
-    hass_client: ClientFactory,
+    owner_client: TestClient,
     hass_access_token: str,
+    engines: Engines,
 ) -> None:
     """ffmpeg (-v warning) plays on through an upstream cut and a failover.
 
@@ -783,82 +721,54 @@ async def test_hls_across_a_cut_and_a_failover_is_clean(
     them as they leave; every EXTINF is the PTS duration; every segment's counters
     are continuous.
     """
-    async with EngineSimulator(cold_start=0.2) as other:
-        await _add_engine(hass, other, dict(loaded_entry.options))
-        client = await hass_client()
-        url = client.make_url(signed_path(hass, HLS, hass_access_token))
-        ffmpeg = asyncio.create_task(
-            run(
-                "ffmpeg",
-                "-v",
-                "warning",
-                "-i",
-                str(url),
-                "-t",
-                "20",
-                "-f",
-                "null",
-                "-",
-                timeout=90,
-            )
+    url = owner_client.make_url(signed_path(hass, HLS, hass_access_token))
+    ffmpeg = asyncio.create_task(ffmpeg_decodes(url, 20, timeout=90))
+    follower = PlaylistFollower(owner_client, HLS)
+    await until(lambda: get_hub(hass).broadcasts, 30, 0.1)
+    follower.start()
+    try:
+        await follower.until(lambda: len(follower.data) >= 4, 30)
+        [item] = get_hub(hass).broadcasts.values()
+        serving = item.entry_id
+        sims = engines.sims
+        assert sims[serving].cut_readers() == 1
+        await follower.until(lambda: follower.discontinuities() >= 1, 20)
+        seen = len(follower.data)
+        await follower.until(lambda: len(follower.data) >= seen + 3, 20)
+        await sims[serving].stop()  # the engine dies: failover
+        await follower.until(lambda: follower.discontinuities() >= 2, 30)
+        assert item.entry_id != serving
+        seen = len(follower.data)
+        await follower.until(lambda: len(follower.data) >= seen + 3, 20)
+        # ffmpeg (three segments behind the live edge) reads across both.
+        assert not ffmpeg.done()
+        code, out, err = await ffmpeg
+        # Segments keep coming until every discontinuity left the window.
+        await follower.until(
+            lambda: follower.checker.discontinuity_seq >= 2,
+            30,
         )
-        follower = PlaylistFollower(client, HLS)
-        async with asyncio.timeout(30):
-            while not get_hub(hass).broadcasts:
-                await asyncio.sleep(0.1)
-        follower.start()
-        try:
-            await follower.until(lambda: len(follower.data) >= 4, 30)
-            [item] = get_hub(hass).broadcasts.values()
-            serving = item.entry_id
-            sims = {loaded_entry.entry_id: engine_sim}
-            sims.update(
-                {
-                    e.entry_id: other
-                    for e in hass.config_entries.async_entries(DOMAIN)
-                    if e.entry_id != loaded_entry.entry_id
-                }
-            )
-            assert sims[serving].cut_readers() == 1
-            await follower.until(lambda: follower.discontinuities() >= 1, 20)
-            seen = len(follower.data)
-            await follower.until(lambda: len(follower.data) >= seen + 3, 20)
-            await sims[serving].stop()  # the engine dies: failover
-            await follower.until(lambda: follower.discontinuities() >= 2, 30)
-            assert item.entry_id != serving
-            seen = len(follower.data)
-            await follower.until(lambda: len(follower.data) >= seen + 3, 20)
-            # ffmpeg (three segments behind the live edge) reads across both.
-            assert not ffmpeg.done()
-            code, out, err = await ffmpeg
-            # Segments keep coming until every discontinuity left the window.
-            await follower.until(
-                lambda: follower.checker.discontinuity_seq >= 2,
-                30,
-            )
-            await follower.until(lambda: len(follower.data) >= 22, 30)
-        finally:
-            await follower.stop()
-            if not ffmpeg.done():
-                ffmpeg.cancel()
-        assert code == 0, err
-        assert out + err == ""
-        assert len(follower.data) >= 20
-        assert follower.checker.target == playlist_target(1)
-        follower.checker.check_dates()
-        errors = follower.timing_errors()
-        assert len(errors) >= 20
-        print(
-            f"\n>>> {len(errors)} segments through HA: max |EXTINF - PTS| "
-            f"{max(errors) * 1e6:.0f} us; target duration "
-            f"{follower.checker.target} over {follower.checker.reloads} reloads, "
-            f"{follower.discontinuities()} discontinuities"
-        )
-        assert max(errors) <= 0.001
-        assert follower.cc_errors() == []
-        for entry in hass.config_entries.async_entries(DOMAIN):
-            if entry.entry_id != loaded_entry.entry_id:
-                assert await hass.config_entries.async_unload(entry.entry_id)
+        await follower.until(lambda: len(follower.data) >= 22, 30)
+    finally:
+        await follower.stop()
+        if not ffmpeg.done():
+            ffmpeg.cancel()
+    assert code == 0, err
+    assert out + err == ""
+    assert len(follower.data) >= 20
+    assert follower.checker.target == playlist_target(1)
+    follower.checker.check_dates()
+    errors = follower.timing_errors()
+    assert len(errors) >= 20
+    print(
+        f"\n>>> {len(errors)} segments through HA: max |EXTINF - PTS| "
+        f"{max(errors) * 1e6:.0f} us; target duration "
+        f"{follower.checker.target} over {follower.checker.reloads} reloads, "
+        f"{follower.discontinuities()} discontinuities"
+    )
+    assert max(errors) <= 0.001
+    assert follower.cc_errors() == []
+    assert await hass.config_entries.async_unload(engines.second.entry_id)
 
 
 @pytest.fixture
@@ -874,37 +784,21 @@ async def no_keyframe_flags_sim(
         yield sim
 
 
+@pytest.mark.parametrize("broadcast_config", [FAST])
 async def test_hls_of_a_stream_without_keyframe_flags_is_clean(
     hass: HomeAssistant,
-    fast_config: None,
     no_keyframe_flags_sim: EngineSimulator,
     hass_client: ClientFactory,
     hass_access_token: str,
     entry_options: dict[str, int],
 ) -> None:
     """Cut at PATs: ffmpeg decodes 10+ segments without a warning."""
-    entry = await _add_engine(hass, no_keyframe_flags_sim, entry_options)
+    entry = await add_engine(hass, no_keyframe_flags_sim, entry_options)
     client = await hass_client()
     url = client.make_url(signed_path(hass, HLS, hass_access_token))
     follower = PlaylistFollower(client, HLS)
-    ffmpeg = asyncio.create_task(
-        run(
-            "ffmpeg",
-            "-v",
-            "warning",
-            "-i",
-            str(url),
-            "-t",
-            "12",
-            "-f",
-            "null",
-            "-",
-            timeout=60,
-        )
-    )
-    async with asyncio.timeout(30):
-        while not get_hub(hass).broadcasts:
-            await asyncio.sleep(0.1)
+    ffmpeg = asyncio.create_task(ffmpeg_decodes(url, 12, timeout=60))
+    await until(lambda: get_hub(hass).broadcasts, 30, 0.1)
     follower.start()
     try:
         code, out, err = await ffmpeg
@@ -923,24 +817,22 @@ async def test_hls_of_a_stream_without_keyframe_flags_is_clean(
     assert await hass.config_entries.async_unload(entry.entry_id)
 
 
+@pytest.mark.parametrize("broadcast_config", [FAST])
 async def test_idle_hls_client_ends_a_broadcast_without_keyframe_flags(
     hass: HomeAssistant,
-    fast_config: None,
     no_keyframe_flags_sim: EngineSimulator,
     hass_client: ClientFactory,
     entry_options: dict[str, int],
 ) -> None:
     """One playlist request, then nothing: the tick forgets the client, it lingers
     and stops (segments or not)."""
-    await _add_engine(hass, no_keyframe_flags_sim, entry_options)
+    await add_engine(hass, no_keyframe_flags_sim, entry_options)
     client = await hass_client()
     assert (await client.get(HLS)).status == 200
     [item] = get_hub(hass).broadcasts.values()
     broadcaster = item.broadcaster
     assert broadcaster.viewer_count == 1
-    async with asyncio.timeout(15):
-        while get_hub(hass).broadcasts:
-            await asyncio.sleep(0.1)
+    await until(lambda: not get_hub(hass).broadcasts, 15, 0.1)
     assert broadcaster.closed
     assert broadcaster.viewer_count == 0
     assert no_keyframe_flags_sim.counters.sessions_stopped == 1
@@ -949,44 +841,37 @@ async def test_idle_hls_client_ends_a_broadcast_without_keyframe_flags(
 @pytest.mark.parametrize(
     "entry_options", [{CONF_HLS_SEGMENT: 1, CONF_LINGER: 1, CONF_MAX_VIEWERS: 2}]
 )
-async def test_hls_clients_count_against_max_viewers(
-    hass: HomeAssistant,
-    loaded_entry: MockConfigEntry,
-    hass_client: ClientFactory,
-) -> None:
+async def test_hls_clients_count_against_max_viewers(owner_client: TestClient) -> None:
     """A new HLS client past the limit gets 503 with Retry-After; known ones play."""
-    client = await hass_client()
-    async with client.get(f"/api/acestream_proxy/stream/{CID}") as ts:
+    async with owner_client.get(f"{PREFIX}/stream/{CID}") as ts:
         await read_bytes(ts, 20_000)
-        first = await client.get(HLS, headers={"User-Agent": "tv"})
+        first = await owner_client.get(HLS, headers={"User-Agent": "tv"})
         assert first.status == 200
         segment = _media_lines(await first.text())[-1]
-        refused = await client.get(HLS, headers={"User-Agent": "phone"})
+        refused = await owner_client.get(HLS, headers={"User-Agent": "phone"})
         assert refused.status == 503
         assert refused.headers["Retry-After"]
         assert "maximum number of viewers" in await refused.text()
-        refused = await client.get(segment, headers={"User-Agent": "phone"})
+        refused = await owner_client.get(segment, headers={"User-Agent": "phone"})
         assert refused.status == 503
-        assert (await client.get(HLS, headers={"User-Agent": "tv"})).status == 200
-        assert (await client.get(segment, headers={"User-Agent": "tv"})).status == 200
+        assert (await owner_client.get(HLS, headers={"User-Agent": "tv"})).status == 200
+        assert (
+            await owner_client.get(segment, headers={"User-Agent": "tv"})
+        ).status == 200
         # A TS viewer is refused too while the HLS client counts.
-        async with client.get(f"/api/acestream_proxy/stream/{CID}") as third:
+        async with owner_client.get(f"{PREFIX}/stream/{CID}") as third:
             assert third.status == 503
 
 
 async def test_joiner_and_restart_counters_are_continuous(
-    hass: HomeAssistant,
-    loaded_entry: MockConfigEntry,
-    engine_sim: EngineSimulator,
-    hass_client: ClientFactory,
+    engine_sim: EngineSimulator, owner_client: TestClient
 ) -> None:
     """A late TS joiner's first seconds have no counter jump on any PID; across an
     upstream restart every jump is flagged discontinuity_indicator."""
-    client = await hass_client()
-    url = f"/api/acestream_proxy/stream/{CID}"
-    async with client.get(url) as first:
+    url = f"{PREFIX}/stream/{CID}"
+    async with owner_client.get(url) as first:
         await read_bytes(first, 200_000)
-        async with client.get(url) as late:
+        async with owner_client.get(url) as late:
             joined = strip_nulls(await read_for(late, 3.0))
         assert len(joined) > 300_000
         assert packet_pid(joined, 0) == 0
@@ -1005,9 +890,8 @@ async def test_joiner_and_restart_counters_are_continuous(
 )
 async def test_hls_resumes_after_idle_and_after_a_skip(
     hass: HomeAssistant,
-    loaded_entry: MockConfigEntry,
     engine_sim: EngineSimulator,
-    hass_client: ClientFactory,
+    owner_client: TestClient,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Segments stop with the last client and resume with the next, marked as a
@@ -1025,22 +909,17 @@ async def test_hls_resumes_after_idle_and_after_a_skip(
         await write(output, data)
 
     monkeypatch.setattr(hls_output.HlsOutput, "_write", held)
-    client = await hass_client()
     checker = PlaylistChecker()
-    checker.check(await (await client.get(HLS)).text())
+    checker.check(await (await owner_client.get(HLS)).text())
     [item] = get_hub(hass).broadcasts.values()
     broadcaster = item.broadcaster
     hls = item.hls
     assert hls is not None
-    async with asyncio.timeout(10):
-        while broadcaster.viewer_count:
-            await asyncio.sleep(0.1)
+    await until(lambda: not broadcaster.viewer_count, 10, 0.1)
     assert not broadcaster.closed  # lingering
     produced = hls.segmenter.next_seq
-    checker.check(await (await client.get(HLS)).text())
-    async with asyncio.timeout(10):
-        while not any(s.discontinuity for s in hls.segmenter.segments):
-            await asyncio.sleep(0.1)
+    checker.check(await (await owner_client.get(HLS)).text())
+    await until(lambda: any(s.discontinuity for s in hls.segmenter.segments), 10, 0.1)
     assert hls.segmenter.next_seq > produced
     assert broadcaster.viewer_count == 1
     # Hold the segmenter until the ring has dropped every chunk it could be at.
@@ -1052,15 +931,14 @@ async def test_hls_resumes_after_idle_and_after_a_skip(
     async with asyncio.timeout(5):
         await holding.wait()
     held_at = ring.next_seq  # the held write's data came from before this chunk
-    async with asyncio.timeout(10):  # the replay window is 2 s
-        while ring.first_seq <= held_at:
-            await asyncio.sleep(0.1)
+    # The replay window is 2 s.
+    await until(lambda: ring.first_seq > held_at, 10, 0.1)
     assert viewer.write_since  # still in its write, not dropped
     flowing.set()
     async with asyncio.timeout(10):
         while sum(s.discontinuity for s in hls.segmenter.segments) <= flagged:
             await asyncio.sleep(0.1)
-            checker.check(await (await client.get(HLS)).text())
+            checker.check(await (await owner_client.get(HLS)).text())
     assert viewer.skips == 1
     assert broadcaster.stats.viewers_skipped == 1
     assert engine_sim.counters.sessions_opened == 1

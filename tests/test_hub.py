@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from aiohttp.test_utils import TestClient
-from homeassistant.const import CONF_HOST, CONF_PORT, EVENT_HOMEASSISTANT_STOP
+from homeassistant.const import EVENT_HOMEASSISTANT_STOP
 from homeassistant.core import HomeAssistant
+import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     async_capture_events,
 )
 
-from custom_components.acestream_proxy.const import DOMAIN, EVENT_TYPE
+from custom_components.acestream_proxy.const import EVENT_TYPE
 from custom_components.acestream_proxy.hub import get_hub
 from custom_components.acestream_proxy.stream.engine import ContentKind, ContentRef
+from tests.ha_fixtures import CID, PREFIX, Engines, until
 from tests.helpers import (
     discontinuities,
     first_video_frame,
@@ -30,56 +31,45 @@ from tests.helpers import (
 )
 from tests.simulator import EngineSimulator
 
-CID = "0123456789abcdef0123456789abcdef01234567"
-
-type ClientFactory = Callable[[], Awaitable[TestClient]]
-
 
 async def test_one_broadcast_across_two_engines(
-    hass: HomeAssistant,
-    loaded_entry: MockConfigEntry,
-    engine_sim: EngineSimulator,
-    hass_client: ClientFactory,
+    hass: HomeAssistant, owner_client: TestClient, engines: Engines
 ) -> None:
     """An infohash playing on engine A stays there when its content id lands on B."""
-    async with EngineSimulator(cold_start=0.2, strict=True) as other:
-        # Both engines played the content before: they accept its infohash.
-        await load_on_engine(engine_sim, CID)
-        await load_on_engine(other, CID)
-        second = await _second_engine(hass, other)
-        infohash = engine_sim.infohash_for(CID)
-        client = await hass_client()
-        async with client.get(f"/api/acestream_proxy/stream/infohash/{infohash}") as a:
-            await read_bytes(a, 20_000)
-            hub = get_hub(hass)
-            first_engine = hub.broadcasts[infohash].entry_id
-            # The least loaded engine gets the next start: the other one.
-            async with client.get(f"/api/acestream_proxy/stream/{CID}") as b:
-                assert b.status == 200
-                assert strip_nulls(await read_bytes(b, 50_000))
-            assert hub.broadcasts[infohash].entry_id == first_engine
-        sims = {loaded_entry.entry_id: engine_sim, second.entry_id: other}
-        idle = sims[
-            second.entry_id
-            if first_engine == loaded_entry.entry_id
-            else loaded_entry.entry_id
-        ]
-        # The duplicate session on the other engine was stopped at once.
-        assert idle.counters.sessions_opened == 1
-        assert idle.counters.sessions_stopped == 1
-        assert await hass.config_entries.async_unload(second.entry_id)
+    # Both engines played the content before: they accept its infohash.
+    await load_on_engine(engines.first_sim, CID)
+    await load_on_engine(engines.second_sim, CID)
+    infohash = engines.first_sim.infohash_for(CID)
+    async with owner_client.get(f"{PREFIX}/stream/infohash/{infohash}") as a:
+        await read_bytes(a, 20_000)
+        hub = get_hub(hass)
+        first_engine = hub.broadcasts[infohash].entry_id
+        # The least loaded engine gets the next start: the other one.
+        async with owner_client.get(f"{PREFIX}/stream/{CID}") as b:
+            assert b.status == 200
+            assert strip_nulls(await read_bytes(b, 50_000))
+        assert hub.broadcasts[infohash].entry_id == first_engine
+    sims = engines.sims
+    idle = sims[
+        engines.second.entry_id
+        if first_engine == engines.first.entry_id
+        else engines.first.entry_id
+    ]
+    # The duplicate session on the other engine was stopped at once.
+    assert idle.counters.sessions_opened == 1
+    assert idle.counters.sessions_stopped == 1
+    assert await hass.config_entries.async_unload(engines.second.entry_id)
 
 
 async def test_unload_during_start_is_503(
     hass: HomeAssistant,
     loaded_entry: MockConfigEntry,
     engine_sim: EngineSimulator,
-    hass_client: ClientFactory,
+    owner_client: TestClient,
 ) -> None:
     """A viewer waiting on getstream gets 503 when the engine is unloaded."""
     engine_sim.getstream_hang = True
-    client = await hass_client()
-    request = asyncio.create_task(client.get(f"/api/acestream_proxy/stream/{CID}"))
+    request = asyncio.create_task(owner_client.get(f"{PREFIX}/stream/{CID}"))
     async with asyncio.timeout(5):
         while engine_sim.counters.getstream_calls == 0:
             await asyncio.sleep(0.02)
@@ -91,14 +81,10 @@ async def test_unload_during_start_is_503(
 
 
 async def test_home_assistant_stop_stops_engine_sessions(
-    hass: HomeAssistant,
-    loaded_entry: MockConfigEntry,
-    engine_sim: EngineSimulator,
-    hass_client: ClientFactory,
+    hass: HomeAssistant, engine_sim: EngineSimulator, owner_client: TestClient
 ) -> None:
     """Stopping Home Assistant ends the broadcasts and their engine sessions."""
-    client = await hass_client()
-    async with client.get(f"/api/acestream_proxy/stream/{CID}") as resp:
+    async with owner_client.get(f"{PREFIX}/stream/{CID}") as resp:
         await read_bytes(resp, 20_000)
         hass.bus.async_fire(EVENT_HOMEASSISTANT_STOP)
         async with asyncio.timeout(5):
@@ -110,108 +96,80 @@ async def test_home_assistant_stop_stops_engine_sessions(
     assert get_hub(hass).broadcasts == {}
 
 
-async def _second_engine(hass: HomeAssistant, sim: EngineSimulator) -> MockConfigEntry:
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title="second engine",
-        data={CONF_HOST: "127.0.0.1", CONF_PORT: sim.port},
-    )
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
-    return entry
-
-
 async def test_selection_spreads_broadcasts(
-    hass: HomeAssistant,
-    loaded_entry: MockConfigEntry,
-    engine_sim: EngineSimulator,
-    hass_client: ClientFactory,
+    hass: HomeAssistant, owner_client: TestClient, engines: Engines
 ) -> None:
     """Three broadcasts on two healthy engines: 2 + 1, least loaded first."""
-    async with EngineSimulator(cold_start=0.2, strict=True) as other:
-        second = await _second_engine(hass, other)
-        client = await hass_client()
-        ids = [f"{n:040x}" for n in (1, 2, 3)]
-        responses = [
-            await client.get(f"/api/acestream_proxy/stream/{cid}") for cid in ids
-        ]
-        try:
-            assert all(resp.status == 200 for resp in responses)
-            hub = get_hub(hass)
-            counts = sorted(
-                hub.broadcast_count(entry_id)
-                for entry_id in (loaded_entry.entry_id, second.entry_id)
-            )
-            assert counts == [1, 2]
-            assert (
-                engine_sim.counters.sessions_opened + other.counters.sessions_opened
-                == 3
-            )
-        finally:
-            for resp in responses:
-                resp.close()
-        assert await hass.config_entries.async_unload(second.entry_id)
+    ids = [f"{n:040x}" for n in (1, 2, 3)]
+    responses = [await owner_client.get(f"{PREFIX}/stream/{cid}") for cid in ids]
+    try:
+        assert all(resp.status == 200 for resp in responses)
+        hub = get_hub(hass)
+        counts = sorted(
+            hub.broadcast_count(entry_id)
+            for entry_id in (engines.first.entry_id, engines.second.entry_id)
+        )
+        assert counts == [1, 2]
+        assert (
+            engines.first_sim.counters.sessions_opened
+            + engines.second_sim.counters.sessions_opened
+            == 3
+        )
+    finally:
+        for resp in responses:
+            resp.close()
+    assert await hass.config_entries.async_unload(engines.second.entry_id)
 
 
 async def test_failover_keeps_viewers(
-    hass: HomeAssistant,
-    loaded_entry: MockConfigEntry,
-    engine_sim: EngineSimulator,
-    hass_client: ClientFactory,
-    tmp_path: Path,
+    hass: HomeAssistant, owner_client: TestClient, tmp_path: Path, engines: Engines
 ) -> None:
     """The engine under a broadcast dies: it moves to the other one, viewers stay."""
-    from homeassistant.setup import async_setup_component  # noqa: F401
+    events = async_capture_events(hass, EVENT_TYPE)
+    async with owner_client.get(f"{PREFIX}/stream/{CID}") as resp:
+        await read_bytes(resp, 100_000)
+        hub = get_hub(hass)
+        [item] = hub.broadcasts.values()
+        serving = item.entry_id
+        sims = engines.sims
+        dying = sims[serving]
+        survivor_id = next(e for e in sims if e != serving)
+        await dying.stop()
 
-    async with EngineSimulator(cold_start=0.2, strict=True) as other:
-        second = await _second_engine(hass, other)
-        events = async_capture_events(hass, EVENT_TYPE)
-        client = await hass_client()
-        async with client.get(f"/api/acestream_proxy/stream/{CID}") as resp:
-            await read_bytes(resp, 100_000)
-            hub = get_hub(hass)
-            [item] = hub.broadcasts.values()
-            serving = item.entry_id
-            sims = {loaded_entry.entry_id: engine_sim, second.entry_id: other}
-            dying = sims[serving]
-            survivor_id = next(e for e in sims if e != serving)
-            await dying.stop()
+        def switched(data: bytes) -> bool:
+            """On the survivor, with 100 kB after its flagged first keyframe."""
+            real = strip_nulls(data)
+            flagged = _flagged_keyframe(real)
+            return (
+                item.entry_id == survivor_id
+                and flagged is not None
+                and len(real) - flagged > 100_000
+            )
 
-            def switched(data: bytes) -> bool:
-                """On the survivor, with 100 kB after its flagged first keyframe."""
-                real = strip_nulls(data)
-                flagged = _flagged_keyframe(real)
-                return (
-                    item.entry_id == survivor_id
-                    and flagged is not None
-                    and len(real) - flagged > 100_000
-                )
-
-            after = await read_until(resp, switched)
-            assert item.entry_id == survivor_id
-            assert sims[survivor_id].counters.sessions_opened == 1
-        failover = [e.data for e in events if e.data["type"] == "stream_failover"]
-        assert len(failover) == 1
-        titles = {
-            loaded_entry.entry_id: loaded_entry.title,
-            second.entry_id: "second engine",
-        }
-        assert failover[0]["from_engine"] == titles[serving]
-        assert failover[0]["to_engine"] == titles[survivor_id]
-        assert discontinuities(after) >= 1
-        real = strip_nulls(after)
-        assert len(real) > 100_000
-        # After the switch: PAT + PMT, then a keyframe flagged discontinuous,
-        # which decodes on its own.
-        flagged = _flagged_keyframe(real)
-        assert flagged is not None
-        assert pids(real[flagged - 376 : flagged])[0] == 0
-        sample = tmp_path / "after.ts"
-        sample.write_bytes(real[flagged - 376 :])
-        frame = await first_video_frame(sample)
-        assert frame["key_frame"] == 1
-        assert await hass.config_entries.async_unload(second.entry_id)
+        after = await read_until(resp, switched)
+        assert item.entry_id == survivor_id
+        assert sims[survivor_id].counters.sessions_opened == 1
+    failover = [e.data for e in events if e.data["type"] == "stream_failover"]
+    assert len(failover) == 1
+    titles = {
+        engines.first.entry_id: engines.first.title,
+        engines.second.entry_id: "second engine",
+    }
+    assert failover[0]["from_engine"] == titles[serving]
+    assert failover[0]["to_engine"] == titles[survivor_id]
+    assert discontinuities(after) >= 1
+    real = strip_nulls(after)
+    assert len(real) > 100_000
+    # After the switch: PAT + PMT, then a keyframe flagged discontinuous,
+    # which decodes on its own.
+    flagged = _flagged_keyframe(real)
+    assert flagged is not None
+    assert pids(real[flagged - 376 : flagged])[0] == 0
+    sample = tmp_path / "after.ts"
+    sample.write_bytes(real[flagged - 376 :])
+    frame = await first_video_frame(sample)
+    assert frame["key_frame"] == 1
+    assert await hass.config_entries.async_unload(engines.second.entry_id)
 
 
 def _flagged_keyframe(real: bytes) -> int | None:
@@ -243,86 +201,72 @@ async def _failover(
     return serving, survivor
 
 
+@pytest.mark.parametrize("second_strict", [False])
 async def test_unloading_the_engine_left_by_a_failover_keeps_the_broadcast(
-    hass: HomeAssistant,
-    loaded_entry: MockConfigEntry,
-    engine_sim: EngineSimulator,
-    hass_client: ClientFactory,
+    hass: HomeAssistant, owner_client: TestClient, engines: Engines
 ) -> None:
     """Defect 2: after a failover A -> B, unloading A (a reload, reconfigure, a
     channel edit) must not kill the producer that now reads from B."""
-    async with EngineSimulator(cold_start=0.2) as other:
-        second = await _second_engine(hass, other)
-        sims = {loaded_entry.entry_id: engine_sim, second.entry_id: other}
-        events = async_capture_events(hass, EVENT_TYPE)
-        client = await hass_client()
-        async with client.get(f"/api/acestream_proxy/stream/{CID}") as resp:
-            await read_bytes(resp, 100_000)
-            hub = get_hub(hass)
-            [item] = hub.broadcasts.values()
-            left, _ = await _failover(hass, sims, resp)
-            assert await hass.config_entries.async_unload(left)
-            after = await read_for(resp, 2.0)
-            assert len(strip_nulls(after)) > 50_000
-            assert item.broadcaster.alive
-            ref = ContentRef.parse(ContentKind.CONTENT_ID, CID)
-            assert hub.find(ref) is item.broadcaster
-        types = [e.data["type"] for e in events]
-        assert types.count("stream_failover") == 1
-        assert "stream_stopped" not in types
-        assert "stream_failed" not in types
-        assert await hass.config_entries.async_unload(second.entry_id)
-        await hass.async_block_till_done()
-        assert get_hub(hass).broadcasts == {}
-        assert other.active_sessions() == 0
+    sims = engines.sims
+    events = async_capture_events(hass, EVENT_TYPE)
+    async with owner_client.get(f"{PREFIX}/stream/{CID}") as resp:
+        await read_bytes(resp, 100_000)
+        hub = get_hub(hass)
+        [item] = hub.broadcasts.values()
+        left, _ = await _failover(hass, sims, resp)
+        assert await hass.config_entries.async_unload(left)
+        after = await read_for(resp, 2.0)
+        assert len(strip_nulls(after)) > 50_000
+        assert item.broadcaster.alive
+        ref = ContentRef.parse(ContentKind.CONTENT_ID, CID)
+        assert hub.find(ref) is item.broadcaster
+    types = [e.data["type"] for e in events]
+    assert types.count("stream_failover") == 1
+    assert "stream_stopped" not in types
+    assert "stream_failed" not in types
+    assert await hass.config_entries.async_unload(engines.second.entry_id)
+    await hass.async_block_till_done()
+    assert get_hub(hass).broadcasts == {}
+    assert engines.second_sim.active_sessions() == 0
 
 
+@pytest.mark.parametrize("second_strict", [False])
 async def test_reloading_the_serving_engine_moves_the_broadcast(
-    hass: HomeAssistant,
-    loaded_entry: MockConfigEntry,
-    engine_sim: EngineSimulator,
-    hass_client: ClientFactory,
+    hass: HomeAssistant, owner_client: TestClient, engines: Engines
 ) -> None:
     """The engine under a broadcast reloads: the broadcast moves, viewers stay."""
-    async with EngineSimulator(cold_start=0.2) as other:
-        second = await _second_engine(hass, other)
-        sims = {loaded_entry.entry_id: engine_sim, second.entry_id: other}
-        events = async_capture_events(hass, EVENT_TYPE)
-        client = await hass_client()
-        async with client.get(f"/api/acestream_proxy/stream/{CID}") as resp:
-            await read_bytes(resp, 100_000)
-            [item] = get_hub(hass).broadcasts.values()
-            serving = item.entry_id
-            survivor = next(e for e in sims if e != serving)
-            assert await hass.config_entries.async_reload(serving)
-            assert item.entry_id == survivor
-            after = await read_for(resp, 3.0)
-            assert len(strip_nulls(after)) > 100_000
-            assert discontinuities(after) >= 1
-            assert item.broadcaster.engine_id == survivor
-            # The session on the engine it left was stopped: never two at once.
-            assert sims[serving].active_sessions() == 0
-            assert sims[serving].counters.sessions_stopped == 1
-            assert sims[survivor].counters.sessions_opened == 1
-        failover = [e.data for e in events if e.data["type"] == "stream_failover"]
-        assert len(failover) == 1
-        assert "stream_stopped" not in [e.data["type"] for e in events]
-        assert await hass.config_entries.async_unload(second.entry_id)
+    sims = engines.sims
+    events = async_capture_events(hass, EVENT_TYPE)
+    async with owner_client.get(f"{PREFIX}/stream/{CID}") as resp:
+        await read_bytes(resp, 100_000)
+        [item] = get_hub(hass).broadcasts.values()
+        serving = item.entry_id
+        survivor = next(e for e in sims if e != serving)
+        assert await hass.config_entries.async_reload(serving)
+        assert item.entry_id == survivor
+        after = await read_for(resp, 3.0)
+        assert len(strip_nulls(after)) > 100_000
+        assert discontinuities(after) >= 1
+        assert item.broadcaster.engine_id == survivor
+        # The session on the engine it left was stopped: never two at once.
+        assert sims[serving].active_sessions() == 0
+        assert sims[serving].counters.sessions_stopped == 1
+        assert sims[survivor].counters.sessions_opened == 1
+    failover = [e.data for e in events if e.data["type"] == "stream_failover"]
+    assert len(failover) == 1
+    assert "stream_stopped" not in [e.data["type"] for e in events]
+    assert await hass.config_entries.async_unload(engines.second.entry_id)
 
 
 async def test_stop_then_an_immediate_reconnect(
-    hass: HomeAssistant,
-    loaded_entry: MockConfigEntry,
-    engine_sim: EngineSimulator,
-    hass_client: ClientFactory,
+    hass: HomeAssistant, engine_sim: EngineSimulator, owner_client: TestClient
 ) -> None:
     """Defect 3: a player reconnecting while Stop runs waits for the close, then
     gets a new broadcast; the old one tells exactly one stream_stopped."""
     events = async_capture_events(hass, EVENT_TYPE)
-    client = await hass_client()
     ref = ContentRef.parse(ContentKind.CONTENT_ID, CID)
     hub = get_hub(hass)
-    async with client.get(f"/api/acestream_proxy/stream/{CID}") as resp:
+    async with owner_client.get(f"{PREFIX}/stream/{CID}") as resp:
         await read_bytes(resp, 50_000)
         old = hub.find(ref)
         assert old is not None
@@ -330,7 +274,7 @@ async def test_stop_then_an_immediate_reconnect(
         await asyncio.sleep(0)  # the stop is under way
         assert old.closed
         assert hub.find(ref) is None
-        async with client.get(f"/api/acestream_proxy/stream/{CID}") as again:
+        async with owner_client.get(f"{PREFIX}/stream/{CID}") as again:
             assert again.status == 200
             data = await read_bytes(again, 100_000)
             assert strip_nulls(data)
@@ -347,48 +291,37 @@ async def test_stop_then_an_immediate_reconnect(
     assert not await hub.async_stop(ref)
 
 
+@pytest.mark.parametrize("second_strict", [False])
 async def test_unloading_an_engine_in_its_cold_start_moves_at_once(
-    hass: HomeAssistant,
-    loaded_entry: MockConfigEntry,
-    engine_sim: EngineSimulator,
-    hass_client: ClientFactory,
+    hass: HomeAssistant, owner_client: TestClient, engines: Engines
 ) -> None:
     """A move does not wait for the cold start of the engine it leaves."""
-    engine_sim.cold_start = 30.0
-    async with EngineSimulator(cold_start=0.2) as other:
-        second = await _second_engine(hass, other)
-        events = async_capture_events(hass, EVENT_TYPE)
-        client = await hass_client()
-        async with client.get(f"/api/acestream_proxy/stream/{CID}") as resp:
-            assert resp.status == 200
-            early = await read_for(resp, 2.5)
-            assert set(pids(early[: len(early) // 188 * 188])) == {0x1FFF}
-            [item] = get_hub(hass).broadcasts.values()
-            assert item.entry_id == loaded_entry.entry_id
-            assert await hass.config_entries.async_unload(loaded_entry.entry_id)
-            data = strip_nulls(await read_bytes(resp, 400_000, timeout=8))
-            assert len(data) > 100_000
-            assert item.broadcaster.engine_id == second.entry_id
-        assert engine_sim.active_sessions() == 0
-        types = [e.data["type"] for e in events]
-        assert types.count("stream_failover") == 1
-        assert await hass.config_entries.async_unload(second.entry_id)
+    engines.first_sim.cold_start = 30.0
+    events = async_capture_events(hass, EVENT_TYPE)
+    async with owner_client.get(f"{PREFIX}/stream/{CID}") as resp:
+        assert resp.status == 200
+        early = await read_for(resp, 2.5)
+        assert set(pids(early[: len(early) // 188 * 188])) == {0x1FFF}
+        [item] = get_hub(hass).broadcasts.values()
+        assert item.entry_id == engines.first.entry_id
+        assert await hass.config_entries.async_unload(engines.first.entry_id)
+        data = strip_nulls(await read_bytes(resp, 400_000, timeout=8))
+        assert len(data) > 100_000
+        assert item.broadcaster.engine_id == engines.second.entry_id
+    assert engines.first_sim.active_sessions() == 0
+    types = [e.data["type"] for e in events]
+    assert types.count("stream_failover") == 1
+    assert await hass.config_entries.async_unload(engines.second.entry_id)
 
 
 async def test_home_assistant_stop_during_a_start(
-    hass: HomeAssistant,
-    loaded_entry: MockConfigEntry,
-    engine_sim: EngineSimulator,
-    hass_client: ClientFactory,
+    hass: HomeAssistant, engine_sim: EngineSimulator, owner_client: TestClient
 ) -> None:
     """A start waiting on getstream is cancelled when Home Assistant stops: its
     viewer gets 503 and nothing is left starting."""
     engine_sim.getstream_hang = True
-    client = await hass_client()
-    request = asyncio.create_task(client.get(f"/api/acestream_proxy/stream/{CID}"))
-    async with asyncio.timeout(5):
-        while engine_sim.counters.getstream_calls == 0:
-            await asyncio.sleep(0.02)
+    request = asyncio.create_task(owner_client.get(f"{PREFIX}/stream/{CID}"))
+    await until(lambda: engine_sim.counters.getstream_calls > 0)
     hub = get_hub(hass)
     assert hub.registry.starting
     await hub.async_shutdown()
@@ -400,28 +333,22 @@ async def test_home_assistant_stop_during_a_start(
 
 
 async def test_events_name_the_content_id_learned_before(
-    hass: HomeAssistant,
-    loaded_entry: MockConfigEntry,
-    engine_sim: EngineSimulator,
-    hass_client: ClientFactory,
+    hass: HomeAssistant, engine_sim: EngineSimulator, owner_client: TestClient
 ) -> None:
     """Opened by infohash, a broadcast's events name the content id that resolved
     to it earlier."""
-    client = await hass_client()
     hub = get_hub(hass)
-    async with client.get(f"/api/acestream_proxy/stream/{CID}") as resp:
+    async with owner_client.get(f"{PREFIX}/stream/{CID}") as resp:
         await read_bytes(resp, 20_000)
     assert await hub.async_stop(ContentRef.parse(ContentKind.CONTENT_ID, CID))
     events = async_capture_events(hass, EVENT_TYPE)
     infohash = engine_sim.infohash_for(CID)
-    async with client.get(f"/api/acestream_proxy/stream/infohash/{infohash}") as resp:
+    async with owner_client.get(f"{PREFIX}/stream/infohash/{infohash}") as resp:
         await read_bytes(resp, 20_000)
         broadcaster = hub.find(ContentRef.parse(ContentKind.INFOHASH, infohash))
         assert broadcaster is not None
         assert broadcaster.content.kind is ContentKind.INFOHASH
-        async with asyncio.timeout(5):
-            while not [e for e in events if e.data["type"] == "stream_started"]:
-                await asyncio.sleep(0.02)
+        await until(lambda: any(e.data["type"] == "stream_started" for e in events))
     started = next(e.data for e in events if e.data["type"] == "stream_started")
     assert started["infohash"] == infohash
     assert started["content_id"] == CID

@@ -11,7 +11,6 @@ from aiohttp.test_utils import TestClient
 from homeassistant.components import media_source
 from homeassistant.components.media_player.const import MediaClass
 from homeassistant.components.media_player.errors import BrowseError
-from homeassistant.config_entries import SOURCE_USER
 from homeassistant.core import HomeAssistant
 from homeassistant.setup import async_setup_component
 import pytest
@@ -27,33 +26,20 @@ from custom_components.acestream_proxy.media_source import (
     async_get_media_source,
 )
 from custom_components.acestream_proxy.stream.engine import ContentKind, ContentRef
+from tests.ha_fixtures import CID, CID2, PREFIX, add_channel
 from tests.helpers import read_bytes
 from tests.simulator import EngineSimulator
 
-CID = "0a4848271c91ce2d8965ce416267c25047dc8141"
-CID2 = "1b4848271c91ce2d8965ce416267c25047dc8142"
 CID3 = "2c4848271c91ce2d8965ce416267c25047dc8143"
 ROOT = f"media-source://{DOMAIN}"
 
 type ClientFactory = Callable[[], Awaitable[TestClient]]
 
 
-async def _add_channel(
-    hass: HomeAssistant, entry: MockConfigEntry, name: str, content: str, **extra: str
-) -> None:
-    result = await hass.config_entries.subentries.async_init(
-        (entry.entry_id, "channel"), context={"source": SOURCE_USER}
-    )
-    await hass.config_entries.subentries.async_configure(
-        result["flow_id"], {"name": name, "content": content, **extra}
-    )
-    await hass.async_block_till_done()
-
-
 async def _channels(hass: HomeAssistant, entry: MockConfigEntry) -> None:
-    await _add_channel(hass, entry, "Sports One", CID, group="Sports")
-    await _add_channel(hass, entry, "Sports News", CID2, group="News")
-    await _add_channel(hass, entry, "Cooking", CID3)
+    await add_channel(hass, entry, "Sports One", CID, group="Sports")
+    await add_channel(hass, entry, "Sports News", CID2, group="News")
+    await add_channel(hass, entry, "Cooking", CID3)
 
 
 class Searcher:
@@ -128,19 +114,19 @@ async def test_search_over_channels_and_playing_broadcasts(
     adhoc = "3d4848271c91ce2d8965ce416267c25047dc8144"
     infohash = engine_sim.infohash_for(adhoc)
     client = await hass_client()
-    async with client.get(f"/api/acestream_proxy/stream/{adhoc}") as resp:
+    async with client.get(f"{PREFIX}/stream/{adhoc}") as resp:
         await read_bytes(resp, 20_000)
         [item] = await search.items(infohash[:8])
         assert item["title"] == f"AceStream {infohash[:8]}"
         assert item["can_play"]
         # A channel playing is found once, as the channel.
-        async with client.get(f"/api/acestream_proxy/stream/{CID3}") as playing:
+        async with client.get(f"{PREFIX}/stream/{CID3}") as playing:
             await read_bytes(playing, 20_000)
             assert await search.titles("cook") == ["Cooking"]
         played = await media_source.async_resolve_media(
             hass, item["media_content_id"], None
         )
-        assert played.url == f"/api/acestream_proxy/hls/infohash/{infohash}/index.m3u8"
+        assert played.url == f"{PREFIX}/hls/infohash/{infohash}/index.m3u8"
         ref = ContentRef(ContentKind.INFOHASH, infohash)
         assert await get_hub(hass).async_stop(ref)
     assert await search.titles(infohash[:8]) == []

@@ -4,17 +4,14 @@ structure, entity metadata and what the README documents."""
 from __future__ import annotations
 
 import ast
-import asyncio
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
 import json
 from pathlib import Path
 import re
-from types import MappingProxyType
 from typing import Any
 
 from aiohttp.test_utils import TestClient
-from homeassistant.config_entries import SOURCE_USER, ConfigEntryState, ConfigSubentry
+from homeassistant.config_entries import SOURCE_USER, ConfigEntryState
 from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr, entity_registry as er
@@ -25,18 +22,17 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry, MockUs
 import yaml
 
 from custom_components.acestream_proxy import PLATFORMS, const, updates
-from custom_components.acestream_proxy.access import new_secret
 from custom_components.acestream_proxy.const import (
     DOMAIN,
     EVENT_TYPE,
     LOGGER,
-    SUBENTRY_ACCESS_KEY,
 )
 from custom_components.acestream_proxy.data import AceStreamData
 from custom_components.acestream_proxy.device_condition import CONDITION_TYPES
 from custom_components.acestream_proxy.device_trigger import TRIGGER_TYPES
 from custom_components.acestream_proxy.hub import get_hub
 from custom_components.acestream_proxy.stream.engine import ContentKind, ContentRef
+from tests.ha_fixtures import PREFIX, add_channel, add_key, until
 from tests.helpers import read_bytes
 from tests.simulator import EngineSimulator
 
@@ -129,13 +125,7 @@ async def test_runtime_data_and_entity_metadata(
     loaded entry carries its typed runtime data; entities are named by their
     device plus a translated name, diagnostics are categorised, numbers classed."""
     assert isinstance(loaded_entry.runtime_data, AceStreamData)
-    result = await hass.config_entries.subentries.async_init(
-        (loaded_entry.entry_id, "channel"), context={"source": SOURCE_USER}
-    )
-    await hass.config_entries.subentries.async_configure(
-        result["flow_id"], {"name": "A", "content": "0a" * 20}
-    )
-    await hass.async_block_till_done()
+    await add_channel(hass, loaded_entry, "A", "0a" * 20)
     entries = {
         e.translation_key: e
         for e in er.async_entries_for_config_entry(
@@ -162,13 +152,7 @@ async def test_entities_unsubscribe_when_removed(
 ) -> None:
     """entity-event-setup: entities subscribe when added and unsubscribe when
     removed (nothing of theirs is left listening after an unload)."""
-    result = await hass.config_entries.subentries.async_init(
-        (loaded_entry.entry_id, "channel"), context={"source": SOURCE_USER}
-    )
-    await hass.config_entries.subentries.async_configure(
-        result["flow_id"], {"name": "A", "content": "0a" * 20}
-    )
-    await hass.async_block_till_done()
+    await add_channel(hass, loaded_entry, "A", "0a" * 20)
     subentry_id = next(iter(loaded_entry.subentries))
     signals = (updates.SIGNAL_UPDATED, f"{DOMAIN}_channel_edited_{subentry_id}")
 
@@ -188,12 +172,6 @@ async def test_entities_unsubscribe_when_removed(
     assert listeners() == dict.fromkeys(signals, 0)
 
 
-async def _wait(check: Callable[[], object], timeout: float = 10) -> None:
-    async with asyncio.timeout(timeout):
-        while not check():
-            await asyncio.sleep(0.05)
-
-
 def _devices(hass: HomeAssistant, entry: MockConfigEntry) -> dict[str, dr.DeviceEntry]:
     """The entry's devices by our identifier."""
     return {
@@ -210,7 +188,7 @@ async def test_devices_come_and_go_with_channels_and_broadcasts(
     hass: HomeAssistant,
     loaded_entry: MockConfigEntry,
     engine_sim: EngineSimulator,
-    hass_client: Callable[[], Awaitable[TestClient]],
+    owner_client: TestClient,
 ) -> None:
     """dynamic-devices: devices, counted: channels imported into a loaded entry get
     theirs at once (no reload), an ad-hoc broadcast has one while it plays, and
@@ -242,14 +220,13 @@ async def test_devices_come_and_go_with_channels_and_broadcasts(
 
     cid = "3c" * 20
     adhoc = f"broadcast_{engine_sim.infohash_for(cid)}"
-    client = await hass_client()
-    async with client.get(f"/api/acestream_proxy/stream/{cid}") as resp:
+    async with owner_client.get(f"{PREFIX}/stream/{cid}") as resp:
         await read_bytes(resp, 20_000)
         devices = _devices(hass, loaded_entry)
         assert set(devices) == {loaded_entry.entry_id, *channels, adhoc}
         assert devices[adhoc].via_device_id == engine.id
         await get_hub(hass).async_stop(ContentRef(ContentKind.CONTENT_ID, cid))
-    await _wait(lambda: adhoc not in _devices(hass, loaded_entry))
+    await until(lambda: adhoc not in _devices(hass, loaded_entry), 10, 0.05)
     assert set(_devices(hass, loaded_entry)) == {loaded_entry.entry_id, *channels}
 
 
@@ -257,29 +234,14 @@ async def test_every_kind_of_entity_has_a_stable_unique_id(
     hass: HomeAssistant,
     loaded_entry: MockConfigEntry,
     engine_sim: EngineSimulator,
-    hass_client: Callable[[], Awaitable[TestClient]],
+    owner_client: TestClient,
     hass_admin_user: MockUser,
 ) -> None:
     """entity-unique-id: engine, channel, access-key and ad-hoc broadcast entities
     all have one, built from what identifies their owner (entry, subentry or
     infohash; never the address), none shared, and the same after a reload."""
-    result = await hass.config_entries.subentries.async_init(
-        (loaded_entry.entry_id, "channel"), context={"source": SOURCE_USER}
-    )
-    await hass.config_entries.subentries.async_configure(
-        result["flow_id"], {"name": "A", "content": "0a" * 20}
-    )
-    hass.config_entries.async_add_subentry(
-        loaded_entry,
-        ConfigSubentry(
-            data=MappingProxyType(
-                {"secret": new_secret(), "user_id": hass_admin_user.id}
-            ),
-            subentry_type=SUBENTRY_ACCESS_KEY,
-            title="Hall TV",
-            unique_id=None,
-        ),
-    )
+    await add_channel(hass, loaded_entry, "A", "0a" * 20)
+    add_key(hass, loaded_entry, hass_admin_user.id, "Hall TV")
     await hass.async_block_till_done()
     registry = er.async_get(hass)
 
@@ -295,8 +257,7 @@ async def test_every_kind_of_entity_has_a_stable_unique_id(
         owners[f"{kind}_{sub.subentry_id}"] = kind
     cid = "3c" * 20
     owners[f"broadcast_{engine_sim.infohash_for(cid)}"] = "broadcast"
-    client = await hass_client()
-    async with client.get(f"/api/acestream_proxy/stream/{cid}") as resp:
+    async with owner_client.get(f"{PREFIX}/stream/{cid}") as resp:
         await read_bytes(resp, 20_000)
         ids = unique_ids()
         await get_hub(hass).async_stop(ContentRef(ContentKind.CONTENT_ID, cid))
@@ -309,7 +270,9 @@ async def test_every_kind_of_entity_has_a_stable_unique_id(
     assert set(kinds) == {"engine", "channel", "access_key", "broadcast"}
     assert all(len(of_kind) >= 2 for of_kind in kinds.values())
 
-    await _wait(lambda: not any(o.startswith("broadcast_") for o in unique_ids()))
+    await until(
+        lambda: not any(o.startswith("broadcast_") for o in unique_ids()), 10, 0.05
+    )
     before = unique_ids()
     assert await hass.config_entries.async_reload(loaded_entry.entry_id)
     await hass.async_block_till_done()
@@ -489,13 +452,7 @@ async def test_readme_automations_pass_home_assistants_validation(
     """docs-examples, docs-triggers, docs-conditions: with a real channel's device
     put in, Home Assistant's automation integration accepts every README example
     (device triggers and conditions checked by our platforms' schemas)."""
-    result = await hass.config_entries.subentries.async_init(
-        (loaded_entry.entry_id, "channel"), context={"source": SOURCE_USER}
-    )
-    await hass.config_entries.subentries.async_configure(
-        result["flow_id"], {"name": "Match", "content": "0a" * 20}
-    )
-    await hass.async_block_till_done()
+    await add_channel(hass, loaded_entry, "Match", "0a" * 20)
     device = next(
         device
         for device in dr.async_entries_for_config_entry(

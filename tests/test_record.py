@@ -17,7 +17,6 @@ import aiohttp
 import pytest
 
 from custom_components.acestream_proxy.stream.broadcast import (
-    BroadcastConfig,
     Broadcaster,
     BroadcastState,
     EndReason,
@@ -34,44 +33,19 @@ from custom_components.acestream_proxy.stream.record import (
     _FrameGate,
 )
 from custom_components.acestream_proxy.stream.ts import PAT_PID, ProgramInfo
+from tests.broadcast_harness import BroadcastHarness
 from tests.helpers import discontinuities, pids, run
 from tests.simulator import EngineSimulator
 
 CID = ContentRef.parse(ContentKind.CONTENT_ID, "34" * 20)
 
 
-class Harness:
+class Harness(BroadcastHarness):
     """Broadcasters on the simulator, their tasks, and viewers that count bytes."""
 
     def __init__(self, http: aiohttp.ClientSession, sim: EngineSimulator) -> None:
-        self.client = EngineClient(http, "127.0.0.1", sim.port)
-        self.tasks: set[asyncio.Task[Any]] = set()
+        super().__init__(EngineClient(http, "127.0.0.1", sim.port), CID)
         self.ended: list[Recording] = []
-
-    def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
-        task = asyncio.get_running_loop().create_task(coro, name=name)
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-        return task
-
-    async def open(
-        self,
-        failover: Callable[[Broadcaster], tuple[str, EngineClient] | None]
-        | None = None,
-        **config: Any,
-    ) -> Broadcaster:
-        session = await self.client.start_session(CID)
-        broadcaster = Broadcaster(
-            client=self.client,
-            session=session,
-            content=CID,
-            config=BroadcastConfig(**config),
-            spawn=self.spawn,
-            listener=lambda _b, _e: None,
-            failover=failover,
-        )
-        broadcaster.start()
-        return broadcaster
 
     def record(self, broadcaster: Broadcaster, path: Path, **kw: Any) -> Recording:
         def told(recording: Recording) -> None:
@@ -115,9 +89,7 @@ async def harness(engine_sim: EngineSimulator) -> AsyncIterator[Harness]:
     async with aiohttp.ClientSession() as http:
         h = Harness(http, engine_sim)
         yield h
-        for task in list(h.tasks):
-            task.cancel()
-        await asyncio.gather(*h.tasks, return_exceptions=True)
+        await h.cancel_tasks()
 
 
 async def until(predicate: Callable[[], bool], timeout: float = 10) -> None:

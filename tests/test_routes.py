@@ -16,22 +16,20 @@ from datetime import timedelta
 from enum import StrEnum
 from http import HTTPStatus
 import re
-from types import MappingProxyType
 from typing import Final
 
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient
 from homeassistant.components.http.auth import async_sign_path
-from homeassistant.config_entries import SOURCE_USER, ConfigSubentry
 from homeassistant.core import HomeAssistant
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, MockUser
 from yarl import URL
 
 from custom_components.acestream_proxy.access import get_keys, new_secret
-from custom_components.acestream_proxy.const import SUBENTRY_ACCESS_KEY
 from custom_components.acestream_proxy.hub import get_hub
 from custom_components.acestream_proxy.stream.engine import ContentKind, ContentRef
+from tests.ha_fixtures import add_channel, add_key
 from tests.helpers import load_on_engine, signed_path
 from tests.simulator import EngineSimulator
 
@@ -332,20 +330,6 @@ class Setup:
     key_subentry: str
 
 
-def _add_key(hass: HomeAssistant, entry: MockConfigEntry, user_id: str) -> str:
-    secret = new_secret()
-    hass.config_entries.async_add_subentry(
-        entry,
-        ConfigSubentry(
-            data=MappingProxyType({"secret": secret, "user_id": user_id}),
-            subentry_type=SUBENTRY_ACCESS_KEY,
-            title=f"TV {secret[:4]}",
-            unique_id=None,
-        ),
-    )
-    return secret
-
-
 def _newest_segment(hass: HomeAssistant, kind: ContentKind, value: str) -> str:
     hls = get_hub(hass).hls_for(ContentRef(kind, value))
     assert hls is not None
@@ -436,15 +420,10 @@ async def setup(
 ) -> Setup:
     """A channel, a key, a key of a deactivated user; HLS of both refs running."""
     await load_on_engine(engine_sim, CID)
-    result = await hass.config_entries.subentries.async_init(
-        (loaded_entry.entry_id, "channel"), context={"source": SOURCE_USER}
-    )
-    await hass.config_entries.subentries.async_configure(
-        result["flow_id"], {"name": "Sports 1", "content": CID}
-    )
-    key = _add_key(hass, loaded_entry, hass_admin_user.id)
+    await add_channel(hass, loaded_entry, "Sports 1", CID)
+    key = add_key(hass, loaded_entry, hass_admin_user.id, "Living room TV")
     gone = MockUser(name="Gone", is_active=False).add_to_hass(hass)
-    revoked = _add_key(hass, loaded_entry, gone.id)
+    revoked = add_key(hass, loaded_entry, gone.id, "Gone's TV")
     await hass.async_block_till_done()
     found = get_keys(hass).find(key)
     assert found is not None

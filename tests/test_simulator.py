@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 import hashlib
 import itertools
 from pathlib import Path
@@ -62,6 +63,17 @@ async def start(
     assert body["error"] is None, body
     response: dict[str, Any] = body["response"]
     return response
+
+
+@asynccontextmanager
+async def reading(
+    http: aiohttp.ClientSession, sim: EngineSimulator
+) -> AsyncIterator[tuple[Any, aiohttp.ClientResponse]]:
+    """A session started, and its reader with data flowing."""
+    started = await start(http, sim)
+    async with http.get(started["playback_url"]) as stream:
+        assert await stream.content.readany()
+        yield started, stream
 
 
 async def read_bytes(resp: aiohttp.ClientResponse, size: int) -> bytes:
@@ -321,9 +333,7 @@ async def test_unknown_session(
 async def test_supersede_cuts_old_reader(
     sim: EngineSimulator, http: aiohttp.ClientSession
 ) -> None:
-    first = await start(http, sim)
-    async with http.get(first["playback_url"]) as stream:
-        assert await stream.content.readany()
+    async with reading(http, sim) as (first, stream):
         second = await start(http, sim, f"content_id={CONTENT_ID}&pid=other")
         await read_until_broken(stream)
     assert sim.counters.sessions_superseded == 1
@@ -337,22 +347,20 @@ async def test_supersede_cuts_old_reader(
 async def test_second_reader_cuts_first(
     sim: EngineSimulator, http: aiohttp.ClientSession
 ) -> None:
-    resp = await start(http, sim)
-    async with http.get(resp["playback_url"]) as first:
-        assert await first.content.readany()
-        async with http.get(resp["playback_url"]) as second:
-            assert await second.content.readany()
-            await read_until_broken(first)
-            assert sim.counters.readers_active == 1
+    async with (
+        reading(http, sim) as (resp, first),
+        http.get(resp["playback_url"]) as second,
+    ):
+        assert await second.content.readany()
+        await read_until_broken(first)
+        assert sim.counters.readers_active == 1
     assert sim.counters.readers_cut == 1
     assert sim.counters.readers_opened == 2
 
 
 async def test_stop_command(sim: EngineSimulator, http: aiohttp.ClientSession) -> None:
-    resp = await start(http, sim)
-    stop_url = resp["command_url"] + "?method=stop"
-    async with http.get(resp["playback_url"]) as stream:
-        assert await stream.content.readany()
+    async with reading(http, sim) as (resp, stream):
+        stop_url = resp["command_url"] + "?method=stop"
         session = sim.sessions[resp["infohash"]]
         assert await get_json(http, stop_url) == {"response": "ok", "error": None}
         await read_until_broken(stream)
@@ -390,9 +398,7 @@ async def test_stall(sim: EngineSimulator, http: aiohttp.ClientSession) -> None:
 
 
 async def test_cut_readers(sim: EngineSimulator, http: aiohttp.ClientSession) -> None:
-    resp = await start(http, sim)
-    async with http.get(resp["playback_url"]) as stream:
-        assert await stream.content.readany()
+    async with reading(http, sim) as (resp, stream):
         assert sim.cut_readers() == 1
         await read_until_broken(stream)
     assert sim.counters.readers_cut == 1
@@ -405,10 +411,8 @@ async def test_cut_readers(sim: EngineSimulator, http: aiohttp.ClientSession) ->
 async def test_restart_forgets_sessions(
     sim: EngineSimulator, http: aiohttp.ClientSession
 ) -> None:
-    resp = await start(http, sim)
-    port = sim.port
-    async with http.get(resp["playback_url"]) as stream:
-        assert await stream.content.readany()
+    async with reading(http, sim) as (resp, stream):
+        port = sim.port
         await sim.restart()
         await read_until_broken(stream)
     assert sim.port == port
@@ -440,9 +444,7 @@ async def test_stop_refuses_connections(
     sim = EngineSimulator(cold_start=0.01)
     await sim.start()
     port = sim.port
-    resp = await start(http, sim)
-    async with http.get(resp["playback_url"]) as stream:
-        assert await stream.content.readany()
+    async with reading(http, sim) as (_, stream):
         await sim.stop()
         await read_until_broken(stream)
     with pytest.raises(aiohttp.ClientConnectionError):

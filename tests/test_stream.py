@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator
-from functools import partial
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 import socket
-from unittest.mock import patch
 
 from aiohttp.test_utils import TestClient
 from homeassistant.core import HomeAssistant
@@ -26,9 +24,17 @@ from custom_components.acestream_proxy.const import (
 from custom_components.acestream_proxy.hub import get_hub
 from custom_components.acestream_proxy.stream.broadcast import (
     NOT_TS_REASON,
-    BroadcastConfig,
-    Broadcaster,
     BroadcastState,
+)
+from tests.ha_fixtures import (
+    CID,
+    CID2,
+    PREFIX,
+    ClientFactory,
+    Viewer,
+    broadcaster_of,
+    until,
+    watch_and_leave,
 )
 from tests.helpers import (
     discontinuities,
@@ -38,66 +44,48 @@ from tests.helpers import (
     pids,
     read_bytes,
     read_for,
+    read_to_end,
     read_until,
     signed_path,
     strip_nulls,
 )
 from tests.simulator import EngineSimulator
 
-CID = "0123456789abcdef0123456789abcdef01234567"
-CID2 = "fedcba9876543210fedcba9876543210fedcba98"
-URL = f"/api/acestream_proxy/stream/{CID}"
-
-# Short timeouts so faults play out in a second, not in minutes.
-FAST = {
-    "write_timeout": 1.0,
-    "stall_timeout": 1.0,
-    "start_timeout": 5.0,
-    "getstream_timeout": 1.0,
-    "retry_give_up": 2.0,
-    "retry_backoff_max": 0.3,
-    "keepalive_interval": 0.3,
-    "not_ts_bytes": 300_000,
-}
-
-type ClientFactory = Callable[[], Awaitable[TestClient]]
+URL = f"{PREFIX}/stream/{CID}"
 
 
-@pytest.fixture(autouse=True)
-def fast_config() -> Iterator[None]:
-    """Broadcasts use short fault timeouts in these tests."""
-    with patch(
-        "custom_components.acestream_proxy.pool.BroadcastConfig",
-        partial(BroadcastConfig, **FAST),
-    ):
-        yield
+@pytest.fixture
+def playing_reads() -> int:
+    """The playing viewer is well into the stream before a fault."""
+    return 100_000
 
 
-def _broadcaster(hass: HomeAssistant, infohash: str) -> Broadcaster:
-    return get_hub(hass).broadcasts[infohash].broadcaster
-
-
-async def _until(predicate: Callable[[], bool], timeout: float = 5) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.02)
+@pytest.fixture
+def broadcast_config() -> dict[str, float]:
+    """Short timeouts so faults play out in a second, not in minutes."""
+    return {
+        "write_timeout": 1.0,
+        "stall_timeout": 1.0,
+        "start_timeout": 5.0,
+        "getstream_timeout": 1.0,
+        "retry_give_up": 2.0,
+        "retry_backoff_max": 0.3,
+        "keepalive_interval": 0.3,
+        "not_ts_bytes": 300_000,
+    }
 
 
 async def test_two_viewers_share_one_session(
-    hass: HomeAssistant,
-    loaded_entry: MockConfigEntry,
-    engine_sim: EngineSimulator,
-    hass_client: ClientFactory,
+    engine_sim: EngineSimulator, owner_client: TestClient
 ) -> None:
     """Both viewers get the same bytes from one engine session."""
-    client = await hass_client()
-    async with client.get(URL) as first:
+    async with owner_client.get(URL) as first:
         assert first.status == 200
         assert first.headers["Content-Type"] == "video/mp2t"
         assert first.headers["Cache-Control"] == "no-store"
         assert "Content-Length" not in first.headers
         head = await read_bytes(first, 100_000)
-        async with client.get(URL) as second:
+        async with owner_client.get(URL) as second:
             one, two = await asyncio.gather(read_for(first, 1.5), read_for(second, 1.0))
     assert engine_sim.counters.sessions_opened == 1
     assert engine_sim.counters.readers_opened == 1
@@ -110,31 +98,25 @@ async def test_two_viewers_share_one_session(
 
 
 async def test_proxied_stream_is_h264_and_aac(
-    hass: HomeAssistant,
-    loaded_entry: MockConfigEntry,
-    hass_client: ClientFactory,
-    hass_access_token: str,
+    hass: HomeAssistant, owner_client: TestClient, hass_access_token: str
 ) -> None:
     """ffprobe, a real client, reads the stream through a signed URL."""
-    client = await hass_client()
     signed = signed_path(hass, URL, hass_access_token)
-    streams = await ffprobe_streams(client.make_url(signed))
+    streams = await ffprobe_streams(owner_client.make_url(signed))
     codecs = {stream["codec_type"]: stream["codec_name"] for stream in streams}
     assert codecs == {"video": "h264", "audio": "aac"}
 
 
 async def test_stream_body_is_raw_ts_delimited_by_close(
-    hass: HomeAssistant,
-    loaded_entry: MockConfigEntry,
-    hass_client: ClientFactory,
-    hass_access_token: str,
+    hass: HomeAssistant, owner_client: TestClient, hass_access_token: str
 ) -> None:
     """An HTTP/1.1 client gets the TS bytes as they are: no chunked framing."""
-    client = await hass_client()
     signed = signed_path(hass, URL, hass_access_token)
-    reader, writer = await asyncio.open_connection(client.host, client.port)
+    reader, writer = await asyncio.open_connection(owner_client.host, owner_client.port)
     try:
-        writer.write(f"GET {signed} HTTP/1.1\r\nHost: {client.host}\r\n\r\n".encode())
+        writer.write(
+            f"GET {signed} HTTP/1.1\r\nHost: {owner_client.host}\r\n\r\n".encode()
+        )
         async with asyncio.timeout(10):
             head = await reader.readuntil(b"\r\n\r\n")
             body = await reader.readexactly(188 * 500)
@@ -150,17 +132,13 @@ async def test_stream_body_is_raw_ts_delimited_by_close(
 
 
 async def test_late_joiner_starts_at_pat_and_decodes_at_once(
-    hass: HomeAssistant,
-    loaded_entry: MockConfigEntry,
-    hass_client: ClientFactory,
-    tmp_path: Path,
+    owner_client: TestClient, tmp_path: Path
 ) -> None:
     """A viewer joining a running broadcast starts at PAT/PMT then a keyframe."""
-    client = await hass_client()
-    async with client.get(URL) as first:
+    async with owner_client.get(URL) as first:
         await read_bytes(first, 300_000)
         await asyncio.sleep(0.7)  # land somewhere in the middle of a GOP
-        async with client.get(URL) as late:
+        async with owner_client.get(URL) as late:
             data = await read_bytes(late, 200_000, timeout=5)
     assert data[:4] == bytes([0x47, 0x40, 0x00, 0x10]) or data[:3] == bytes(
         [0x47, 0x40, 0x00]
@@ -175,15 +153,13 @@ async def test_late_joiner_starts_at_pat_and_decodes_at_once(
 
 async def test_paused_viewer_is_dropped_and_hurts_nobody(
     hass: HomeAssistant,
-    loaded_entry: MockConfigEntry,
     engine_sim: EngineSimulator,
-    hass_client: ClientFactory,
+    owner_client: TestClient,
     hass_access_token: str,
 ) -> None:
     """A client that stops reading is dropped after the write timeout."""
     engine_sim.burst_seconds = 30  # a real engine's burst fills socket buffers fast
-    client = await hass_client()
-    async with client.get(URL) as fast:
+    async with owner_client.get(URL) as fast:
         await read_bytes(fast, 10_000)
         broadcaster = next(iter(get_hub(hass).broadcasts.values())).broadcaster
         # A raw client with a tiny receive window that never reads a byte.
@@ -191,7 +167,7 @@ async def test_paused_viewer_is_dropped_and_hurts_nobody(
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         sock.setblocking(False)
         loop = asyncio.get_running_loop()
-        url = client.make_url(URL)
+        url = owner_client.make_url(URL)
         await loop.sock_connect(sock, (url.host, url.port))
         request = (
             f"GET {URL} HTTP/1.1\r\nHost: {url.host}\r\n"
@@ -199,11 +175,11 @@ async def test_paused_viewer_is_dropped_and_hurts_nobody(
         )
         await loop.sock_sendall(sock, request.encode())
         try:
-            await _until(lambda: broadcaster.viewer_count == 2)
+            await until(lambda: broadcaster.viewer_count == 2)
             start = loop.time()
             received = await read_for(fast, 2.5)
             elapsed = loop.time() - start
-            await _until(lambda: broadcaster.stats.viewers_dropped == 1)
+            await until(lambda: broadcaster.stats.viewers_dropped == 1)
         finally:
             sock.close()
         assert broadcaster.viewer_count == 1
@@ -213,17 +189,13 @@ async def test_paused_viewer_is_dropped_and_hurts_nobody(
 
 
 async def test_content_id_then_infohash_share_one_session(
-    hass: HomeAssistant,
-    loaded_entry: MockConfigEntry,
-    engine_sim: EngineSimulator,
-    hass_client: ClientFactory,
+    hass: HomeAssistant, engine_sim: EngineSimulator, owner_client: TestClient
 ) -> None:
     """Content id first: the infohash route joins the same broadcast."""
     infohash = engine_sim.infohash_for(CID)
-    client = await hass_client()
-    async with client.get(URL) as by_id:
+    async with owner_client.get(URL) as by_id:
         await read_bytes(by_id, 50_000)
-        async with client.get(f"/api/acestream_proxy/stream/infohash/{infohash}") as ih:
+        async with owner_client.get(f"{PREFIX}/stream/infohash/{infohash}") as ih:
             assert ih.status == 200
             data = await read_bytes(ih, 50_000)
     assert strip_nulls(data)
@@ -233,19 +205,15 @@ async def test_content_id_then_infohash_share_one_session(
 
 
 async def test_infohash_then_content_id_adopts_the_session(
-    hass: HomeAssistant,
-    loaded_entry: MockConfigEntry,
-    engine_sim: EngineSimulator,
-    hass_client: ClientFactory,
+    hass: HomeAssistant, engine_sim: EngineSimulator, owner_client: TestClient
 ) -> None:
     """Infohash first: the content id's getstream supersedes it and is adopted."""
     infohash = engine_sim.infohash_for(CID)
     # An engine plays an infohash only once it has the content's descriptor.
     await load_on_engine(engine_sim, CID)
-    client = await hass_client()
-    async with client.get(f"/api/acestream_proxy/stream/infohash/{infohash}") as ih:
+    async with owner_client.get(f"{PREFIX}/stream/infohash/{infohash}") as ih:
         await read_bytes(ih, 50_000)
-        async with client.get(f"/api/acestream_proxy/stream/{CID.upper()}") as by_id:
+        async with owner_client.get(f"{PREFIX}/stream/{CID.upper()}") as by_id:
             assert by_id.status == 200
             both = await asyncio.gather(read_for(ih, 1.5), read_for(by_id, 1.5))
         # The first viewer kept receiving real data after the switch.
@@ -255,44 +223,36 @@ async def test_infohash_then_content_id_adopts_the_session(
     # The superseded session was never stopped: that could cut the new reader.
     assert engine_sim.counters.sessions_stopped == 0
     assert engine_sim.active_sessions() == 1
-    assert _broadcaster(hass, infohash).stats.upstream_restarts == 0
+    assert broadcaster_of(hass, infohash).stats.upstream_restarts == 0
 
 
 async def test_infohash_broadcast_learns_its_content_id(
-    hass: HomeAssistant,
-    loaded_entry: MockConfigEntry,
-    engine_sim: EngineSimulator,
-    hass_client: ClientFactory,
+    hass: HomeAssistant, engine_sim: EngineSimulator, owner_client: TestClient
 ) -> None:
     """Opened by infohash, joined by content id: after an engine restart (which
     forgets descriptors) it reopens by the content id instead of being refused."""
     infohash = engine_sim.infohash_for(CID)
     await load_on_engine(engine_sim, CID)
-    client = await hass_client()
-    async with client.get(f"/api/acestream_proxy/stream/infohash/{infohash}") as ih:
+    async with owner_client.get(f"{PREFIX}/stream/infohash/{infohash}") as ih:
         await read_bytes(ih, 50_000)
-        async with client.get(URL) as by_id:
+        async with owner_client.get(URL) as by_id:
             await read_bytes(by_id, 50_000)
         await engine_sim.restart()
         await engine_sim.wait_accepting()
         after = await read_for(ih, 2.5)
     assert len(strip_nulls(after)) > 50_000
     assert engine_sim.counters.getstream_refused == 0
-    assert _broadcaster(hass, infohash).state is not BroadcastState.FAILED
+    assert broadcaster_of(hass, infohash).state is not BroadcastState.FAILED
 
 
 async def test_cold_start_is_bridged(
-    hass: HomeAssistant,
-    loaded_entry: MockConfigEntry,
-    engine_sim: EngineSimulator,
-    hass_client: ClientFactory,
+    engine_sim: EngineSimulator, owner_client: TestClient
 ) -> None:
     """Headers at once, null packets during the cold start, then PAT first."""
     engine_sim.cold_start = 3.0
-    client = await hass_client()
     loop = asyncio.get_running_loop()
     start = loop.time()
-    async with client.get(URL) as resp:
+    async with owner_client.get(URL) as resp:
         assert resp.status == 200
         # The response started while the engine was still in its cold start.
         assert loop.time() - start < engine_sim.cold_start
@@ -305,25 +265,18 @@ async def test_cold_start_is_bridged(
 
 @pytest.mark.parametrize("entry_options", [{CONF_LINGER: 1}])
 async def test_linger_then_exactly_one_stop(
-    hass: HomeAssistant,
-    loaded_entry: MockConfigEntry,
-    engine_sim: EngineSimulator,
-    hass_client: ClientFactory,
+    hass: HomeAssistant, engine_sim: EngineSimulator, owner_client: TestClient
 ) -> None:
     """The session outlives its last viewer by the linger, then stops once."""
-    client = await hass_client()
-    async with client.get(URL) as resp:
-        await read_bytes(resp, 50_000)
-    infohash = engine_sim.infohash_for(CID)
-    broadcaster = _broadcaster(hass, infohash)
+    broadcaster = await watch_and_leave(hass, owner_client, engine_sim)
     loop = asyncio.get_running_loop()
-    await _until(lambda: broadcaster.viewer_count == 0)
+    await until(lambda: broadcaster.viewer_count == 0)
     left = loop.time()
     assert broadcaster.state is BroadcastState.LINGERING
-    await _until(lambda: engine_sim.counters.sessions_stopped == 1, timeout=3)
+    await until(lambda: engine_sim.counters.sessions_stopped == 1, timeout=3)
     assert loop.time() - left >= 0.9  # not before the linger (1 s) ran out
     # Once the close is over nothing is left that could stop it again.
-    await _until(lambda: broadcaster.state is BroadcastState.STOPPED)
+    await until(lambda: broadcaster.state is BroadcastState.STOPPED)
     assert engine_sim.counters.sessions_stopped == 1
     assert engine_sim.active_sessions() == 0
     assert get_hub(hass).broadcasts == {}
@@ -331,18 +284,12 @@ async def test_linger_then_exactly_one_stop(
 
 @pytest.mark.parametrize("entry_options", [{CONF_LINGER: 2}])
 async def test_rejoin_during_linger(
-    hass: HomeAssistant,
-    loaded_entry: MockConfigEntry,
-    engine_sim: EngineSimulator,
-    hass_client: ClientFactory,
+    hass: HomeAssistant, engine_sim: EngineSimulator, owner_client: TestClient
 ) -> None:
     """A viewer that comes back during the linger reuses the running session."""
-    client = await hass_client()
-    async with client.get(URL) as resp:
-        await read_bytes(resp, 50_000)
-    broadcaster = _broadcaster(hass, engine_sim.infohash_for(CID))
-    await _until(lambda: broadcaster.state is BroadcastState.LINGERING)
-    async with client.get(URL) as resp:
+    broadcaster = await watch_and_leave(hass, owner_client, engine_sim)
+    await until(lambda: broadcaster.state is BroadcastState.LINGERING)
+    async with owner_client.get(URL) as resp:
         data = await read_bytes(resp, 50_000)
         assert broadcaster.state is BroadcastState.PLAYING
     # Straight from the running session: PAT first, no new engine session (so no
@@ -354,20 +301,13 @@ async def test_rejoin_during_linger(
 
 
 async def test_upstream_cut_is_recovered_with_viewers_kept(
-    hass: HomeAssistant,
-    loaded_entry: MockConfigEntry,
-    engine_sim: EngineSimulator,
-    hass_client: ClientFactory,
+    engine_sim: EngineSimulator, playing: Viewer
 ) -> None:
     """The engine cuts the reader: viewers stay, get a discontinuity, then data."""
-    client = await hass_client()
-    async with client.get(URL) as resp:
-        await read_bytes(resp, 100_000)
-        broadcaster = _broadcaster(hass, engine_sim.infohash_for(CID))
-        assert engine_sim.cut_readers() == 1
-        after = await read_for(resp, 2.5)
-        assert broadcaster.stats.upstream_restarts == 1
-        assert broadcaster.state is BroadcastState.PLAYING
+    assert engine_sim.cut_readers() == 1
+    after = await read_for(playing.resp, 2.5)
+    assert playing.broadcaster.stats.upstream_restarts == 1
+    assert playing.broadcaster.state is BroadcastState.PLAYING
     assert discontinuities(after) >= 1
     assert len(strip_nulls(after)) > 100_000
     # The old session was stopped before the new one opened: never two at once.
@@ -376,234 +316,192 @@ async def test_upstream_cut_is_recovered_with_viewers_kept(
 
 
 async def test_upstream_stall_is_recovered(
-    hass: HomeAssistant,
-    loaded_entry: MockConfigEntry,
-    engine_sim: EngineSimulator,
-    hass_client: ClientFactory,
+    engine_sim: EngineSimulator, playing: Viewer
 ) -> None:
     """No data for the stall timeout: null packets keep viewers, then a reopen."""
-    client = await hass_client()
-    async with client.get(URL) as resp:
-        await read_bytes(resp, 100_000)
-        broadcaster = _broadcaster(hass, engine_sim.infohash_for(CID))
-        engine_sim.stall = True
-        stalled = await read_for(resp, 1.6)
-        assert broadcaster.state is BroadcastState.BUFFERING
-        assert 0x1FFF in pids(stalled[: len(stalled) // 188 * 188])
-        engine_sim.stall = False
-        after = await read_for(resp, 2.0)
-    assert broadcaster.stats.upstream_restarts >= 1
+    engine_sim.stall = True
+    stalled = await read_for(playing.resp, 1.6)
+    assert playing.broadcaster.state is BroadcastState.BUFFERING
+    assert 0x1FFF in pids(stalled[: len(stalled) // 188 * 188])
+    engine_sim.stall = False
+    after = await read_for(playing.resp, 2.0)
+    assert playing.broadcaster.stats.upstream_restarts >= 1
     assert len(strip_nulls(after)) > 50_000
 
 
 async def test_engine_restart_is_recovered(
-    hass: HomeAssistant,
-    loaded_entry: MockConfigEntry,
-    engine_sim: EngineSimulator,
-    hass_client: ClientFactory,
+    engine_sim: EngineSimulator, playing: Viewer
 ) -> None:
     """The engine restarts: connections refused for a while, then every old URL and
     descriptor is gone; the broadcast reopens by its content id, viewers kept."""
-    client = await hass_client()
-    async with client.get(URL) as resp:
-        await read_bytes(resp, 100_000)
-        broadcaster = _broadcaster(hass, engine_sim.infohash_for(CID))
-        await engine_sim.restart()
-        assert not engine_sim.running
-        # Viewers wait in BUFFERING on null packets (keep-alive) for the reopen.
-        await read_until(
-            resp,
-            lambda data: (
-                broadcaster.state is BroadcastState.BUFFERING
-                and 0x1FFF in pids(data[: len(data) // 188 * 188])
-            ),
-        )
-        await engine_sim.wait_accepting()
-        after = await read_for(resp, 2.5)
+    await engine_sim.restart()
+    assert not engine_sim.running
+    # Viewers wait in BUFFERING on null packets (keep-alive) for the reopen.
+    await read_until(
+        playing.resp,
+        lambda data: (
+            playing.broadcaster.state is BroadcastState.BUFFERING
+            and 0x1FFF in pids(data[: len(data) // 188 * 188])
+        ),
+    )
+    await engine_sim.wait_accepting()
+    after = await read_for(playing.resp, 2.5)
     assert len(strip_nulls(after)) > 50_000
     assert discontinuities(after) >= 1
-    assert broadcaster.state is not BroadcastState.FAILED
+    assert playing.broadcaster.state is not BroadcastState.FAILED
     assert engine_sim.counters.getstream_refused == 0
 
 
 async def test_upstream_gives_up_and_ends_viewers(
-    hass: HomeAssistant,
-    loaded_entry: MockConfigEntry,
-    engine_sim: EngineSimulator,
-    hass_client: ClientFactory,
+    hass: HomeAssistant, engine_sim: EngineSimulator, playing: Viewer
 ) -> None:
     """Failing past the give-up time ends viewers cleanly and the broadcast."""
-    client = await hass_client()
-    async with client.get(URL) as resp:
-        await read_bytes(resp, 50_000)
-        broadcaster = _broadcaster(hass, engine_sim.infohash_for(CID))
-        engine_sim.getstream_error = "failed to load content"
-        engine_sim.cut_readers()
-        async with asyncio.timeout(8):
-            while await resp.content.readany():
-                pass
-    assert broadcaster.state is BroadcastState.FAILED
-    assert broadcaster.failure
+    engine_sim.getstream_error = "failed to load content"
+    engine_sim.cut_readers()
+    await read_to_end(playing.resp, 8)
+    assert playing.broadcaster.state is BroadcastState.FAILED
+    assert playing.broadcaster.failure
     # Viewers end first; the broadcast leaves the hub once its session is stopped.
-    await _until(lambda: not get_hub(hass).broadcasts)
+    await until(lambda: not get_hub(hass).broadcasts)
     assert engine_sim.active_sessions() == 0
 
 
 @pytest.mark.parametrize(
     ("path", "status"),
     [
-        ("/api/acestream_proxy/stream/xyz", 400),
-        ("/api/acestream_proxy/stream/" + "g" * 40, 400),
-        ("/api/acestream_proxy/stream/infohash/" + "0" * 39, 400),
+        (f"{PREFIX}/stream/xyz", 400),
+        (f"{PREFIX}/stream/" + "g" * 40, 400),
+        (f"{PREFIX}/stream/infohash/" + "0" * 39, 400),
     ],
 )
 async def test_malformed_ids(
-    hass: HomeAssistant,
-    loaded_entry: MockConfigEntry,
-    engine_sim: EngineSimulator,
-    hass_client: ClientFactory,
-    path: str,
-    status: int,
+    engine_sim: EngineSimulator, owner_client: TestClient, path: str, status: int
 ) -> None:
     """400 with a message, and nothing asked of the engine."""
-    client = await hass_client()
-    resp = await client.get(path)
+    resp = await owner_client.get(path)
     assert resp.status == status
     assert "40 hexadecimal" in await resp.text()
     assert engine_sim.counters.getstream_calls == 0
 
 
 async def test_no_engine_loaded_is_404(
-    hass: HomeAssistant,
-    loaded_entry: MockConfigEntry,
-    engine_sim: EngineSimulator,
-    hass_client: ClientFactory,
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, owner_client: TestClient
 ) -> None:
     """Views stay registered after unload and answer 404."""
     assert await hass.config_entries.async_unload(loaded_entry.entry_id)
-    client = await hass_client()
-    resp = await client.get(URL)
+    resp = await owner_client.get(URL)
     assert resp.status == 404
     assert "no AceStream engine" in await resp.text()
-    resp = await client.head(URL)
+    resp = await owner_client.head(URL)
     assert resp.status == 404
 
 
-async def test_engine_error_is_502(
+async def _unknown_content(sim: EngineSimulator, entry: MockConfigEntry) -> None:
+    sim.unknown_content.add(CID)
+
+
+async def _never_loaded(sim: EngineSimulator, entry: MockConfigEntry) -> None:
+    """Nothing to do: the engine never played the content, so it refuses its
+    infohash (a real engine needs the content id first)."""
+
+
+async def _getstream_hangs(sim: EngineSimulator, entry: MockConfigEntry) -> None:
+    sim.getstream_hang = True
+
+
+async def _engine_stopped(sim: EngineSimulator, entry: MockConfigEntry) -> None:
+    await sim.stop()
+
+
+async def _engine_known_down(sim: EngineSimulator, entry: MockConfigEntry) -> None:
+    """The health check already saw the engine down: no attempt is made."""
+    await sim.stop()
+    await entry.runtime_data.coordinator.async_refresh()
+
+
+type Fault = Callable[[EngineSimulator, MockConfigEntry], Awaitable[None]]
+
+
+@pytest.mark.parametrize(
+    ("fault", "by_infohash", "status", "message", "refused"),
+    [
+        pytest.param(
+            _unknown_content, False, 502, "failed to load content", 0, id="engine-error"
+        ),
+        pytest.param(
+            _never_loaded, True, 502, "failed to load content", 1, id="never-loaded"
+        ),
+        pytest.param(
+            _getstream_hangs, False, 504, "did not answer in time", 0, id="hang"
+        ),
+        pytest.param(_engine_stopped, False, 503, "cannot connect", 0, id="refused"),
+        pytest.param(
+            _engine_known_down,
+            False,
+            503,
+            "no AceStream engine is reachable",
+            0,
+            id="known-down",
+        ),
+    ],
+)
+async def test_engine_faults_reach_the_viewer(
     hass: HomeAssistant,
     loaded_entry: MockConfigEntry,
     engine_sim: EngineSimulator,
-    hass_client: ClientFactory,
+    owner_client: TestClient,
+    fault: Fault,
+    by_infohash: bool,
+    status: int,
+    message: str,
+    refused: int,
 ) -> None:
-    """The engine's own error text reaches the client."""
-    engine_sim.unknown_content.add(CID)
-    client = await hass_client()
-    resp = await client.get(URL)
-    assert resp.status == 502
-    assert "failed to load content" in await resp.text()
-    assert get_hub(hass).broadcasts == {}
-
-
-async def test_infohash_the_engine_never_loaded_is_502(
-    hass: HomeAssistant,
-    loaded_entry: MockConfigEntry,
-    engine_sim: EngineSimulator,
-    hass_client: ClientFactory,
-) -> None:
-    """A real engine needs the content id first; its refusal reaches the client."""
+    """The engine's failure, with its own text, reaches the client: 502 for its
+    errors, 504 when getstream hangs, 503 + Retry-After when it is unreachable;
+    no broadcast is left behind."""
+    await fault(engine_sim, loaded_entry)
     infohash = engine_sim.infohash_for(CID)
-    client = await hass_client()
-    resp = await client.get(f"/api/acestream_proxy/stream/infohash/{infohash}")
-    assert resp.status == 502
-    assert "failed to load content" in await resp.text()
-    assert engine_sim.counters.getstream_refused == 1
-    assert get_hub(hass).broadcasts == {}
-
-
-async def test_getstream_hang_is_504(
-    hass: HomeAssistant,
-    loaded_entry: MockConfigEntry,
-    engine_sim: EngineSimulator,
-    hass_client: ClientFactory,
-) -> None:
-    """The engine does not answer getstream within the timeout."""
-    engine_sim.getstream_hang = True
-    client = await hass_client()
-    resp = await client.get(URL)
-    assert resp.status == 504
-    assert "did not answer in time" in await resp.text()
+    resp = await owner_client.get(
+        f"{PREFIX}/stream/infohash/{infohash}" if by_infohash else URL
+    )
+    assert resp.status == status
+    assert message in await resp.text()
+    if status == 503:
+        assert int(resp.headers["Retry-After"]) > 0
     engine_sim.getstream_hang = False
+    assert engine_sim.counters.getstream_refused == refused
     assert get_hub(hass).broadcasts == {}
-
-
-async def test_engine_unreachable_is_503(
-    hass: HomeAssistant,
-    loaded_entry: MockConfigEntry,
-    engine_sim: EngineSimulator,
-    hass_client: ClientFactory,
-) -> None:
-    """Refused connection: 503 with Retry-After."""
-    await engine_sim.stop()
-    client = await hass_client()
-    resp = await client.get(URL)
-    assert resp.status == 503
-    assert int(resp.headers["Retry-After"]) > 0
-    assert "cannot connect" in await resp.text()
-
-
-async def test_engine_known_down_is_503(
-    hass: HomeAssistant,
-    loaded_entry: MockConfigEntry,
-    engine_sim: EngineSimulator,
-    hass_client: ClientFactory,
-) -> None:
-    """The health check already saw the engine down: no attempt, 503."""
-    await engine_sim.stop()
-    await loaded_entry.runtime_data.coordinator.async_refresh()
-    client = await hass_client()
-    resp = await client.get(URL)
-    assert resp.status == 503
-    assert "Retry-After" in resp.headers
-    assert "no AceStream engine is reachable" in await resp.text()
 
 
 @pytest.mark.parametrize(
     "entry_options", [{CONF_MAX_BROADCASTS: 1, CONF_MAX_VIEWERS: 1}]
 )
 async def test_limits_are_503(
-    hass: HomeAssistant,
-    loaded_entry: MockConfigEntry,
-    engine_sim: EngineSimulator,
-    hass_client: ClientFactory,
+    engine_sim: EngineSimulator, owner_client: TestClient
 ) -> None:
     """Max viewers per broadcast and max broadcasts answer 503 + Retry-After."""
-    client = await hass_client()
-    async with client.get(URL) as resp:
+    async with owner_client.get(URL) as resp:
         await read_bytes(resp, 10_000)
-        second = await client.get(URL)
+        second = await owner_client.get(URL)
         assert second.status == 503
         assert "viewers" in await second.text()
         assert "Retry-After" in second.headers
-        other = await client.get(f"/api/acestream_proxy/stream/{CID2}")
+        other = await owner_client.get(f"{PREFIX}/stream/{CID2}")
         assert other.status == 503
         assert "broadcasts" in await other.text()
     assert engine_sim.counters.sessions_opened == 1
 
 
 async def test_head_opens_no_session(
-    hass: HomeAssistant,
-    loaded_entry: MockConfigEntry,
-    engine_sim: EngineSimulator,
-    hass_client: ClientFactory,
+    engine_sim: EngineSimulator, owner_client: TestClient
 ) -> None:
     """HEAD answers the headers without touching the engine."""
-    client = await hass_client()
-    resp = await client.head(URL)
+    resp = await owner_client.head(URL)
     assert resp.status == 200
     assert resp.headers["Content-Type"] == "video/mp2t"
-    resp = await client.head("/api/acestream_proxy/stream/infohash/zz")
+    resp = await owner_client.head(f"{PREFIX}/stream/infohash/zz")
     assert resp.status == 400
-    resp = await client.head(f"/api/acestream_proxy/stream/infohash/{CID}")
+    resp = await owner_client.head(f"{PREFIX}/stream/infohash/{CID}")
     assert resp.status == 200
     assert engine_sim.counters.getstream_calls == 0
 
@@ -619,7 +517,7 @@ async def test_auth_required(
     client = await hass_client_no_auth()
     resp = await client.get(URL)
     assert resp.status == 401
-    resp = await client.get(f"/api/acestream_proxy/stream/infohash/{CID}")
+    resp = await client.get(f"{PREFIX}/stream/infohash/{CID}")
     assert resp.status == 401
     assert engine_sim.counters.getstream_calls == 0
 
@@ -637,65 +535,49 @@ async def test_unload_mid_stream_leaves_nothing(
     hass: HomeAssistant,
     loaded_entry: MockConfigEntry,
     engine_sim: EngineSimulator,
-    hass_client: ClientFactory,
+    playing: Viewer,
 ) -> None:
     """Unloading ends the viewers and stops the engine session."""
-    client = await hass_client()
-    async with client.get(URL) as resp:
-        await read_bytes(resp, 50_000)
-        assert await hass.config_entries.async_unload(loaded_entry.entry_id)
-        async with asyncio.timeout(5):
-            while await resp.content.readany():
-                pass
+    assert await hass.config_entries.async_unload(loaded_entry.entry_id)
+    await read_to_end(playing.resp)
     assert engine_sim.counters.sessions_stopped == 1
     assert engine_sim.active_sessions() == 0
     assert get_hub(hass).broadcasts == {}
     # The engine notices its reader is gone on its own schedule.
-    await _until(lambda: engine_sim.counters.readers_active == 0)
+    await until(lambda: engine_sim.counters.readers_active == 0)
 
 
 @pytest.mark.parametrize("entry_options", [{CONF_LINGER: 0}])
 async def test_rapid_connect_disconnect_leaves_nothing(
-    hass: HomeAssistant,
-    loaded_entry: MockConfigEntry,
-    engine_sim: EngineSimulator,
-    hass_client: ClientFactory,
+    hass: HomeAssistant, engine_sim: EngineSimulator, owner_client: TestClient
 ) -> None:
     """50 quick zaps: every session opened is stopped, nothing is left running."""
-    client = await hass_client()
     for index in range(50):
-        async with client.get(
-            URL if index % 2 else f"/api/acestream_proxy/stream/{CID2}"
+        async with owner_client.get(
+            URL if index % 2 else f"{PREFIX}/stream/{CID2}"
         ) as resp:
             assert resp.status == 200
     hub = get_hub(hass)
-    await _until(lambda: not hub.broadcasts and engine_sim.active_sessions() == 0)
+    await until(lambda: not hub.broadcasts and engine_sim.active_sessions() == 0)
     counters = engine_sim.counters
     assert counters.sessions_opened == 50
     assert counters.sessions_stopped + counters.sessions_superseded == 50
-    await _until(lambda: counters.readers_active == 0)
+    await until(lambda: counters.readers_active == 0)
 
 
 async def test_not_mpeg_ts_fails_the_broadcast(
-    hass: HomeAssistant,
-    loaded_entry: MockConfigEntry,
-    engine_sim: EngineSimulator,
-    hass_client: ClientFactory,
+    hass: HomeAssistant, engine_sim: EngineSimulator, owner_client: TestClient
 ) -> None:
     """Defect 4: a video-on-demand torrent (no MPEG-TS) ends viewers and fails the
     broadcast with a reason, instead of null packets forever."""
     engine_sim.not_ts.add(CID)
     events = async_capture_events(hass, EVENT_TYPE)
-    client = await hass_client()
-    async with client.get(URL) as resp:
+    async with owner_client.get(URL) as resp:
         assert resp.status == 200
-        data = bytearray()
-        async with asyncio.timeout(10):
-            while chunk := await resp.content.readany():
-                data += chunk
-    assert set(pids(bytes(data[: len(data) // 188 * 188]))) <= {0x1FFF}
+        data = await read_to_end(resp, 10)
+    assert set(pids(data[: len(data) // 188 * 188])) <= {0x1FFF}
     hub = get_hub(hass)
-    await _until(lambda: not hub.broadcasts)
+    await until(lambda: not hub.broadcasts)
     infohash = engine_sim.infohash_for(CID)
     assert hub.failures[infohash] == NOT_TS_REASON
     types = [event.data["type"] for event in events]

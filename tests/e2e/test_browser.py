@@ -12,7 +12,7 @@ Needs /usr/bin/chromium and hls.js: ``bash script/e2e_setup.sh`` installs both.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 import contextlib
 import json
 import os
@@ -26,11 +26,11 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from homeassistant.core import HomeAssistant
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
 from yarl import URL
 
 from custom_components.acestream_proxy.const import DEFAULT_HLS_SEGMENT
 from custom_components.acestream_proxy.hub import get_hub
+from tests.ha_fixtures import CID, PREFIX
 from tests.helpers import signed_path
 from tests.simulator import EngineSimulator
 
@@ -40,8 +40,7 @@ HLS_JS = HERE / "node_modules" / "hls.js" / "dist" / "hls.min.js"
 CHROMIUM = Path("/usr/bin/chromium")
 SETUP_HINT = "run `bash script/e2e_setup.sh` (as root) to install Chromium and hls.js"
 
-CID = "0123456789abcdef0123456789abcdef01234567"
-HLS = f"/api/acestream_proxy/hls/{CID}/index.m3u8"
+HLS = f"{PREFIX}/hls/{CID}/index.m3u8"
 
 # How long the page gets to play more than PLAYED seconds, counted from launch.
 PLAY_DEADLINE = 30.0
@@ -67,8 +66,6 @@ CHROMIUM_FLAGS = (
     "--remote-debugging-address=127.0.0.1",
     "--remote-debugging-port=0",
 )
-
-type ClientFactory = Callable[[], Awaitable[TestClient]]
 
 
 def _require(path: Path, what: str) -> None:
@@ -259,21 +256,26 @@ async def _wait_for(
         await asyncio.sleep(0.1)
 
 
-@pytest.mark.timeout(120)
-async def test_chromium_plays_hls_through_home_assistant(
-    hass: HomeAssistant,
-    loaded_entry: MockConfigEntry,
-    engine_sim: EngineSimulator,
-    hass_client: ClientFactory,
-    hass_access_token: str,
-    tmp_path: Path,
-) -> None:
-    """hls.js in headless Chromium plays the signed playlist URL, cross-origin."""
+@pytest.fixture
+def browser(tmp_path: Path) -> Chromium:
+    """Headless Chromium, hls.js at hand (the test fails, saying how to set them up,
+    when either is missing)."""
     _require(CHROMIUM, "Chromium")
     _require(HLS_JS, "hls.js")
-    client = await hass_client()
-    src = str(client.make_url(signed_path(hass, HLS, hass_access_token)))
-    browser = Chromium(tmp_path)
+    return Chromium(tmp_path)
+
+
+@pytest.fixture
+def src(hass: HomeAssistant, owner_client: TestClient, hass_access_token: str) -> str:
+    """The signed URL of the playlist of ``CID`` on Home Assistant."""
+    return str(owner_client.make_url(signed_path(hass, HLS, hass_access_token)))
+
+
+@pytest.mark.timeout(120)
+async def test_chromium_plays_hls_through_home_assistant(
+    hass: HomeAssistant, engine_sim: EngineSimulator, browser: Chromium, src: str
+) -> None:
+    """hls.js in headless Chromium plays the signed playlist URL, cross-origin."""
     async with page_server() as page_url:
         assert page_url.origin() != URL(src).origin()  # cross-origin: CORS applies
         loop = asyncio.get_running_loop()
@@ -339,19 +341,9 @@ async def test_chromium_plays_hls_through_home_assistant(
 
 @pytest.mark.timeout(150)
 async def test_chromium_plays_across_a_discontinuity(
-    hass: HomeAssistant,
-    loaded_entry: MockConfigEntry,
-    engine_sim: EngineSimulator,
-    hass_client: ClientFactory,
-    hass_access_token: str,
-    tmp_path: Path,
+    hass: HomeAssistant, engine_sim: EngineSimulator, browser: Chromium, src: str
 ) -> None:
     """The engine cuts the stream: hls.js plays on past the discontinuity."""
-    _require(CHROMIUM, "Chromium")
-    _require(HLS_JS, "hls.js")
-    client = await hass_client()
-    src = str(client.make_url(signed_path(hass, HLS, hass_access_token)))
-    browser = Chromium(tmp_path)
     async with page_server() as page_url:
         try:
             await browser.start(str(page_url.with_query(src=src)))
