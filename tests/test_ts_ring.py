@@ -120,3 +120,20 @@ def test_ring_window_and_cursors() -> None:
     assert ring.size == 0
     ring.append(b"e", [], now=21)
     assert ring.first_seq == 4
+
+
+def test_ring_history_starts_at_a_keyframe_old_enough() -> None:
+    """rap_back: the newest keyframe at least that old, else the oldest held."""
+    ring = Ring(max_bytes=10_000, max_seconds=10)
+    assert ring.rap_back(5, now=0) is None
+    ring.append(b"a" * 100, [0], now=0)
+    ring.append(b"b" * 100, [50], now=2)
+    ring.append(b"c" * 100, [], now=4)
+    ring.append(b"d" * 100, [10], now=6)
+    assert ring.rap_back(3, now=6) == Cursor(1, 50)  # arrived at 2: 4 s old
+    assert ring.rap_back(5, now=6) == Cursor(0, 0)
+    assert ring.rap_back(60, now=6) == Cursor(0, 0)  # as far back as it goes
+    assert ring.rap_back(0, now=6) == Cursor(3, 10)
+    assert ring.age(1, now=6) == 4
+    assert ring.age(9, now=6) == 0  # not held
+    assert ring.age(0, now=-1) == 0  # never negative

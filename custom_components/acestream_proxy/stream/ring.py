@@ -77,6 +77,27 @@ class Ring:
         seq, offset = self._raps[-1]
         return Cursor(seq, offset)
 
+    def rap_back(self, seconds: float, now: float) -> Cursor | None:
+        """The newest random-access point at least ``seconds`` old (by arrival),
+        else the oldest one held: where a consumer that wants history starts."""
+        if not self._raps:
+            return None
+        horizon = now - seconds
+        times = self._times
+        first = self.first_seq
+        chosen = self._raps[0]
+        for rap in reversed(self._raps):
+            if times[rap[0] - first] <= horizon:
+                chosen = rap
+                break
+        return Cursor(*chosen)
+
+    def age(self, seq: int, now: float) -> float:
+        """Seconds since chunk ``seq`` arrived (0 for one not or no longer held)."""
+        if not self.first_seq <= seq < self.next_seq:
+            return 0.0
+        return max(0.0, now - self._times[seq - self.first_seq])
+
     def before(self, cursor: Cursor) -> list[bytes | memoryview]:
         """What the ring holds before ``cursor``, newest first (no copies)."""
         pieces: list[bytes | memoryview] = []

@@ -51,13 +51,17 @@ class Viewer:
         "_left",
         "_task",
         "bytes_sent",
+        "cursor",
+        "history",
         "internal",
         "joined_at",
         "skips",
         "write_since",
     )
 
-    def __init__(self, broadcast: FanOut, *, internal: bool = False) -> None:
+    def __init__(
+        self, broadcast: FanOut, *, internal: bool = False, history: float = 0.0
+    ) -> None:
         """Attach to ``broadcast`` (use Broadcaster.join)."""
         self._broadcast = broadcast
         self._left = False
@@ -66,6 +70,11 @@ class Viewer:
         # Internal viewers (the HLS segmenter) keep the broadcast alive but are
         # not people: the viewer count leaves them out.
         self.internal = internal
+        # Seconds of the ring's past to start with (HLS cuts its first segments
+        # from it); people start at the newest keyframe.
+        self.history = history
+        # Where the next byte comes from (None until the first keyframe).
+        self.cursor: Cursor | None = None
         self.bytes_sent = 0
         self.skips = 0
         self.joined_at = time.monotonic()
@@ -105,7 +114,13 @@ class Viewer:
         last_sent = time.monotonic()
         while not b.closed:
             if cursor is None:
-                cursor = ring.newest_rap()
+                if self.history:
+                    cursor = ring.rap_back(self.history, time.monotonic())
+                    if cursor is not None:  # once: a skip goes to the newest
+                        self.history = 0.0
+                else:
+                    cursor = ring.newest_rap()
+                self.cursor = cursor
                 if cursor is not None:
                     # PAT + PMT first, so the decoder can read the keyframe at once;
                     # their counters lead into the stream's own.
@@ -117,7 +132,7 @@ class Viewer:
                 # Fell out of the window: skip to the newest keyframe.
                 self.skips += 1
                 b.stats.viewers_skipped += 1
-                cursor = None
+                cursor = self.cursor = None
                 continue
             else:
                 pieces = ring.read(cursor, batch)
@@ -190,15 +205,19 @@ class FanOut(LifeCycle):
         self._linger: asyncio.TimerHandle | None = None
         self._ticker: asyncio.TimerHandle | None = None
 
-    def join(self, *, internal: bool = False) -> Viewer:
-        """Add a viewer (synchronous: nothing can interleave)."""
+    def join(self, *, internal: bool = False, history: float = 0.0) -> Viewer:
+        """Add a viewer (synchronous: nothing can interleave).
+
+        ``history``: start that many seconds back in the ring (at a keyframe, as
+        far back as it goes) instead of at its newest keyframe.
+        """
         if self.closed:
             raise BroadcastClosedError
         if not internal and self.viewer_count >= self.config.max_viewers:
             raise ViewerLimitError(
                 "the maximum number of viewers of this broadcast is reached"
             )
-        viewer = Viewer(self, internal=internal)
+        viewer = Viewer(self, internal=internal, history=history)
         self.viewers.add(viewer)
         if internal:
             self._internal += 1

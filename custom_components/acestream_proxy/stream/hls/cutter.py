@@ -88,6 +88,8 @@ class Cutter(SegmentWindow):
         self._limit = int((self.target + 0.5 - SAFETY) * PTS_HZ)
         self._target_ticks = int(target_duration * PTS_HZ)
         self._startup_ticks = int(min(target_duration, STARTUP_SEGMENT) * PTS_HZ)
+        # Seconds between now and when the data being cut arrived (the ring's past).
+        self.lag = 0.0
         self._building: _Building | None = None
         self._closing: _Building | None = None
         self._discontinuity = False
@@ -196,7 +198,7 @@ class Cutter(SegmentWindow):
 
     def _begin(self, clock: int | None, discontinuity: bool) -> None:
         """Start a segment (header first) at the packet being processed."""
-        started = self._start_time(datetime.now(UTC))
+        started = self._start_time(datetime.now(UTC) - timedelta(seconds=self.lag))
         building = _Building(bytearray(self._pat + self._pmt), discontinuity, started)
         if self._pat and self._pmt and self.program.pmt_pid is not None:
             building.tables = {PAT_PID: 0, self.program.pmt_pid: len(self._pat)}

@@ -14,6 +14,10 @@ from .segmenter import Segmenter
 IDLE_MIN: float = 10.0
 # How many segments the first playlist waits for (see cutter.STARTUP_SEGMENT).
 STARTUP_SEGMENTS: Final = 2
+# The segmenter starts this many target durations back in the ring (as far as it
+# goes): hls.js and Apple's players start three target durations behind the live
+# edge, so a warm broadcast's first playlist already lists that much, at once.
+HISTORY_TARGETS: Final = 3
 
 
 class HlsOutput:
@@ -71,7 +75,11 @@ class HlsOutput:
                 "the maximum number of viewers of this broadcast is reached"
             )
         if self._task is None or self._task.done():
-            viewer = broadcaster.join(internal=True)
+            viewer = broadcaster.join(
+                internal=True,
+                history=HISTORY_TARGETS * self.segmenter.target
+                + self.segmenter.target_duration,
+            )
             if self._task is not None:
                 self.segmenter.resume()
             self._viewer = viewer
@@ -101,6 +109,11 @@ class HlsOutput:
             # The segmenter fell out of the replay window and skipped ahead.
             self._skips = viewer.skips
             self.segmenter.resume()
+        if viewer is not None and viewer.cursor is not None:
+            # Dates of segments cut from the ring's past are those of their data.
+            self.segmenter.lag = self.broadcaster.ring.age(
+                viewer.cursor.seq - 1, time.monotonic()
+            )
         self.segmenter.feed(data)
 
     async def wait_for_segment(self, limit: float) -> bool:
