@@ -11,6 +11,9 @@ go on from where the output was.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+import functools
+import re
 from typing import Final
 
 from ..broadcast import KEEPALIVE
@@ -31,6 +34,30 @@ from .pes import (
 JUMP_SECONDS: Final = 5.0
 # Seconds between the output's last timestamp and the first after a discontinuity.
 REBASE_GAP: Final = 1.0
+
+
+# Third byte of a packet without an adaptation field (0x20 clear).
+_NO_AF: Final = rb"[\x00-\x1f\x40-\x5f\x80-\x9f\xc0-\xdf]"
+
+
+@functools.cache
+def _plain_run(
+    pids: frozenset[int],
+) -> Callable[[bytes, int, int], re.Match[bytes] | None]:
+    """``match`` of a run of packets that need no look: one of ``pids``, no
+    payload_unit_start, no adaptation field (the rest of a PES started before)."""
+    heads = b"|".join(
+        b"["
+        + re.escape(bytes(pid >> 8 | flags for flags in (0, 0x20, 0x80, 0xA0)))
+        + b"]"
+        + re.escape(bytes([pid & 0xFF]))
+        for pid in sorted(pids)
+    )
+    if not heads:
+        return re.compile(b"").match
+    return re.compile(
+        rb"(?:\x47(?:" + heads + rb")" + _NO_AF + rb".{184})*", re.DOTALL
+    ).match
 
 
 class Segmenter(Cutter):
@@ -72,23 +99,24 @@ class Segmenter(Cutter):
             return
         chunk = bytes(data)
         size = len(chunk) - len(chunk) % PACKET_SIZE
-        plain = self._plain
+        key = frozenset(self._plain)
+        skip = _plain_run(key)
         run = pos = 0
         while pos < size:
-            b1 = chunk[pos + 1]
-            if (
-                not b1 & 0x40
-                and not chunk[pos + 3] & 0x20
-                and ((b1 & 0x1F) << 8 | chunk[pos + 2]) in plain
-            ):
-                pos += PACKET_SIZE  # the common case: more of a started PES
+            # The common case, a run of packets that carry more of a PES started
+            # in the segment, is skipped by the regular expression engine.
+            match = skip(chunk, pos, size)
+            if match is not None and match.end() > pos:
+                pos = match.end()
                 continue
             if run < pos and self._building is not None:
                 self._building.data += chunk[run:pos]
             self._packet(chunk[pos : pos + PACKET_SIZE])
-            plain = self._plain
             pos += PACKET_SIZE
             run = pos
+            if len(self._plain) != len(key) or not key <= self._plain:
+                key = frozenset(self._plain)
+                skip = _plain_run(key)
         building = self._building
         if building is not None:
             if run < size:
