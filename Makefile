@@ -23,7 +23,7 @@
 #                      moves an ad-hoc device) on a real `hass` of the newest release;
 #                      fails on any ERROR or "Detected" line in its log
 #                      (script/check_release.py)
-#   make e2e           headless Chromium + hls.js plays HLS through Home Assistant
+#   make e2e           headless Chromium + hls.js, and VLC, play HLS through Home Assistant
 #   make lint          ruff check, ruff format --check, mypy
 #   make format        ruff format + ruff check --fix
 #   make clean         remove the virtual environments, demo state and caches
@@ -173,8 +173,9 @@ bench-newest:
 check-release:
 	$(NEWEST) run python script/check_release.py $(ARGS)
 
-# A real browser (headless Chromium + hls.js) plays the HLS stream through Home
-# Assistant. script/e2e_setup.sh installs Chromium (apt) and hls.js (npm) if missing.
+# A real browser (headless Chromium + hls.js) and VLC play the HLS stream through
+# Home Assistant. script/e2e_setup.sh installs Chromium and VLC (apt) and hls.js
+# (npm) if missing.
 e2e: venv ffmpeg
 	bash script/e2e_setup.sh
 	$(VENV)/bin/pytest -o addopts="" -p no:cacheprovider tests/e2e -s

@@ -29,6 +29,10 @@ Then, for every row (N viewers joining over a stated time, or all at once):
 - seed (a few rows): the design this project replaced (a queue per client filled
   under ``asyncio.gather``, a 100-chunk backlog pushed to every joiner).
 
+Then the zap table (script/zap.py), on the same Home Assistant: time to first decoded
+frame over MPEG-TS and HLS on cold and warm broadcasts, live delay, the first playlist's
+answer time, and VLC's log on HLS.
+
 CPU is read from /proc for the server process (all its threads); Home Assistant's idle
 CPU (measured before any broadcast) is taken out of its figures. ``--profile`` (on in
 the full run) samples Home Assistant with py-spy (installed into the venv with pip if
@@ -1172,6 +1176,8 @@ async def bench(args: argparse.Namespace) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="acestream-bench-"))
     results: list[Result] = []
     profiles: dict[str, list[str]] = {}
+    zap_runs = args.zap_runs if args.zap_runs is not None else (1 if args.quick else 3)
+    zap_lines: list[str] = []
     hass = Hass(workdir, integration)
     ceiling: float | None = None
     try:
@@ -1210,6 +1216,12 @@ async def bench(args: argparse.Namespace) -> int:
                 py_spy=py_spy,
                 profiles=profiles,
             )
+            if "hass" in designs and zap_runs:
+                zap = importlib.import_module("zap")
+                zap_lines = [
+                    "",
+                    *await zap.zap_table(hass, pid_video, workdir, zap_runs),
+                ]
         finally:
             await hass.stop()
             await sim.stop()
@@ -1267,6 +1279,8 @@ async def bench(args: argparse.Namespace) -> int:
             print(line)
     print()
     print(hls_line)
+    for line in zap_lines:
+        print(line)
     print()
     print(f"Wall time: {time.monotonic() - started:.0f} s")
     return 1 if any(r.error for r in results) else 0
@@ -1293,6 +1307,11 @@ def main() -> int:
     )
     parser.add_argument(
         "--integration", type=Path, help="another copy of the integration to measure"
+    )
+    parser.add_argument(
+        "--zap-runs",
+        type=int,
+        help="runs of the zap table (script/zap.py; 0: none; default 3, quick 1)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
     parser.add_argument("--serve", choices=("ring", "seed"), help=argparse.SUPPRESS)

@@ -3,6 +3,8 @@
 #   - Chromium (Debian's package; the test drives /usr/bin/chromium headless through
 #     its DevTools protocol, with aiohttp's websocket client: no Python packages)
 #   - hls.js, pinned, from the npm registry, into tests/e2e/node_modules (ignored by git)
+#   - VLC's command-line player (Debian's vlc-bin + vlc-plugin-base: cvlc, which the
+#     test runs as a user of its own, since VLC refuses to run as root)
 #
 # Run: bash script/e2e_setup.sh      (as root for apt-get; then `make e2e` or
 #      .venv/bin/python -m pytest tests/e2e -p no:cacheprovider --no-cov -s)
@@ -26,6 +28,18 @@ if [ ! -x /usr/bin/chromium ]; then
   apt-get install -y -qq --no-install-recommends chromium >/dev/null
 fi
 echo ">>> $(/usr/bin/chromium --version 2>/dev/null)"
+
+if ! command -v cvlc >/dev/null 2>&1; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "error: cvlc is missing; run as root (or: sudo apt-get install -y vlc-bin vlc-plugin-base)" >&2
+    exit 1
+  fi
+  echo ">>> installing vlc-bin and vlc-plugin-base (apt-get)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends vlc-bin vlc-plugin-base >/dev/null
+fi
+echo ">>> $(cvlc --version 2>/dev/null | head -n 1)"
 
 installed=""
 if [ -f "$hls_pkg" ] && [ -f "$hls_js" ]; then
