@@ -382,3 +382,50 @@ async def test_chromium_plays_across_a_discontinuity(
         f" stalls (ms): {state['stalls'] or 'none'};"
         f" non-fatal hls.js errors: {state['errors'] or 'none'}"
     )
+
+
+@pytest.mark.timeout(120)
+async def test_chromium_starts_a_warm_broadcast_at_once(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    engine_sim: EngineSimulator,
+    hass_client: ClientFactory,
+    hass_access_token: str,
+    tmp_path: Path,
+) -> None:
+    """Somebody watches over MPEG-TS: hls.js starts from the replay window."""
+    _require(CHROMIUM, "Chromium")
+    _require(HLS_JS, "hls.js")
+    client = await hass_client()
+    src = str(client.make_url(signed_path(hass, HLS, hass_access_token)))
+    browser = Chromium(tmp_path)
+    async with (
+        client.get(f"/api/acestream_proxy/stream/{CID}") as ts,
+        page_server() as page_url,
+    ):
+        assert ts.status == 200
+        await ts.content.readany()
+        [item] = get_hub(hass).broadcasts.values()
+        ring = item.broadcaster.ring
+        async with asyncio.timeout(30):
+            while ring.age(ring.first_seq, time.monotonic()) < 9:
+                await asyncio.sleep(0.2)
+        try:
+            await browser.start(str(page_url.with_query(src=src)))
+            state = await _wait_for(
+                browser,
+                lambda s: s["currentTime"] > PLAYED,
+                PLAY_DEADLINE,
+                f"more than {PLAYED} s of playback",
+            )
+            assert state["error"] is None, state
+        finally:
+            await browser.close()
+    marks = {name: ms / 1000 for name, ms in state["marks"].items()}
+    print(
+        "\n>>> warm start through HA (a TS viewer watched for 9 s; "
+        f"{DEFAULT_HLS_SEGMENT} s segments): hls.js given the URL -> first frame "
+        f"{marks['firstProgress'] - marks['loadSource']:.2f} s (first playlist "
+        f"{marks['manifestParsed'] - marks['loadSource']:.2f} s); stalls (ms): "
+        f"{state['stalls'] or 'none'}"
+    )
