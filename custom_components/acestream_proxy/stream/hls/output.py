@@ -32,7 +32,7 @@ class HlsOutput:
         self,
         broadcaster: Broadcaster,
         *,
-        target_duration: float = 3.0,
+        target_duration: float = 2.0,
         window: int = 8,
         idle_after: float | None = None,
     ) -> None:

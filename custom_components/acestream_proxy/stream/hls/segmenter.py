@@ -65,7 +65,7 @@ class Segmenter(Cutter):
 
     def __init__(
         self,
-        target_duration: float = 3.0,
+        target_duration: float = 2.0,
         window: int = 8,
         max_bytes: int = MAX_SEGMENT_BYTES,
     ) -> None:
