@@ -44,6 +44,7 @@ class HlsOutput:
         self._task: asyncio.Task[None] | None = None
         self._viewer: Viewer | None = None
         self._skips = 0
+        self._fed: int | None = None  # ring chunk where the next write's data starts
         broadcaster.tick_hooks.append(self._tick)
 
     @property
@@ -84,6 +85,7 @@ class HlsOutput:
                 self.segmenter.resume()
             self._viewer = viewer
             self._skips = 0
+            self._fed = None
             self._task = broadcaster.spawn(
                 self._consume(viewer), f"acestream_proxy hls {broadcaster.name}"
             )
@@ -108,12 +110,14 @@ class HlsOutput:
         if viewer is not None and viewer.skips != self._skips:
             # The segmenter fell out of the replay window and skipped ahead.
             self._skips = viewer.skips
+            self._fed = None
             self.segmenter.resume()
         if viewer is not None and viewer.cursor is not None:
-            # Dates of segments cut from the ring's past are those of their data.
-            self.segmenter.lag = self.broadcaster.ring.age(
-                viewer.cursor.seq - 1, time.monotonic()
-            )
+            # Dates of segments cut from the ring's past are those of their data:
+            # this data starts where the cursor was after the previous write.
+            start = viewer.cursor.seq if self._fed is None else self._fed
+            self.segmenter.lag = self.broadcaster.ring.age(start, time.monotonic())
+            self._fed = viewer.cursor.seq
         self.segmenter.feed(data)
 
     async def wait_for_segment(self, limit: float) -> bool:
