@@ -386,21 +386,12 @@ async def test_chromium_plays_across_a_discontinuity(
 
 @pytest.mark.timeout(120)
 async def test_chromium_starts_a_warm_broadcast_at_once(
-    hass: HomeAssistant,
-    loaded_entry: MockConfigEntry,
-    engine_sim: EngineSimulator,
-    hass_client: ClientFactory,
-    hass_access_token: str,
-    tmp_path: Path,
+    hass: HomeAssistant, owner_client: TestClient, browser: Chromium, src: str
 ) -> None:
     """Somebody watches over MPEG-TS: hls.js starts from the replay window."""
-    _require(CHROMIUM, "Chromium")
-    _require(HLS_JS, "hls.js")
-    client = await hass_client()
-    src = str(client.make_url(signed_path(hass, HLS, hass_access_token)))
-    browser = Chromium(tmp_path)
+    client = owner_client
     async with (
-        client.get(f"/api/acestream_proxy/stream/{CID}") as ts,
+        client.get(f"{PREFIX}/stream/{CID}") as ts,
         page_server() as page_url,
     ):
         assert ts.status == 200
