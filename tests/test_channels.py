@@ -419,7 +419,7 @@ async def test_import_refuses_what_does_not_fit(
     # Full: only known channels (nothing new) still import, as a no-op.
     assert (await _import(hass, loaded_entry, _m3u(1, 3)))["reason"] == "imported"
     monkeypatch.setattr(
-        "custom_components.acestream_proxy.config_flow.MAX_CHANNELS_PER_ENGINE", 3
+        "custom_components.acestream_proxy.flows.channel.MAX_CHANNELS_PER_ENGINE", 3
     )
     result = await hass.config_entries.subentries.async_init(
         (loaded_entry.entry_id, "channel"), context={"source": SOURCE_USER}

@@ -109,7 +109,7 @@ async def test_user_flow_unknown_error(
     flow_id = await _start_user_flow(hass)
     user_input = {CONF_HOST: "127.0.0.1", CONF_PORT: engine_sim.port}
     with patch(
-        "custom_components.acestream_proxy.config_flow.EngineClient.get_version",
+        "custom_components.acestream_proxy.flows.common.EngineClient.get_version",
         side_effect=RuntimeError("boom"),
     ):
         result = await hass.config_entries.flow.async_configure(flow_id, user_input)

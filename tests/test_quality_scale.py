@@ -44,7 +44,13 @@ SERVICES = yaml.safe_load((INTEGRATION / "services.yaml").read_text())
 
 
 def _trees() -> dict[str, ast.Module]:
-    return {path.stem: ast.parse(path.read_text()) for path in INTEGRATION.glob("*.py")}
+    """Every module of the integration, by its dotted name below it ("flows.key")."""
+    return {
+        ".".join(path.relative_to(INTEGRATION).with_suffix("").parts): ast.parse(
+            path.read_text()
+        )
+        for path in INTEGRATION.rglob("*.py")
+    }
 
 
 def _section(title: str) -> str:

@@ -51,13 +51,26 @@ class Unreadable(Exception):
 
 @dataclass
 class Module:
+    # Dotted below the integration: "hub", "flows.engine", "flows.__init__".
     name: str
     tree: ast.Module
     runtime: ModuleType
     parents: dict[ast.AST, ast.AST] = field(default_factory=dict)
 
     def where(self, node: ast.AST) -> str:
-        return f"{self.name}.py:{getattr(node, 'lineno', '?')}"
+        return f"{self.name.replace('.', '/')}.py:{getattr(node, 'lineno', '?')}"
+
+    @property
+    def dotted(self) -> str:
+        return _dotted(self.name)
+
+    def resolve(self, node: ast.ImportFrom) -> str:
+        """The absolute module an import of this module reads from."""
+        if not node.level:
+            return node.module or ""
+        base = [PACKAGE, *self.name.split(".")[:-1]]
+        base = base[: len(base) - node.level + 1]
+        return ".".join([*base, node.module] if node.module else base)
 
     def enclosing(self, node: ast.AST, kind: type | tuple[type, ...]) -> Any:
         while node in self.parents:
@@ -67,21 +80,22 @@ class Module:
         return None
 
 
+def _dotted(name: str) -> str:
+    """The name Python imports a module by, from its name below the integration."""
+    parts = name.split(".")
+    return ".".join((PACKAGE, *parts[: -1 if parts[-1] == "__init__" else None]))
+
+
 def _load() -> dict[str, Module]:
     modules = {}
-    for path in sorted(INTEGRATION.glob("*.py")):
+    for path in sorted(INTEGRATION.rglob("*.py")):
         tree = ast.parse(path.read_text(), str(path))
-        module = Module(
-            path.stem,
-            tree,
-            importlib.import_module(
-                PACKAGE if path.stem == "__init__" else f"{PACKAGE}.{path.stem}"
-            ),
-        )
+        name = ".".join(path.relative_to(INTEGRATION).with_suffix("").parts)
+        module = Module(name, tree, importlib.import_module(_dotted(name)))
         for parent in ast.walk(tree):
             for child in ast.iter_child_nodes(parent):
                 module.parents[child] = parent
-        modules[path.stem] = module
+        modules[name] = module
     return modules
 
 
@@ -111,7 +125,7 @@ def _keyword(call: ast.Call, name: str) -> ast.expr | None:
 def _imports(module: Module, name: str, source: Module) -> bool:
     return any(
         isinstance(node, ast.ImportFrom)
-        and (node.module or "").split(".")[-1] == source.name
+        and module.resolve(node) == source.dotted
         and any(alias.name == name for alias in node.names)
         for node in ast.walk(module.tree)
     )
@@ -375,11 +389,14 @@ def _required() -> Need:
 
 def _static_keys(need: Need) -> None:
     """Flow title, subentry types, device triggers and conditions, actions."""
-    if "title_placeholders" in (INTEGRATION / "config_flow.py").read_text():
-        need[("config", "flow_title")] = "config_flow.py"
+    for module, node in _nodes(ast.Constant):
+        if node.value == "title_placeholders":
+            need[("config", "flow_title")] = module.where(node)
     for subentry_type in _subentry_types().values():
         for path in (("entry_type",), ("initiate_flow", "user")):
-            need[("config_subentries", subentry_type, *path)] = "config_flow.py"
+            need[("config_subentries", subentry_type, *path)] = (
+                "async_get_supported_subentry_types"
+            )
     for trigger in _automation_types("device_trigger"):
         need[("device_automation", "trigger_type", trigger)] = "device_trigger.py"
     for condition in _automation_types("device_condition"):

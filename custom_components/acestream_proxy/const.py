@@ -36,6 +36,13 @@ DEFAULT_MAX_BROADCASTS: Final = 10
 # CDN load, which a proxy on the LAN does not have; Home Assistant's own stream
 # component cuts 2 s segments as well.
 DEFAULT_HLS_SEGMENT: Final = 2
+DEFAULT_OPTIONS: Final = {
+    CONF_LINGER: DEFAULT_LINGER,
+    CONF_REPLAY_WINDOW: DEFAULT_REPLAY_WINDOW,
+    CONF_MAX_VIEWERS: DEFAULT_MAX_VIEWERS,
+    CONF_MAX_BROADCASTS: DEFAULT_MAX_BROADCASTS,
+    CONF_HLS_SEGMENT: DEFAULT_HLS_SEGMENT,
+}
 
 # (minimum, maximum) accepted by the options flow.
 LINGER_RANGE: Final = (0, 3600)

@@ -9,7 +9,7 @@ from homeassistant.components.repairs import RepairsFlow
 from homeassistant.const import CONF_HOST, CONF_PORT
 from homeassistant.core import HomeAssistant
 
-from .config_flow import connection_schema, validate_connection
+from .flows.common import connection_schema, validate_connection
 
 
 class EngineUnreachableRepairFlow(RepairsFlow):

@@ -1,0 +1,82 @@
+"""The playlist import subentry flow: many channels from one M3U playlist."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from homeassistant.config_entries import ConfigSubentryFlow, SubentryFlowResult
+from homeassistant.const import CONF_URL
+from homeassistant.helpers.selector import (
+    TextSelector,
+    TextSelectorConfig,
+    TextSelectorType,
+)
+import voluptuous as vol
+
+from ..const import CONF_PLAYLIST, LOGGER
+from ..playlist import (
+    NotAPlaylistError,
+    PlaylistFetchError,
+    PlaylistTimeoutError,
+    PlaylistTooLargeError,
+    TooManyChannelsError,
+    fetch_playlist,
+    import_channels,
+)
+
+
+class PlaylistImportFlow(ConfigSubentryFlow):
+    """Import channels from an M3U playlist of acestream:// links."""
+
+    async def async_step_user(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Ask for a playlist URL or its text."""
+        errors: dict[str, str] = {}
+        placeholders: dict[str, str] | None = None
+        if user_input is not None:
+            url = str(user_input.get(CONF_URL, "")).strip()
+            text = str(user_input.get(CONF_PLAYLIST, ""))
+            if url:
+                try:
+                    text = await fetch_playlist(self.hass, url)
+                except PlaylistTimeoutError:
+                    errors[CONF_URL] = "fetch_timeout"
+                except PlaylistTooLargeError:
+                    errors[CONF_URL] = "too_large"
+                except NotAPlaylistError:
+                    errors[CONF_URL] = "not_playlist"
+                except PlaylistFetchError as err:
+                    LOGGER.debug("Playlist not fetched: %s", err)
+                    errors[CONF_URL] = "cannot_fetch"
+            elif not text.strip():
+                errors["base"] = "no_playlist"
+            if not errors:
+                try:
+                    summary = import_channels(self.hass, self._get_entry(), text)
+                except TooManyChannelsError as err:
+                    errors["base"] = "too_many_channels"
+                    placeholders = err.placeholders()
+                else:
+                    return self.async_abort(
+                        reason="imported",
+                        description_placeholders=summary.placeholders(),
+                    )
+        return self.async_show_form(
+            step_id="user",
+            data_schema=self.add_suggested_values_to_schema(
+                vol.Schema(
+                    {
+                        vol.Optional(CONF_URL): TextSelector(
+                            TextSelectorConfig(type=TextSelectorType.URL)
+                        ),
+                        vol.Optional(CONF_PLAYLIST): TextSelector(
+                            TextSelectorConfig(multiline=True)
+                        ),
+                    }
+                ),
+                user_input,
+            ),
+            errors=errors,
+            description_placeholders=placeholders,
+        )
