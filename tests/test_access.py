@@ -213,7 +213,7 @@ async def test_key_urls_play_without_any_header(
         assert resp.status == 200
         assert resp.content_type == "audio/x-mpegurl"
         lines = (await resp.text()).splitlines()
-        assert lines[1] == f'#EXTINF:-1 tvg-id="{CID}",Sports 1'
+        assert lines[1] == f'#EXTINF:-1 acestream-content-id="{CID}",Sports 1'
         stream = URL(lines[2])
         assert stream.path == f"{PREFIX}/key/{secret}/stream/{CID}"
         assert not stream.query

@@ -399,13 +399,15 @@ async def test_playlist(
     assert resp.content_type == "audio/x-mpegurl"
     lines = (await resp.text()).splitlines()
     assert lines[0] == "#EXTM3U"
-    assert lines[1] == f'#EXTINF:-1 tvg-id="{CID2}",News'
+    # tvg-id is the source's (for guides), absent on channels added by hand.
+    assert lines[1] == f'#EXTINF:-1 acestream-infohash="{CID2}",News'
     assert lines[3] == (
-        f'#EXTINF:-1 tvg-id="{CID}" tvg-logo="http://l/s.png" group-title="Sports",'
-        "Sports 1"
+        '#EXTINF:-1 tvg-logo="http://l/s.png" group-title="Sports" '
+        f'acestream-content-id="{CID}",Sports 1'
     )
+    assert lines[4:6] == ["#EXTGRP:Sports", "#EXTALBUMARTURL:http://l/s.png"]
     assert "/stream/infohash/" in lines[2]
-    stream = URL(lines[4])
+    stream = URL(lines[6])
     assert stream.path == f"{PREFIX}/stream/{CID}"
     assert "authSig" in stream.query
     async with anonymous.get(stream.path_qs) as played:

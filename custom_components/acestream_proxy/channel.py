@@ -3,37 +3,61 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 import re
 from typing import Any, Final
 from urllib.parse import parse_qs, urlsplit
 
 from .const import (
     CONF_CHANNEL_GROUP,
+    CONF_CHANNEL_GUIDE,
     CONF_CHANNEL_ID,
     CONF_CHANNEL_KIND,
     CONF_CHANNEL_LOGO,
     CONF_CHANNEL_NAME,
+    CONF_CHANNEL_SUBSCRIPTION,
+    CONF_CHANNEL_TVG_ID,
+    CONF_CHANNEL_TVG_NAME,
 )
 from .stream.engine import HEX40, ContentKind, ContentRef
 
 _ATTR: Final = re.compile(r'([A-Za-z0-9_-]+)="([^"]*)"')
+# Optional text fields of a channel, by their key in the stored form.
+_OPTIONAL: Final = {
+    "group": CONF_CHANNEL_GROUP,
+    "logo": CONF_CHANNEL_LOGO,
+    "tvg_id": CONF_CHANNEL_TVG_ID,
+    "tvg_name": CONF_CHANNEL_TVG_NAME,
+    "guide": CONF_CHANNEL_GUIDE,
+    "subscription": CONF_CHANNEL_SUBSCRIPTION,
+}
 _ACESTREAM_URL: Final = re.compile(r"^acestream://([0-9a-fA-F]{40})\b")
 
 
 @dataclass(frozen=True, slots=True)
 class Channel:
-    """A named broadcast."""
+    """A named broadcast, with what its source playlist said about it."""
 
     name: str
     ref: ContentRef
     group: str | None = None
     logo: str | None = None
+    tvg_id: str | None = None
+    tvg_name: str | None = None
+    guide: str | None = None
+    subscription: str | None = None
 
     @property
     def unique_id(self) -> str:
         """Unique id of the channel's subentry: what it plays, never where."""
         return channel_unique_id(self.ref)
+
+    @property
+    def picture(self) -> str | None:
+        """The logo, as a picture a browser may load (http or https only)."""
+        if self.logo and urlsplit(self.logo).scheme in ("http", "https"):
+            return self.logo
+        return None
 
     def as_data(self) -> dict[str, Any]:
         """Stored form (subentry data)."""
@@ -42,10 +66,9 @@ class Channel:
             CONF_CHANNEL_KIND: self.ref.kind.value,
             CONF_CHANNEL_ID: self.ref.value,
         }
-        if self.group:
-            data[CONF_CHANNEL_GROUP] = self.group
-        if self.logo:
-            data[CONF_CHANNEL_LOGO] = self.logo
+        for attr, key in _OPTIONAL.items():
+            if value := getattr(self, attr):
+                data[key] = value
         return data
 
     @classmethod
@@ -54,8 +77,7 @@ class Channel:
         return cls(
             name=data[CONF_CHANNEL_NAME],
             ref=ContentRef(ContentKind(data[CONF_CHANNEL_KIND]), data[CONF_CHANNEL_ID]),
-            group=data.get(CONF_CHANNEL_GROUP),
-            logo=data.get(CONF_CHANNEL_LOGO),
+            **{attr: data.get(key) for attr, key in _OPTIONAL.items()},
         )
 
 
@@ -104,42 +126,111 @@ def ref_from_link(link: str) -> ContentRef | None:
     return None
 
 
-def parse_m3u(text: str) -> tuple[list[Channel], list[Skipped]]:
-    """Channels of an M3U playlist of acestream links; the rest is reported."""
-    channels: list[Channel] = []
-    skipped: list[Skipped] = []
-    seen: set[ContentRef] = set()
-    name: str | None = None
-    attrs: dict[str, str] = {}
-    group_hint: str | None = None
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip().lstrip("\ufeff")
-        if not line:
-            continue
-        if line.startswith("#EXTINF"):
-            head, _, title = line.partition(",")
-            attrs = dict(_ATTR.findall(head))
-            name = title.strip() or attrs.get("tvg-name")
-            continue
-        if line.startswith("#EXTGRP:"):
-            group_hint = line.removeprefix("#EXTGRP:").strip() or None
-            continue
-        if line.startswith("#"):
-            continue
+@dataclass(slots=True)
+class Playlist:
+    """What an M3U playlist holds: its channels, its guide, and what was left out."""
+
+    channels: list[Channel] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    # Read, but not as written: a broken #EXTINF line, say.
+    warnings: list[Skipped] = field(default_factory=list)
+    guide: str | None = None
+
+
+def _split_extinf(line: str) -> tuple[str, str | None]:
+    """The attributes and the title of an #EXTINF line, at the first comma
+    outside quotes (group-title="News, Sports" is one value). None: no title."""
+    quoted = False
+    for index, char in enumerate(line):
+        if char == '"':
+            quoted = not quoted
+        elif char == "," and not quoted:
+            return line[:index], line[index + 1 :]
+    return line, None
+
+
+def _guide(header: str) -> str | None:
+    attrs = dict(_ATTR.findall(header))
+    urls = attrs.get("url-tvg") or attrs.get("x-tvg-url") or ""
+    return ",".join(u for u in (p.strip() for p in urls.split(",")) if u) or None
+
+
+class _Parser:
+    """Reads a playlist line by line: an #EXTINF (and #EXTGRP) describes the
+    link that follows it."""
+
+    def __init__(self) -> None:
+        self.result = Playlist()
+        self.seen: set[ContentRef] = set()
+        self.extinf: tuple[int, str] | None = None
+        self.attrs: dict[str, str] = {}
+        self.name: str | None = None
+        self.group_hint: str | None = None
+
+    def line(self, number: int, line: str) -> None:
+        if line.startswith("#EXTM3U"):
+            self.result.guide = self.result.guide or _guide(line)
+        elif line.startswith("#EXTINF"):
+            self.end_extinf()
+            head, title = _split_extinf(line)
+            self.attrs = dict(_ATTR.findall(head))
+            self.name = (title or "").strip() or self._attr("tvg-name")
+            if title is None:
+                self.result.warnings.append(
+                    Skipped(number, line, "broken #EXTINF line (no title)")
+                )
+            self.extinf = (number, line)
+        elif line.startswith("#EXTGRP:"):
+            self.group_hint = line.removeprefix("#EXTGRP:").strip() or None
+        elif not line.startswith("#"):
+            self.link(number, line)
+
+    def _attr(self, key: str) -> str | None:
+        return self.attrs.get(key, "").strip() or None
+
+    def link(self, number: int, line: str) -> None:
         ref = ref_from_link(line)
         if ref is None:
-            skipped.append(Skipped(number, line, "not an AceStream link"))
-        elif ref in seen:
-            skipped.append(Skipped(number, line, "duplicate"))
+            self.result.skipped.append(Skipped(number, line, "not an AceStream link"))
+        elif ref in self.seen:
+            self.result.skipped.append(Skipped(number, line, "duplicate"))
         else:
-            seen.add(ref)
-            channels.append(
+            self.seen.add(ref)
+            self.result.channels.append(
                 Channel(
-                    name=name or f"AceStream {ref.value[:8]}",
+                    name=self.name or f"AceStream {ref.value[:8]}",
                     ref=ref,
-                    group=attrs.get("group-title") or group_hint,
-                    logo=attrs.get("tvg-logo") or None,
+                    group=self._attr("group-title") or self.group_hint,
+                    logo=self._attr("tvg-logo"),
+                    tvg_id=self._attr("tvg-id"),
+                    tvg_name=self._attr("tvg-name"),
                 )
             )
-        name, attrs, group_hint = None, {}, None
-    return channels, skipped
+        self.extinf, self.name, self.attrs, self.group_hint = None, None, {}, None
+
+    def end_extinf(self) -> None:
+        if self.extinf is not None:
+            self.result.skipped.append(Skipped(*self.extinf, "#EXTINF without a link"))
+
+
+def parse_playlist(text: str) -> Playlist:
+    """Channels of an M3U playlist of acestream links; the rest is reported.
+
+    Total: any text parses, and every line that is neither a comment nor a
+    channel is in ``skipped`` with its reason.
+    """
+    parser = _Parser()
+    for number, raw in enumerate(text.splitlines(), start=1):
+        if line := raw.strip().lstrip("\ufeff"):
+            parser.line(number, line)
+    parser.end_extinf()
+    result = parser.result
+    if result.guide:
+        result.channels = [replace(c, guide=result.guide) for c in result.channels]
+    return result
+
+
+def parse_m3u(text: str) -> tuple[list[Channel], list[Skipped]]:
+    """Channels of an M3U playlist, and the entries left out."""
+    playlist = parse_playlist(text)
+    return playlist.channels, playlist.skipped

@@ -74,6 +74,14 @@ CONF_CHANNEL_ID: Final = "content"
 CONF_CHANNEL_KIND: Final = "kind"
 CONF_CHANNEL_GROUP: Final = "group"
 CONF_CHANNEL_LOGO: Final = "logo"
+# The source playlist's own names for the channel, kept for IPTV apps' guides.
+CONF_CHANNEL_TVG_ID: Final = "tvg_id"
+CONF_CHANNEL_TVG_NAME: Final = "tvg_name"
+# The source playlist's guide (url-tvg), comma-separated as in its header.
+CONF_CHANNEL_GUIDE: Final = "guide"
+# The subscription (subentry id) that keeps the channel current; hand-added and
+# one-off imported channels have none, and a refresh never touches them.
+CONF_CHANNEL_SUBSCRIPTION: Final = "subscription"
 CONF_PLAYLIST: Final = "playlist"
 
 EVENT_TYPE: Final = "acestream_proxy_event"

@@ -125,8 +125,24 @@ class BroadcastEntity(Entity):
                 lambda: live[self.target.device_identifier].discard(self)
             )
 
+    @property
+    def entity_picture(self) -> str | None:
+        """A channel's logo (its source playlist's tvg-logo)."""
+        if self.target.subentry_id is None:
+            return None
+        entry = self.hass.config_entries.async_get_entry(self.engine_entry_id)
+        subentry = entry.subentries.get(self.target.subentry_id) if entry else None
+        if subentry is None or subentry.subentry_type != SUBENTRY_CHANNEL:
+            return None
+        return Channel.from_data(subentry.data).picture
+
     def _snapshot(self) -> Any:
-        return (self.available, self.state, self.extra_state_attributes)
+        return (
+            self.available,
+            self.state,
+            self.extra_state_attributes,
+            self.entity_picture,
+        )
 
     @callback
     def _handle_update(self) -> None:

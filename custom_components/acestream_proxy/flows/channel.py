@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from homeassistant.config_entries import (
@@ -125,11 +126,17 @@ class ChannelFlow(ConfigSubentryFlow):
                 if unique_id in _all_channel_ids(self.hass, skip):
                     errors[CONF_CHANNEL_ID] = "already_configured"
                 else:
-                    data = Channel(
-                        name,
-                        ref,
-                        str(user_input.get(CONF_CHANNEL_GROUP, "")).strip() or None,
-                        str(user_input.get(CONF_CHANNEL_LOGO, "")).strip() or None,
+                    # What the form does not show (the source's tvg-id, its
+                    # subscription) stays as it was.
+                    data = replace(
+                        Channel.from_data(subentry.data)
+                        if subentry
+                        else Channel(name, ref),
+                        name=name,
+                        ref=ref,
+                        group=str(user_input.get(CONF_CHANNEL_GROUP, "")).strip()
+                        or None,
+                        logo=str(user_input.get(CONF_CHANNEL_LOGO, "")).strip() or None,
                     ).as_data()
                     if subentry is None:
                         return self.async_create_entry(

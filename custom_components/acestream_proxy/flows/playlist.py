@@ -15,7 +15,9 @@ import voluptuous as vol
 
 from ..const import CONF_PLAYLIST, LOGGER
 from ..playlist import (
+    MAX_PLAYLIST_BYTES,
     NotAPlaylistError,
+    PlaylistAddressError,
     PlaylistFetchError,
     PlaylistTimeoutError,
     PlaylistTooLargeError,
@@ -46,11 +48,15 @@ class PlaylistImportFlow(ConfigSubentryFlow):
                     errors[CONF_URL] = "too_large"
                 except NotAPlaylistError:
                     errors[CONF_URL] = "not_playlist"
+                except PlaylistAddressError:
+                    errors[CONF_URL] = "bad_address"
                 except PlaylistFetchError as err:
                     LOGGER.debug("Playlist not fetched: %s", err)
                     errors[CONF_URL] = "cannot_fetch"
             elif not text.strip():
                 errors["base"] = "no_playlist"
+            elif len(text.encode()) > MAX_PLAYLIST_BYTES:
+                errors["base"] = "too_large"
             if not errors:
                 try:
                     summary = import_channels(self.hass, self._get_entry(), text)
