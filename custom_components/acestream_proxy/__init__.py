@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
 from homeassistant.const import (
@@ -24,7 +25,7 @@ from homeassistant.helpers.dispatcher import (
 
 from .access import KEYS, AccessKeys
 from .channel import Channel
-from .const import DOMAIN, SUBENTRY_CHANNEL
+from .const import DOMAIN, SUBENTRY_CHANNEL, SUBENTRY_SUBSCRIPTION
 from .coordinator import EngineCoordinator, engine_issue_id
 from .data import HUB_KEY, AceStreamConfigEntry, AceStreamData, get_hub
 from .devices import (
@@ -40,6 +41,11 @@ from .discovery import async_setup_discovery
 from .hub import StreamHub
 from .services import async_register_services
 from .stream.engine import EngineClient
+from .subscription import (
+    async_register_refresh_action,
+    async_setup_subscriptions,
+    subscription_issue_id,
+)
 from .views import async_register_views
 
 if TYPE_CHECKING:
@@ -59,6 +65,7 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     keys.async_setup()
     async_register_views(hass)
     async_register_services(hass)
+    async_register_refresh_action(hass)
     # Before Home Assistant cancels background tasks (the producers): engine
     # sessions are stopped and every broadcast tells its end. The stop event is a
     # second chance for whoever fires it without a full shutdown.
@@ -108,6 +115,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: AceStreamConfigEntry) ->
     # Broadcast entities are available only while their engine answers.
     entry.async_on_unload(coordinator.async_add_listener(hub.request_update))
     entry.async_on_unload(entry.add_update_listener(_async_entry_updated))
+    async_setup_subscriptions(hass, entry)
     return True
 
 
@@ -118,6 +126,13 @@ async def _async_entry_updated(
     Channels edited: renamed in place, without a reload (which would end every
     broadcast of the engine). Options: next start."""
     data = entry.runtime_data
+    # Listeners run eagerly, at each change: the changes made together (a
+    # playlist refresh) are handled in one run once they are all made.
+    if data.update_pending:
+        return
+    data.update_pending = True
+    await asyncio.sleep(0)
+    data.update_pending = False
     if (entry.data[CONF_HOST], entry.data[CONF_PORT]) != (
         data.client.host,
         data.client.port,
@@ -147,6 +162,9 @@ async def async_remove_entry(hass: HomeAssistant, entry: AceStreamConfigEntry) -
     """The entry's repair goes with it. Releases that link issues to their entry
     (compat.ISSUE_CONFIG_ENTRY) have deleted it already; deleting again is a no-op."""
     ir.async_delete_issue(hass, DOMAIN, engine_issue_id(entry.entry_id))
+    for subentry_id, subentry in entry.subentries.items():
+        if subentry.subentry_type == SUBENTRY_SUBSCRIPTION:
+            ir.async_delete_issue(hass, DOMAIN, subscription_issue_id(subentry_id))
 
 
 async def async_remove_config_entry_device(

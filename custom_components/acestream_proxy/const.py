@@ -65,6 +65,16 @@ URL_PREFIX: Final = "/api/acestream_proxy"
 SUBENTRY_CHANNEL: Final = "channel"
 SUBENTRY_PLAYLIST: Final = "playlist"
 SUBENTRY_ACCESS_KEY: Final = "access_key"
+SUBENTRY_SUBSCRIPTION: Final = "subscription"
+
+# A subscription: the list's URL (CONF_URL), how often it is refreshed, and
+# whether channels gone from it are kept.
+CONF_REFRESH_HOURS: Final = "refresh_hours"
+CONF_KEEP_REMOVED: Final = "keep_removed"
+DEFAULT_REFRESH_HOURS: Final = 24
+REFRESH_HOURS_RANGE: Final = (1, 168)
+# Failed refreshes in a row before a repair issue says so.
+FAILURES_FOR_REPAIR: Final = 3
 
 CONF_KEY_SECRET: Final = "secret"
 CONF_KEY_USER_ID: Final = "user_id"

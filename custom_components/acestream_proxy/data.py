@@ -37,3 +37,6 @@ class AceStreamData:
     coordinator: EngineCoordinator
     # Channel subentries as last seen, to tell additions from edits.
     channels: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # An update listener run is waiting: a refresh that adds 1,500 channels
+    # calls the listener once per channel, and one run after them all sees all.
+    update_pending: bool = False
