@@ -11,7 +11,8 @@
 #                      releases by itself)
 #   make demo          Home Assistant + engine simulator with the integration set up
 #                      (script/demo.py; `make demo ARGS=--check` is a smoke test)
-#   make bench         script/bench.py (ARGS=... are passed on)
+#   make bench         script/bench.py (ARGS=... are passed on), then script/bench_lists.py
+#   make bench-lists   a 2,000-channel playlist: parse, diff, serve, subscribe, refresh
 #   make soak          a two-hour match compressed into about three minutes through a
 #                      real Home Assistant, with faults, failovers and reloads; prints
 #                      its invariants and exits non-zero if one fails (script/soak.py)
@@ -75,7 +76,7 @@ if ! "$(1)/bin/python" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))
 fi
 endef
 
-.PHONY: test test-newest e2e lint format demo bench soak clean venv ffmpeg
+.PHONY: test test-newest e2e lint format demo bench bench-lists soak clean venv ffmpeg
 .PHONY: demo-newest soak-newest bench-newest check-release newest-env
 
 ## ---------------------------------------------------------------- environments
@@ -147,6 +148,11 @@ demo: venv
 
 bench: venv
 	$(VENV)/bin/python script/bench.py $(ARGS)
+	$(VENV)/bin/python script/bench_lists.py
+
+# A 2,000-channel playlist: parse, diff, serve; subscribe and refresh in Home Assistant.
+bench-lists: venv
+	$(VENV)/bin/python script/bench_lists.py
 
 soak: venv
 	$(VENV)/bin/python script/soak.py $(ARGS)

@@ -100,7 +100,12 @@ def iter_subscriptions(
 
 @callback
 def async_plan(
-    hass: HomeAssistant, entry: ConfigEntry, subentry: ConfigSubentry, text: str
+    hass: HomeAssistant,
+    entry: ConfigEntry,
+    subscription_id: str,
+    text: str,
+    *,
+    keep_removed: bool,
 ) -> ListDiff:
     """The diff a refresh from ``text`` would apply (nothing is changed).
 
@@ -110,7 +115,6 @@ def async_plan(
     playlist = parse_playlist(text)
     if not playlist.channels:
         raise EmptyPlaylistError("the list has no AceStream channel")
-    subscription_id = subentry.subentry_id
     current: list[tuple[str, Channel]] = []
     taken: set[ContentRef] = set()
     for owner, channel_subentry, channel in iter_channels(hass):
@@ -123,7 +127,7 @@ def async_plan(
         playlist.channels,
         subscription=subscription_id,
         taken=taken,
-        keep_removed=bool(subentry.data.get(CONF_KEEP_REMOVED, False)),
+        keep_removed=keep_removed,
         room=channel_room(entry),
     )
 
@@ -187,7 +191,13 @@ async def async_refresh(
             else:
                 # Planned and applied with no await between: nothing else
                 # changes the channels meanwhile.
-                diff = async_plan(hass, entry, subentry, fetched.text)
+                diff = async_plan(
+                    hass,
+                    entry,
+                    subentry_id,
+                    fetched.text,
+                    keep_removed=bool(subentry.data.get(CONF_KEEP_REMOVED, False)),
+                )
                 async_apply(hass, entry, diff)
                 result = {"not_modified": False, **diff.counts()}
                 state.validators = fetched.validators
@@ -256,7 +266,8 @@ def async_setup_subscriptions(hass: HomeAssistant, entry: ConfigEntry) -> None:
     """Refresh the entry's subscriptions once Home Assistant has started, then
     each on its interval; a new one at once; a removed one's timer and repair go.
     """
-    timers: dict[str, tuple[float, CALLBACK_TYPE]] = {}
+    # Per subscription: what its timer was set for (interval, URL), and the timer.
+    timers: dict[str, tuple[tuple[float, str], CALLBACK_TYPE]] = {}
 
     def refresh(subentry_id: str) -> None:
         entry.async_create_background_task(
@@ -266,9 +277,12 @@ def async_setup_subscriptions(hass: HomeAssistant, entry: ConfigEntry) -> None:
         )
 
     @callback
-    def sync(refresh_new: bool) -> None:
+    def sync(refresh_changed: bool) -> None:
         present = {
-            subentry_id: float(sub.data.get(CONF_REFRESH_HOURS, DEFAULT_REFRESH_HOURS))
+            subentry_id: (
+                float(sub.data.get(CONF_REFRESH_HOURS, DEFAULT_REFRESH_HOURS)),
+                str(sub.data[CONF_URL]),
+            )
             for subentry_id, sub in entry.subentries.items()
             if sub.subentry_type == SUBENTRY_SUBSCRIPTION
         }
@@ -276,13 +290,15 @@ def async_setup_subscriptions(hass: HomeAssistant, entry: ConfigEntry) -> None:
             timers.pop(subentry_id)[1]()
             hass.data.get(STATES, {}).pop(subentry_id, None)
             ir.async_delete_issue(hass, DOMAIN, subscription_issue_id(subentry_id))
-        for subentry_id, hours in present.items():
+        for subentry_id, setting in present.items():
             known = timers.get(subentry_id)
-            if known is not None and known[0] == hours:
+            if known is not None and known[0] == setting:
                 continue
             if known is not None:
                 known[1]()
-            elif refresh_new:
+            if refresh_changed and (known is None or known[0][1] != setting[1]):
+                # New, or moved to another URL: what the old one said is void.
+                get_state(hass, subentry_id).validators = Validators()
                 refresh(subentry_id)
 
             @callback
@@ -290,8 +306,8 @@ def async_setup_subscriptions(hass: HomeAssistant, entry: ConfigEntry) -> None:
                 refresh(subentry_id)
 
             timers[subentry_id] = (
-                hours,
-                async_track_time_interval(hass, tick, timedelta(hours=hours)),
+                setting,
+                async_track_time_interval(hass, tick, timedelta(hours=setting[0])),
             )
 
     @callback
@@ -308,9 +324,9 @@ def async_setup_subscriptions(hass: HomeAssistant, entry: ConfigEntry) -> None:
         pending[0] = True
         await asyncio.sleep(0)
         pending[0] = False
-        sync(refresh_new=True)
+        sync(refresh_changed=True)
 
-    sync(refresh_new=False)
+    sync(refresh_changed=False)
     entry.async_on_unload(async_at_started(hass, started))
     entry.async_on_unload(entry.add_update_listener(updated))
 
