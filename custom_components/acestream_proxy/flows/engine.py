@@ -30,6 +30,7 @@ from ..const import (
     SUBENTRY_ACCESS_KEY,
     SUBENTRY_CHANNEL,
     SUBENTRY_PLAYLIST,
+    SUBENTRY_SUBSCRIPTION,
 )
 from ..discovery import FoundEngine, async_find_engines, engine_key
 from .channel import ChannelFlow
@@ -37,6 +38,7 @@ from .common import RECONFIGURED, connection_schema, validate_connection
 from .key import AccessKeyFlow
 from .options import AceStreamOptionsFlow
 from .playlist import PlaylistImportFlow
+from .subscription import SubscriptionFlow
 
 if TYPE_CHECKING:
     from ..data import AceStreamConfigEntry
@@ -66,11 +68,13 @@ class AceStreamConfigFlow(ConfigFlow, domain=DOMAIN):
     def async_get_supported_subentry_types(
         cls, config_entry: ConfigEntry
     ) -> dict[str, type[ConfigSubentryFlow]]:
-        """Channels and app access keys are subentries; an import adds many channels."""
+        """Channels, app access keys and playlist subscriptions are subentries; an
+        import adds many channels."""
         return {
             SUBENTRY_CHANNEL: ChannelFlow,
             SUBENTRY_PLAYLIST: PlaylistImportFlow,
             SUBENTRY_ACCESS_KEY: AccessKeyFlow,
+            SUBENTRY_SUBSCRIPTION: SubscriptionFlow,
         }
 
     async def async_step_user(
