@@ -319,3 +319,30 @@ async def test_a_failing_subscription_goes_with_its_entry(
     await hass.config_entries.async_remove(loaded_entry.entry_id)
     await hass.async_block_till_done()
     assert issues.async_get_issue(DOMAIN, subscription_issue_id(sub_id)) is None
+
+
+async def test_a_full_engine_leaves_new_channels_out(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    server: ListServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Near MAX_CHANNELS_PER_ENGINE a refresh still applies: changes and
+    removals land, new channels are added while there is room, the rest are
+    counted as left out, and come in once room is made."""
+    monkeypatch.setattr(playlist_module, "MAX_CHANNELS_PER_ENGINE", 4)
+    await subscribe(hass, loaded_entry, server.url)
+    assert len(channels(loaded_entry)) == 4
+    # Old gone (room for one), New and Mine new: one of them fits.
+    server.text = V2
+    result = (await refresh(hass))["subscriptions"][0]
+    assert (result["updated"], result["removed"]) == (3, 1)
+    assert (result["added"], result["left_out"]) == (1, 1)
+    assert set(channels(loaded_entry)) == {"Sport 1 HD", "Sport 2", "Films", "New"}
+    # Left out, so the list is read whole again (no 304): Mine comes in once
+    # there is room.
+    monkeypatch.setattr(playlist_module, "MAX_CHANNELS_PER_ENGINE", 5)
+    result = (await refresh(hass))["subscriptions"][0]
+    assert (result["added"], result["left_out"], result["unchanged"]) == (1, 0, 4)
+    assert "Mine" in channels(loaded_entry)
+    assert (await refresh(hass))["subscriptions"][0]["not_modified"] is True

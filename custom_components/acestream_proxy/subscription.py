@@ -200,7 +200,9 @@ async def async_refresh(
                 )
                 async_apply(hass, entry, diff)
                 result = {"not_modified": False, **diff.counts()}
-                state.validators = fetched.validators
+                # Channels left out come in once there is room: until then each
+                # refresh reads the list whole.
+                state.validators = Validators() if diff.left_out else fetched.validators
                 if diff.left_out:
                     LOGGER.warning(
                         "Subscription %s: %d new channels left out, the engine"
