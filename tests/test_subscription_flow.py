@@ -95,6 +95,10 @@ async def test_every_error_then_a_subscription(
         assert result["errors"] == {"url": error}, path
     result = await submit(hass, flow_id, form("file:///etc/passwd"))
     assert result["errors"] == {"url": "bad_address"}
+    with monkeypatch.context() as patch:
+        patch.setattr(playlist_module, "MAX_PLAYLIST_BYTES", 100)
+        result = await submit(hass, flow_id, form(str(lists.make_url("/v1.m3u"))))
+    assert result["errors"] == {"url": "too_large"}
     assert not loaded_entry.subentries
 
     monkeypatch.setattr(playlist_module, "MAX_CHANNELS_PER_ENGINE", 3)

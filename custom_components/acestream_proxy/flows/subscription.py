@@ -48,15 +48,6 @@ from .common import RECONFIGURED
 # Planned as a subscription that has no channel yet.
 _NEW: Final = "new subscription"
 
-_FETCH_ERRORS: Final[tuple[tuple[type[PlaylistFetchError], str], ...]] = (
-    (PlaylistTimeoutError, "fetch_timeout"),
-    (PlaylistTooLargeError, "too_large"),
-    (NotAPlaylistError, "not_playlist"),
-    (PlaylistAddressError, "bad_address"),
-    (EmptyPlaylistError, "empty_playlist"),
-    (PlaylistFetchError, "cannot_fetch"),
-)
-
 
 def _schema() -> vol.Schema:
     return vol.Schema(
@@ -171,13 +162,21 @@ class SubscriptionFlow(ConfigSubentryFlow):
                 text,
                 keep_removed=data[CONF_KEEP_REMOVED],
             )
+        except PlaylistTimeoutError:
+            errors[CONF_URL] = "fetch_timeout"
+        except PlaylistTooLargeError:
+            errors[CONF_URL] = "too_large"
+        except NotAPlaylistError:
+            errors[CONF_URL] = "not_playlist"
+        except PlaylistAddressError:
+            errors[CONF_URL] = "bad_address"
+        except EmptyPlaylistError:
+            errors[CONF_URL] = "empty_playlist"
         except PlaylistFetchError as err:
             LOGGER.debug("Playlist not fetched: %s", err)
-            errors[CONF_URL] = next(
-                key for kind, key in _FETCH_ERRORS if isinstance(err, kind)
-            )
-            return
-        if diff.left_out:
-            errors["base"] = "too_many_channels"
-            placeholders["count"] = str(len(diff.add) + len(diff.left_out))
-            placeholders["room"] = str(len(diff.add))
+            errors[CONF_URL] = "cannot_fetch"
+        else:
+            if diff.left_out:
+                errors["base"] = "too_many_channels"
+                placeholders["count"] = str(len(diff.add) + len(diff.left_out))
+                placeholders["room"] = str(len(diff.add))
