@@ -346,3 +346,22 @@ async def test_a_full_engine_leaves_new_channels_out(
     assert (result["added"], result["left_out"], result["unchanged"]) == (1, 0, 4)
     assert "Mine" in channels(loaded_entry)
     assert (await refresh(hass))["subscriptions"][0]["not_modified"] is True
+
+
+async def test_swapped_ids_and_a_restart(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, server: ListServer
+) -> None:
+    """Two channels that swap ids keep their entities (Home Assistant refuses
+    two subentries with one unique id even for a moment); a restart (here a
+    reload) refreshes the list."""
+    await subscribe(hass, loaded_entry, server.url)
+    ids = {sub.title: sid for sid, sub in loaded_entry.subentries.items()}
+    server.text = m3u(("Sport 1", 2, "s1"), ("Sport 2", 1, "s2"), ("Films", 3, None))
+    await hass.config_entries.async_reload(loaded_entry.entry_id)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert len(server.requests) == 2
+    swapped = {sub.title: sid for sid, sub in loaded_entry.subentries.items()}
+    assert swapped["Sport 1"] == ids["Sport 1"]
+    assert channels(loaded_entry)["Sport 1"].ref.value == cid(2)
+    assert channels(loaded_entry)["Sport 2"].ref.value == cid(1)
+    assert loaded_entry.subentries[ids["Sport 1"]].unique_id == f"content_id:{cid(2)}"
