@@ -180,8 +180,8 @@ check-release:
 	$(NEWEST) run python script/check_release.py $(ARGS)
 
 # A real browser (headless Chromium + hls.js) and VLC play the HLS stream through
-# Home Assistant. script/e2e_setup.sh installs Chromium and VLC (apt) and hls.js
-# (npm) if missing.
+# Home Assistant, and VLC reads our M3U. script/e2e_setup.sh installs Chromium and
+# VLC (apt) and hls.js (npm) if missing.
 e2e: venv ffmpeg
 	bash script/e2e_setup.sh
 	$(VENV)/bin/pytest -o addopts="" -p no:cacheprovider tests/e2e -s
