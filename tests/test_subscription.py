@@ -27,8 +27,8 @@ from custom_components.acestream_proxy import playlist as playlist_module
 from custom_components.acestream_proxy.channel import Channel
 from custom_components.acestream_proxy.const import DOMAIN
 from custom_components.acestream_proxy.hub import get_hub
-from custom_components.acestream_proxy.stream.engine import ContentKind, ContentRef
 from custom_components.acestream_proxy.subscription import subscription_issue_id
+from tests.ha_fixtures import add_channel
 from tests.helpers import find_device
 
 
@@ -144,16 +144,7 @@ async def test_a_refresh_follows_the_list(
     """Rename, new id (by tvg-id and by name), removal and addition land; the
     entities of changed channels keep their ids; a channel added by hand is
     never touched; a broadcast playing under an old id plays on."""
-    hand = ConfigSubentry(
-        data=MappingProxyType(
-            Channel("Mine", ContentRef.parse(ContentKind.CONTENT_ID, cid(9))).as_data()
-        ),
-        subentry_type="channel",
-        title="Mine",
-        unique_id=f"content_id:{cid(9)}",
-    )
-    hass.config_entries.async_add_subentry(loaded_entry, hand)
-    await hass.async_block_till_done()
+    hand_id = await add_channel(hass, loaded_entry, "Mine", cid(9))
     sub_id = await subscribe(hass, loaded_entry, server.url)
     before = channels(loaded_entry)
     assert set(before) == {"Sport 1", "Sport 2", "Films", "Old", "Mine"}
@@ -204,7 +195,7 @@ async def test_a_refresh_follows_the_list(
     assert device.name == "Sport 1 HD"
     assert find_device(hass, f"channel_{ids['Old']}") is None
     assert ids["Old"] not in status_entities(hass, loaded_entry)
-    assert now["Mine"] == hand.subentry_id
+    assert now["Mine"] == hand_id
     assert after["Mine"] == before["Mine"]
     # Still playing under its old id until stopped.
     assert hub.find(old_ref) is not None
