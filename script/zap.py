@@ -369,7 +369,8 @@ async def zap_table(
     segments = col("segments warm")
     lines = [
         f"Zap: time to first decoded frame (ffmpeg, from launch), median and "
-        f"range of {runs} runs; live delay behind a viewer at the live edge.",
+        f"range of {runs} runs; live delay behind a viewer at the live edge. Warm "
+        "HLS: ffmpeg starts right after the first playlist request, timed apart.",
         "",
         "| | cold | warm | live delay (warm) | first playlist (warm) |",
         "|---|---|---|---|---|",
