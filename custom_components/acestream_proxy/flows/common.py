@@ -1,5 +1,5 @@
-"""What more than one flow uses: the engine's address form and its check, the
-name of a subentry, and the abort reason of reconfigure steps."""
+"""What more than one flow uses: the engine's address form and its check, a
+playlist fetched for a form, and the abort reason of reconfigure steps."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import ipaddress
 import re
 from typing import Any, Final
 
-from homeassistant.const import CONF_HOST, CONF_PORT
+from homeassistant.const import CONF_HOST, CONF_PORT, CONF_URL
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.selector import (
@@ -19,6 +19,14 @@ from homeassistant.helpers.selector import (
 import voluptuous as vol
 
 from ..const import DEFAULT_HOST, DEFAULT_PORT, LOGGER
+from ..playlist import (
+    NotAPlaylistError,
+    PlaylistAddressError,
+    PlaylistFetchError,
+    PlaylistTimeoutError,
+    PlaylistTooLargeError,
+    fetch_playlist,
+)
 from ..stream.engine import EngineClient, EngineError, EngineVersion
 
 # What our reconfigure steps abort with, themselves rather than through Home
@@ -79,4 +87,24 @@ async def validate_connection(
     except Exception:
         LOGGER.exception("Unexpected error while checking the engine")
         errors["base"] = "unknown"
+    return None
+
+
+async def async_fetch_list(
+    hass: HomeAssistant, url: str, errors: dict[str, str]
+) -> str | None:
+    """The playlist at ``url``, or None with why under the URL in ``errors``."""
+    try:
+        return await fetch_playlist(hass, url)
+    except PlaylistTimeoutError:
+        errors[CONF_URL] = "fetch_timeout"
+    except PlaylistTooLargeError:
+        errors[CONF_URL] = "too_large"
+    except NotAPlaylistError:
+        errors[CONF_URL] = "not_playlist"
+    except PlaylistAddressError:
+        errors[CONF_URL] = "bad_address"
+    except PlaylistFetchError as err:
+        LOGGER.debug("Playlist not fetched: %s", err)
+        errors[CONF_URL] = "cannot_fetch"
     return None

@@ -13,18 +13,9 @@ from homeassistant.helpers.selector import (
 )
 import voluptuous as vol
 
-from ..const import CONF_PLAYLIST, LOGGER
-from ..playlist import (
-    MAX_PLAYLIST_BYTES,
-    NotAPlaylistError,
-    PlaylistAddressError,
-    PlaylistFetchError,
-    PlaylistTimeoutError,
-    PlaylistTooLargeError,
-    TooManyChannelsError,
-    fetch_playlist,
-    import_channels,
-)
+from ..const import CONF_PLAYLIST
+from ..playlist import MAX_PLAYLIST_BYTES, TooManyChannelsError, import_channels
+from .common import async_fetch_list
 
 
 class PlaylistImportFlow(ConfigSubentryFlow):
@@ -40,19 +31,7 @@ class PlaylistImportFlow(ConfigSubentryFlow):
             url = str(user_input.get(CONF_URL, "")).strip()
             text = str(user_input.get(CONF_PLAYLIST, ""))
             if url:
-                try:
-                    text = await fetch_playlist(self.hass, url)
-                except PlaylistTimeoutError:
-                    errors[CONF_URL] = "fetch_timeout"
-                except PlaylistTooLargeError:
-                    errors[CONF_URL] = "too_large"
-                except NotAPlaylistError:
-                    errors[CONF_URL] = "not_playlist"
-                except PlaylistAddressError:
-                    errors[CONF_URL] = "bad_address"
-                except PlaylistFetchError as err:
-                    LOGGER.debug("Playlist not fetched: %s", err)
-                    errors[CONF_URL] = "cannot_fetch"
+                text = await async_fetch_list(self.hass, url, errors) or ""
             elif not text.strip():
                 errors["base"] = "no_playlist"
             elif len(text.encode()) > MAX_PLAYLIST_BYTES:

@@ -30,20 +30,11 @@ from ..const import (
     CONF_KEEP_REMOVED,
     CONF_REFRESH_HOURS,
     DEFAULT_REFRESH_HOURS,
-    LOGGER,
     MAX_CHANNELS_PER_ENGINE,
     REFRESH_HOURS_RANGE,
 )
-from ..playlist import (
-    NotAPlaylistError,
-    PlaylistAddressError,
-    PlaylistFetchError,
-    PlaylistTimeoutError,
-    PlaylistTooLargeError,
-    fetch_playlist,
-)
 from ..subscription import EmptyPlaylistError, async_plan, iter_subscriptions
-from .common import RECONFIGURED
+from .common import RECONFIGURED, async_fetch_list
 
 # Planned as a subscription that has no channel yet.
 _NEW: Final = "new subscription"
@@ -153,8 +144,10 @@ class SubscriptionFlow(ConfigSubentryFlow):
     ) -> None:
         """The list downloads and its new channels fit (all or nothing, as an
         import: later refreshes add what fits)."""
+        text = await async_fetch_list(self.hass, data[CONF_URL], errors)
+        if text is None:
+            return
         try:
-            text = await fetch_playlist(self.hass, data[CONF_URL])
             diff = async_plan(
                 self.hass,
                 self._get_entry(),
@@ -162,19 +155,8 @@ class SubscriptionFlow(ConfigSubentryFlow):
                 text,
                 keep_removed=data[CONF_KEEP_REMOVED],
             )
-        except PlaylistTimeoutError:
-            errors[CONF_URL] = "fetch_timeout"
-        except PlaylistTooLargeError:
-            errors[CONF_URL] = "too_large"
-        except NotAPlaylistError:
-            errors[CONF_URL] = "not_playlist"
-        except PlaylistAddressError:
-            errors[CONF_URL] = "bad_address"
         except EmptyPlaylistError:
             errors[CONF_URL] = "empty_playlist"
-        except PlaylistFetchError as err:
-            LOGGER.debug("Playlist not fetched: %s", err)
-            errors[CONF_URL] = "cannot_fetch"
         else:
             if diff.left_out:
                 errors["base"] = "too_many_channels"
