@@ -25,6 +25,7 @@ from custom_components.acestream_proxy.hub import get_hub
 from custom_components.acestream_proxy.stream.broadcast import (
     NOT_TS_REASON,
     BroadcastState,
+    Phase,
 )
 from tests.ha_fixtures import (
     CID,
@@ -275,8 +276,9 @@ async def test_linger_then_exactly_one_stop(
     assert broadcaster.state is BroadcastState.LINGERING
     await until(lambda: engine_sim.counters.sessions_stopped == 1, timeout=3)
     assert loop.time() - left >= 0.9  # not before the linger (1 s) ran out
-    # Once the close is over nothing is left that could stop it again.
-    await until(lambda: broadcaster.state is BroadcastState.STOPPED)
+    # Once the close is over nothing is left that could stop it again. (Its state
+    # reads STOPPED from the start of the close; the phase only at its end.)
+    await until(lambda: broadcaster.phase is Phase.STOPPED)
     assert engine_sim.counters.sessions_stopped == 1
     assert engine_sim.active_sessions() == 0
     assert get_hub(hass).broadcasts == {}
