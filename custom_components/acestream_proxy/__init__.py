@@ -39,6 +39,8 @@ from .devices import (
 )
 from .discovery import async_setup_discovery
 from .hub import StreamHub
+from .record_actions import async_register_record_services
+from .recordings import RECORDINGS_KEY, Recordings
 from .services import async_register_services
 from .stream.engine import EngineClient
 from .subscription import (
@@ -66,6 +68,11 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     async_register_views(hass)
     async_register_services(hass)
     async_register_refresh_action(hass)
+    async_register_record_services(hass)
+    recordings = hass.data[RECORDINGS_KEY] = Recordings(hass, hub)
+    # Files are finished first (as the broadcasts they read end, too).
+    hass.async_add_shutdown_job(HassJob(recordings.async_shutdown))
+    hass.bus.async_listen_once(EVENT_HOMEASSISTANT_STOP, recordings.async_shutdown)
     # Before Home Assistant cancels background tasks (the producers): engine
     # sessions are stopped and every broadcast tells its end. The stop event is a
     # second chance for whoever fires it without a full shutdown.

@@ -33,6 +33,9 @@ TRIGGER_TYPES: Final = (
     "stream_failover",
     "viewer_joined",
     "viewer_left",
+    "recording_started",
+    "recording_finished",
+    "recording_failed",
 )
 
 TRIGGER_SCHEMA: Final = DEVICE_TRIGGER_BASE_SCHEMA.extend(

@@ -88,16 +88,20 @@ class BusEvents:
             BroadcastEvent.VIEWER_JOINED if joined else BroadcastEvent.VIEWER_LEFT,
         )
 
-    def _fire(self, broadcaster: Broadcaster, event: BroadcastEvent) -> None:
+    def data(self, broadcaster: Broadcaster, kind: str) -> dict[str, Any]:
+        """What every event about a broadcast carries (recordings' events too)."""
         target = target_for(self.hass, self.registry, broadcaster)
-        data: dict[str, Any] = {
-            "type": event.value,
+        return {
+            "type": kind,
             "device_id": self._device_id(broadcaster),
             "content_id": self.registry.content_id_of(broadcaster),
             "infohash": broadcaster.infohash,
             "channel": target.name if target.subentry_id else None,
             "viewers": broadcaster.viewer_count,
         }
+
+    def _fire(self, broadcaster: Broadcaster, event: BroadcastEvent) -> None:
+        data = self.data(broadcaster, event.value)
         if event is BroadcastEvent.FAILOVER:
             data["from_engine"] = self._engine_title(broadcaster.previous_engine_id)
             data["to_engine"] = self._engine_title(broadcaster.engine_id)

@@ -136,6 +136,11 @@ class StreamHub:
         found = channel_of(self.hass, self.registry, broadcaster)
         return (found[1], found[2]) if found else None
 
+    async def async_open(self, ref: ContentRef) -> Broadcaster:
+        """The live broadcast ``ref`` names, opened on an engine if needed
+        (a recording reads it); raises like async_open_viewer."""
+        return await self.registry.async_open(ref)
+
     async def async_open_viewer(self, ref: ContentRef) -> Viewer:
         """Join the broadcast ``ref`` names, opening it on an engine if needed.
 

@@ -209,6 +209,13 @@ class BroadcastRegistry:
 
     # -- opening and stopping ------------------------------------------------------
 
+    async def async_open(self, ref: ContentRef) -> Broadcaster:
+        """The live broadcast ``ref`` names, opened on an engine if needed.
+
+        Raises like async_open_viewer.
+        """
+        return self.find(ref) or await self._async_wait_start(ref)
+
     async def async_open_viewer(self, ref: ContentRef) -> Viewer:
         """Join the broadcast ``ref`` names, opening it on an engine if needed.
 

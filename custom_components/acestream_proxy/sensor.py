@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 import datetime as dt
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from homeassistant.components.sensor import (
     RestoreSensor,
@@ -27,6 +27,7 @@ from .entity import (
     EngineEntity,
     async_setup_broadcast_platform,
 )
+from .recordings import get_recordings
 from .stream.broadcast import BroadcastState
 
 if TYPE_CHECKING:
@@ -39,11 +40,13 @@ if TYPE_CHECKING:
     from .devices import BroadcastTarget
     from .hub import StreamHub
     from .registry import BroadcastRecord
+    from .stream.record import Recording
 
 # Coordinator and push driven: nothing to parallelise.
 PARALLEL_UPDATES = 0
 
 STATUS_IDLE = "idle"
+STATUS_RECORDING = "recording"
 STATUS_OPTIONS = [
     STATUS_IDLE,
     BroadcastState.STARTING.value,
@@ -76,8 +79,11 @@ def _broadcast_sensors(
     hub: StreamHub, target: BroadcastTarget, entry_id: str
 ) -> list[BroadcastSensor]:
     return [
-        BroadcastSensor(hub, target, description, entry_id)
-        for description in BROADCAST_SENSORS
+        *(
+            BroadcastSensor(hub, target, description, entry_id)
+            for description in BROADCAST_SENSORS
+        ),
+        RecordingSensor(hub, target, RECORDING_SENSOR, entry_id),
     ]
 
 
@@ -229,6 +235,52 @@ class BroadcastSensor(BroadcastEntity, SensorEntity):
     def native_value(self) -> Any:
         """Read from the hub's live broadcast (or idle)."""
         return self.entity_description.value(self.hub, self.target, self.record)
+
+
+class RecordingSensor(BroadcastSensor):
+    """Whether the broadcast is being recorded, and its newest recording's file.
+
+    Disabled by default: every channel's enabled entities count against Home
+    Assistant's limit per entry (see MAX_CHANNELS_PER_ENGINE).
+    """
+
+    # Moving numbers: on the entity, not in the recorder's history.
+    _unrecorded_attributes = frozenset({"bytes", "duration"})
+
+    def _newest(self) -> Recording | None:
+        item = self.record
+        if item is None:
+            return None
+        running = get_recordings(self.hass).of(item.broadcaster.infohash)
+        return max(running, key=lambda r: r.started_at, default=None)
+
+    @property
+    def native_value(self) -> str:
+        """recording or idle."""
+        return STATUS_RECORDING if self._newest() else STATUS_IDLE
+
+    @property
+    def extra_state_attributes(self) -> dict[str, Any] | None:
+        """The newest running recording: its file, bytes and seconds so far."""
+        recording = self._newest()
+        if recording is None:
+            return None
+        return {
+            "file": str(recording.path),
+            "bytes": recording.bytes_written,
+            "duration": round(recording.seconds),
+            "recordings": recording.broadcaster.recordings,
+        }
+
+
+RECORDING_SENSOR: Final = BroadcastSensorDescription(
+    key="recording",
+    translation_key="recording",
+    device_class=SensorDeviceClass.ENUM,
+    options=[STATUS_IDLE, STATUS_RECORDING],
+    entity_registry_enabled_default=False,
+    value=lambda _h, _t, _i: None,
+)
 
 
 @callback

@@ -25,6 +25,7 @@ import time
 from typing import Any, Final
 
 from .broadcast import Broadcaster, BroadcastState, Viewer
+from .broadcast.config import Spawn
 from .disk import BUFFER_BYTES, DiskWriter
 from .ring import Cursor
 from .ts import PACKET_SIZE, discontinuity_lead, mark_discontinuity
@@ -136,6 +137,7 @@ class Recording:
         listener: RecordingListener | None = None,
         buffer_bytes: int = BUFFER_BYTES,
         close_timeout: float = CLOSE_TIMEOUT,
+        spawn: Spawn | None = None,
     ) -> None:
         """Prepare to record ``broadcaster`` into ``path`` (nothing runs yet)."""
         self.id = secrets.token_hex(6)
@@ -149,6 +151,8 @@ class Recording:
         self.gaps = 0  # resumptions after the disk fell behind the window
         self.bytes_recorded = 0
         self._listener = listener
+        # The owner's tasks, if it wants them (its shutdown ends recordings first).
+        self._spawn = spawn or broadcaster.spawn
         self._close_timeout = close_timeout
         self._writer = DiskWriter(path, limit=buffer_bytes)
         self._viewer: Viewer | None = None
@@ -185,7 +189,7 @@ class Recording:
         self._viewer = b.join(internal=True)
         b.recordings += 1
         self._writer.start()
-        self._task = b.spawn(self._run(), f"acestream_proxy record {self.id}")
+        self._task = self._spawn(self._run(), f"acestream_proxy record {self.id}")
         self._tell()
 
     def stop(self, reason: EndReason = EndReason.STOPPED) -> asyncio.Task[None] | None:
