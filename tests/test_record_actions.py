@@ -8,10 +8,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from homeassistant.components import media_source
 from homeassistant.config_entries import SOURCE_USER
 from homeassistant.const import EVENT_HOMEASSISTANT_STOP
 from homeassistant.core import Event, HomeAssistant
-from homeassistant.exceptions import ServiceValidationError
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import entity_registry as er
 from homeassistant.setup import async_setup_component
 import pytest
@@ -141,6 +142,28 @@ async def test_record_a_channel_through_the_rest_api(
     assert code == 0
     assert not errors
     assert not _of(events, "recording_failed")
+    # Both in the media browser, newest first, played from Home Assistant's media.
+    root = await media_source.async_browse_media(hass, f"media-source://{DOMAIN}")
+    assert root.children[0].title == "Recordings"
+    folder = await media_source.async_browse_media(
+        hass, f"media-source://{DOMAIN}/recordings"
+    )
+    assert [c.title for c in folder.children] == [
+        "Sports 1 final",
+        "Sports 1 final (2)",
+    ]
+    played = await media_source.async_resolve_media(
+        hass, folder.children[0].media_content_id, None
+    )
+    assert played.url == "/media/local/acestream/Sports%201%20final.mp4"
+    assert played.mime_type == "video/mp4"
+    async with client.get(played.url) as resp:
+        assert resp.status == 200
+        assert len(await resp.read()) == size(str(mp4))
+    with pytest.raises(media_source.Unresolvable):
+        await media_source.async_resolve_media(
+            hass, f"media-source://{DOMAIN}/recording/gone.mp4", None
+        )
 
 
 def _channel_id(hass: HomeAssistant) -> str:
@@ -272,3 +295,69 @@ async def test_an_unwritable_folder_fails_with_a_reason(
     [item] = get_hub(hass).broadcasts.values()
     assert not item.broadcaster.closed
     await item.broadcaster.async_close()
+
+
+async def test_more_ways_to_name_and_to_fail(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    hass_client: ClientSessionGenerator,
+    media: Path,
+) -> None:
+    """An ad-hoc broadcast's device; a target and a channel at once; stopping
+    what does not record; a remux that fails keeps the TS; no media folder; no
+    engine."""
+    assert await async_setup_component(
+        hass, "ffmpeg", {"ffmpeg": {"ffmpeg_bin": "/bin/false"}}
+    )
+    await _channel(hass, loaded_entry)
+    events = async_capture_events(hass, EVENT_TYPE)
+    other = "89abcdef" * 5
+    client = await hass_client()
+    async with client.get(f"/api/acestream_proxy/stream/{other}") as stream:
+        await read_bytes(stream, 100_000)
+        [item] = get_hub(hass).broadcasts.values()
+        adhoc = find_device(hass, f"broadcast_{item.broadcaster.infohash}")
+        assert adhoc is not None
+        channel = find_device(hass, _channel_id(hass))
+        assert channel is not None
+        for data in (
+            {"device_id": adhoc.id, "channel": "Sports 1"},
+            {"device_id": [adhoc.id, channel.id]},
+        ):
+            with pytest.raises(ServiceValidationError) as err:
+                await hass.services.async_call(DOMAIN, "record", data, blocking=True)
+            assert err.value.translation_key == "more_than_one"
+        answer = await hass.services.async_call(
+            DOMAIN,
+            "record",
+            {"device_id": adhoc.id, "duration": 1},
+            blocking=True,
+            return_response=True,
+        )
+        assert answer is not None
+        assert Path(str(answer["path"])).name.startswith("AceStream ")
+        await _until(hass, lambda: bool(_of(events, "recording_finished")))
+    [done] = _of(events, "recording_finished")
+    assert done["path"] == answer["path"]  # /bin/false remuxes nothing: TS kept
+    assert size(done["path"]) == done["bytes"] > 0
+    nothing = await hass.services.async_call(
+        DOMAIN,
+        "stop_recording",
+        {"channel": "Sports 1"},
+        blocking=True,
+        return_response=True,
+    )
+    assert nothing == {"stopped": []}
+    hass.config.media_dirs = {}
+    with pytest.raises(ServiceValidationError) as err:
+        await hass.services.async_call(
+            DOMAIN, "record", {"channel": "Sports 1"}, blocking=True
+        )
+    assert err.value.translation_key == "no_media_dir"
+    hass.config.media_dirs = {"local": str(media)}
+    assert await hass.config_entries.async_unload(loaded_entry.entry_id)
+    with pytest.raises(HomeAssistantError) as failed:
+        await hass.services.async_call(
+            DOMAIN, "record", {"channel": "Sports 1"}, blocking=True
+        )
+    assert failed.value.translation_key == "cannot_record"

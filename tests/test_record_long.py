@@ -37,8 +37,8 @@ async def test_a_minute_across_a_cut_and_a_failover(
     60 s long by ffprobe, decoding without an error, remuxed to an MP4 that
     plays."""
     hass.config.media_dirs = {"local": str(tmp_path)}
-    for domain in ("api", "ffmpeg"):
-        assert await async_setup_component(hass, domain, {})
+    assert await async_setup_component(hass, "api", {})
+    assert await async_setup_component(hass, "ffmpeg", {})
     async with EngineSimulator(cold_start=0.3, strict=True) as other:
         second = MockConfigEntry(
             domain=DOMAIN,

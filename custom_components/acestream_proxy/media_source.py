@@ -3,7 +3,9 @@ where Home Assistant has media search, a search over channels and broadcasts."""
 
 from __future__ import annotations
 
+from pathlib import PurePath
 from typing import TYPE_CHECKING, Final
+from urllib.parse import quote
 
 from homeassistant.components.media_player.const import MediaClass
 from homeassistant.components.media_player.errors import BrowseError
@@ -14,12 +16,14 @@ from homeassistant.components.media_source import (
     PlayMedia,
     Unresolvable,
 )
+from homeassistant.exceptions import ServiceValidationError
 
 from . import compat
 from .const import DOMAIN
 from .data import get_hub
 from .devices import BroadcastTarget, adhoc_target
 from .playlist import hls_path, iter_channels, stream_path, wants_hls
+from .recordings import SUBFOLDER, get_recordings, media_root
 from .stream.engine import ContentKind, ContentRef
 
 if TYPE_CHECKING:
@@ -34,6 +38,9 @@ TS_MIME = "video/mp2t"
 HLS_MIME = "application/vnd.apple.mpegurl"
 GROUP_PREFIX = "group/"
 CHANNEL_PREFIX = "channel/"
+RECORDINGS: Final = "recordings"
+RECORDING_PREFIX: Final = "recording/"
+RECORDING_MIMES: Final = {".mp4": "video/mp4", ".ts": TS_MIME}
 # As Home Assistant's own local media search: a one-letter query over thousands
 # of imported channels must not send them all to the browser.
 MAX_SEARCH_RESULTS: Final = 100
@@ -89,7 +96,10 @@ class AceStreamMediaSource(MediaSource):
         self.hass = hass
 
     async def async_resolve_media(self, item: MediaSourceItem) -> PlayMedia:
-        """A relative URL (the player signs it): HLS for Cast and browsers."""
+        """A relative URL (the player signs it): HLS for Cast and browsers; a
+        recording through Home Assistant's own media files."""
+        if item.identifier.startswith(RECORDING_PREFIX):
+            return await self._async_resolve_recording(item.identifier)
         kind, _, value = item.identifier.removeprefix(CHANNEL_PREFIX).partition("/")
         try:
             ref = ContentRef.parse(ContentKind(kind), value)
@@ -103,6 +113,56 @@ class AceStreamMediaSource(MediaSource):
             return PlayMedia(hls_path(ref), HLS_MIME)
         return PlayMedia(stream_path(ref), TS_MIME)
 
+    async def _async_resolve_recording(self, identifier: str) -> PlayMedia:
+        name = identifier.removeprefix(RECORDING_PREFIX)
+        if name in await self.hass.async_add_executor_job(self._recordings):
+            media_dir, _ = media_root(self.hass)
+            location = quote(f"{SUBFOLDER}/{name}")
+            return PlayMedia(
+                f"/media/{media_dir}/{location}",
+                RECORDING_MIMES[PurePath(name).suffix],
+            )
+        raise Unresolvable(
+            translation_domain=DOMAIN,
+            translation_key="unknown_media",
+            translation_placeholders={"identifier": identifier},
+        )
+
+    def _recordings(self) -> list[str]:
+        """Finished recordings, newest first (a blocking look at the folder)."""
+        try:
+            _, root = media_root(self.hass)
+            files = [
+                path
+                for path in (root / SUBFOLDER).iterdir()
+                if path.suffix in RECORDING_MIMES
+                and not path.name.startswith(".")
+                and path.is_file()
+            ]
+        except (OSError, ServiceValidationError):
+            return []
+        running = {r.path for r in get_recordings(self.hass).running.values()}
+        files.sort(key=lambda path: path.stat().st_mtime, reverse=True)
+        return [path.name for path in files if path not in running]
+
+    async def _async_browse_recordings(self) -> BrowseMediaSource:
+        names = await self.hass.async_add_executor_job(self._recordings)
+        children = [
+            BrowseMediaSource(
+                domain=DOMAIN,
+                identifier=f"{RECORDING_PREFIX}{name}",
+                media_class=MediaClass.VIDEO,
+                media_content_type=RECORDING_MIMES[PurePath(name).suffix],
+                title=PurePath(name).stem,
+                can_play=True,
+                can_expand=False,
+            )
+            for name in names
+        ]
+        folder = _directory(RECORDINGS, "Recordings", children)
+        folder.children_media_class = MediaClass.VIDEO
+        return folder
+
     def _channels(self) -> list[Channel]:
         return sorted(
             (channel for _, _, channel in iter_channels(self.hass)),
@@ -113,12 +173,16 @@ class AceStreamMediaSource(MediaSource):
         """Root: groups and ungrouped channels; a group: its channels."""
         channels = self._channels()
         identifier = item.identifier or ""
+        if identifier == RECORDINGS:
+            return await self._async_browse_recordings()
         if not identifier:
             groups = sorted({c.group for c in channels if c.group}, key=str.casefold)
             children = [
                 _directory(f"{GROUP_PREFIX}{group}", group, []) for group in groups
             ]
             children += [_channel_item(c) for c in channels if not c.group]
+            if await self.hass.async_add_executor_job(self._recordings):
+                children.insert(0, _directory(RECORDINGS, "Recordings", []))
             return _directory("", self.name, children)
         if identifier.startswith(GROUP_PREFIX):
             group = identifier.removeprefix(GROUP_PREFIX)

@@ -27,7 +27,6 @@ from .playlist import iter_channels
 from .recordings import (
     DEFAULT_TEMPLATE,
     MAX_DURATION,
-    RecordingPathError,
     get_recordings,
     recording_path,
 )
@@ -125,16 +124,13 @@ async def _async_record(call: ServiceCall) -> ServiceResponse:
     # An id that a channel plays is recorded under the channel's name.
     name = next((c.name for _, _, c in iter_channels(hass) if c.ref == ref), name)
     duration = _duration(data)
-    try:
-        path = recording_path(
-            hass,
-            name,
-            data.get(ATTR_NAME) or DEFAULT_TEMPLATE,
-            data.get(ATTR_FOLDER),
-            dt_util.now(),
-        )
-    except RecordingPathError as err:
-        raise _error(err.key, **err.placeholders) from None
+    path = recording_path(
+        hass,
+        name,
+        data.get(ATTR_NAME) or DEFAULT_TEMPLATE,
+        data.get(ATTR_FOLDER),
+        dt_util.now(),
+    )
     try:
         recording = await get_recordings(hass).async_record(ref, name, path, duration)
     except (

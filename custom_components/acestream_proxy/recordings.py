@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from homeassistant.core import Event, HomeAssistant, callback
-from homeassistant.util import dt as dt_util
 from homeassistant.util.hass_dict import HassKey
 
 from .const import DOMAIN, EVENT_TYPE, LOGGER
+from .services import _error
 from .stream.broadcast import BroadcastClosedError
 from .stream.record import EndReason, Recording, RecordingState
 from .stream.remux import RemuxError, remux_to_mp4
@@ -44,16 +44,6 @@ EVENT_FAILED: Final = "recording_failed"
 RECORDING_EVENTS: Final = (EVENT_STARTED, EVENT_FINISHED, EVENT_FAILED)
 
 
-class RecordingPathError(ValueError):
-    """A folder or name the recording may not use (the key says why)."""
-
-    def __init__(self, key: str, **placeholders: str) -> None:
-        """Keep the translation key and its placeholders."""
-        super().__init__(key)
-        self.key = key
-        self.placeholders = placeholders
-
-
 def get_recordings(hass: HomeAssistant) -> Recordings:
     """The recordings of this Home Assistant (created in async_setup)."""
     return hass.data[RECORDINGS_KEY]
@@ -63,7 +53,7 @@ def media_root(hass: HomeAssistant) -> tuple[str, Path]:
     """The media folder recordings go to: ``local``, else the first one."""
     dirs = hass.config.media_dirs
     if not dirs:
-        raise RecordingPathError("no_media_dir")
+        raise _error("no_media_dir")
     key = DEFAULT_MEDIA_DIR if DEFAULT_MEDIA_DIR in dirs else next(iter(dirs))
     return key, Path(dirs[key])
 
@@ -77,23 +67,23 @@ def recording_path(
 ) -> Path:
     """The file for a recording of ``name`` started at ``now``.
 
-    ``folder`` is a folder inside a media folder (absolute) or inside the
+    Raises ServiceValidationError: ``folder`` is a folder inside a media folder (absolute) or inside the
     recordings folder (relative); a path that leaves the media folders, or a
-    template with a path separator, is refused.
+    template with a path separator, is refused with the reason.
     """
     if any(sep in template for sep in ("/", "\\")) or template.strip() in (
         "",
         ".",
         "..",
     ):
-        raise RecordingPathError("name_with_separator", name=template)
+        raise _error("name_with_separator", name=template)
     _, root = media_root(hass)
     base = root / SUBFOLDER
     target = (base / folder) if folder else base
     resolved = Path(_normalise(target))
     inside = [Path(_normalise(Path(path))) for path in hass.config.media_dirs.values()]
     if not any(resolved.is_relative_to(path) for path in inside):
-        raise RecordingPathError("outside_media", folder=str(folder))
+        raise _error("outside_media", folder=str(folder))
     try:
         stem = template.format(
             name=name.translate(_UNSAFE).strip() or "recording",
@@ -101,7 +91,7 @@ def recording_path(
             time=now.strftime("%H-%M"),
         )
     except (KeyError, IndexError, ValueError) as err:
-        raise RecordingPathError("bad_template", name=template) from err
+        raise _error("bad_template", name=template) from err
     return resolved / f"{stem}.ts"
 
 
@@ -234,8 +224,3 @@ def _free_name(path: Path) -> Path:
         number += 1
         candidate = path.with_name(f"{path.stem} ({number}){path.suffix}")
     return candidate
-
-
-def started_at(recording: Recording) -> datetime:
-    """When a recording started, in Home Assistant's time zone."""
-    return dt_util.as_local(dt_util.utc_from_timestamp(recording.started_at))
