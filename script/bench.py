@@ -95,18 +95,24 @@ class Scenario:
     ramp: float = 1.0
     seed: bool = False  # also run the seed design
     profile: bool = False  # sample Home Assistant with py-spy
+    # One more reader of the broadcast beside the N: "viewer" (an HTTP client in
+    # the driver) or "recording" (acestream_proxy.record into Home Assistant's media).
+    extra: str = ""
 
     @property
     def how(self) -> str:
         """How they join, for the table."""
         text = "all at once" if self.ramp == 0 else f"over {self.ramp:g} s"
-        return text + (f", {self.paused} paused" if self.paused else "")
+        text += f", {self.paused} paused" if self.paused else ""
+        return text + (f", + 1 {self.extra}" if self.extra else "")
 
 
 FULL = (
     Scenario(100, seed=True),
     Scenario(500, seed=True),
     Scenario(500, 50),
+    Scenario(500, extra="viewer"),
+    Scenario(500, extra="recording"),
     Scenario(1000, ramp=2.0),
     Scenario(2000, ramp=4.0, profile=True),
     Scenario(500, ramp=0.0),
@@ -115,6 +121,8 @@ FULL = (
 QUICK = (
     Scenario(50, seed=True),
     Scenario(50, 5),
+    Scenario(50, extra="viewer"),
+    Scenario(50, extra="recording"),
     Scenario(200, ramp=0.0),
 )
 
@@ -416,6 +424,7 @@ class Result:
     client_busy: float = math.nan  # the client core (client, simulator, driver)
     overflows: int = 0  # listen queue overflows during the row (SYNs dropped)
     slow_joins: int = 0  # first byte after more than 1 s: a SYN was retransmitted
+    extra_kbps: float = math.nan  # the extra reader's own rate over its life
     error: str | None = None
 
     @property
@@ -613,6 +622,37 @@ class Hass:
             rss_base=self.rss_base,
         )
 
+    async def extra_viewer(self, target: Target, got: list[int]) -> None:
+        """One more viewer, reading (and counting) until cancelled."""
+        import aiohttp
+
+        async with self.http.get(
+            f"{self.url}{target.path}",
+            headers={"Authorization": f"Bearer {self.token}"},
+            timeout=aiohttp.ClientTimeout(total=None),
+        ) as resp:
+            async for chunk in resp.content.iter_any():
+                got[0] += len(chunk)
+
+    async def record(self, target: Target) -> str:
+        """Start recording the row's broadcast; its recording id."""
+        answer = await self.api.request(
+            "POST",
+            f"/api/services/{DOMAIN}/record?return_response",
+            json={"content_id": target.path.rsplit("/", 1)[1], "name": "bench"},
+        )
+        return str(answer["service_response"]["recording_id"])
+
+    async def stop_recording(self, recording_id: str) -> float:
+        """Stop it; the rate it recorded at, kbit/s."""
+        answer = await self.api.request(
+            "POST",
+            f"/api/services/{DOMAIN}/stop_recording?return_response",
+            json={"recording_id": recording_id},
+        )
+        [done] = answer["service_response"]["stopped"]
+        return float(done["bytes"]) * 8 / 1000 / max(float(done["duration"]), 0.1)
+
     async def stop_broadcast(self, target: Target) -> None:
         """End the row's broadcast (the stop action)."""
         await self.api.request(
@@ -625,6 +665,37 @@ class Hass:
         """Stop Home Assistant."""
         if self.process is not None:
             await self.process.stop()
+
+
+class ExtraReader:
+    """One more reader of a row's broadcast: a viewer, or a recording."""
+
+    def __init__(self, hass: Hass, target: Target, kind: str) -> None:
+        """Read ``target`` as ``kind`` ("viewer" or "recording")."""
+        self.hass, self.target, self.kind = hass, target, kind
+        self.got = [0]
+        self.task: asyncio.Task[None] | None = None
+        self.recording = ""
+        self.started = time.monotonic()
+
+    async def start(self) -> None:
+        """Join the broadcast."""
+        self.started = time.monotonic()
+        if self.kind == "recording":
+            self.recording = await self.hass.record(self.target)
+        else:
+            self.task = asyncio.create_task(
+                self.hass.extra_viewer(self.target, self.got)
+            )
+
+    async def stop(self) -> float:
+        """Leave; the rate it read at over its life, kbit/s."""
+        if self.recording:
+            return await self.hass.stop_recording(self.recording)
+        assert self.task is not None
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
+        return self.got[0] * 8 / 1000 / (time.monotonic() - self.started)
 
 
 class RefServer:
@@ -1045,6 +1116,35 @@ def render(
     return lines
 
 
+def extra_readers(results: list[Result], source_kbps: float) -> list[str]:
+    """The rows with one more reader, side by side: a recording against a viewer."""
+    rows = {
+        (r.scenario.viewers, r.scenario.extra): r
+        for r in results
+        if r.design == "hass" and r.scenario.extra and not r.error
+    }
+    lines = []
+    for viewers in sorted({v for v, _ in rows}):
+        viewer, recording = (
+            rows.get((viewers, "viewer")),
+            rows.get((viewers, "recording")),
+        )
+        if viewer is None or recording is None:
+            continue
+        lines += [
+            "",
+            f"| {viewers} viewers + 1 viewer | {viewers} viewers + 1 recording |",
+            "|---|---|",
+            f"| CPU {_f(viewer.cpu, 3)} cores | CPU {_f(recording.cpu, 3)} cores |",
+            f"| viewers' slowest {min(viewer.rates, default=0) / source_kbps:.1%} "
+            f"| viewers' slowest {min(recording.rates, default=0) / source_kbps:.1%} |",
+            f"| the extra viewer got {viewer.extra_kbps / source_kbps:.1%} of the "
+            f"source rate | the recording wrote {recording.extra_kbps / source_kbps:.1%}"
+            " of it |",
+        ]
+    return lines
+
+
 def _cpu_model() -> str:
     with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="ascii") as info:
         for line in info:
@@ -1075,10 +1175,14 @@ async def measure(
     result = Result(design, scenario)
     ref: RefServer | None = None
     target: Target | None = None
+    extra: ExtraReader | None = None
     try:
         if design == "hass":
             target = await hass.open_broadcast(warmup)
             target.idle_cpu = 0.0 if math.isnan(hass.idle) else hass.idle
+            if scenario.extra:
+                extra = ExtraReader(hass, target, scenario.extra)
+                await extra.start()
         else:
             ref = RefServer(design, engine_port, workdir / f"{design}.log")
             target = await ref.start()
@@ -1113,6 +1217,9 @@ async def measure(
     except Exception as err:  # one bad row must not lose the others
         result.error = f"{type(err).__name__}: {err}"
     finally:
+        if extra is not None:
+            with contextlib.suppress(Exception):
+                result.extra_kbps = await extra.stop()
         if ref is not None:
             await ref.stop()
         if design == "hass" and target is not None:
@@ -1166,6 +1273,12 @@ async def bench(args: argparse.Namespace) -> int:
             Scenario(n, ramp=args.ramp, seed=True, profile=bool(args.profile))
             for n in args.viewers
         )
+        if args.extra:
+            scenarios += tuple(
+                Scenario(n, ramp=args.ramp, extra=kind)
+                for n in args.viewers
+                for kind in ("viewer", "recording")
+            )
     settle = args.settle if args.settle is not None else (2.0 if args.quick else 4.0)
     window = args.window or (4.0 if args.quick else 8.0)
     profile = args.profile if args.profile is not None else not args.quick
@@ -1272,6 +1385,8 @@ async def bench(args: argparse.Namespace) -> int:
     print()
     for line in render(results, source_kbps, ceiling):
         print(line)
+    for line in extra_readers(results, source_kbps):
+        print(line)
     for label, lines in profiles.items():
         print()
         print(f"Profile of Home Assistant (py-spy), {label}:")
@@ -1296,6 +1411,11 @@ def main() -> int:
         "--viewers", type=int, nargs="+", help="only these rows (viewer counts)"
     )
     parser.add_argument("--ramp", type=float, default=1.0, help="with --viewers")
+    parser.add_argument(
+        "--extra",
+        action="store_true",
+        help="with --viewers: also each N + 1 viewer and N + 1 recording",
+    )
     parser.add_argument(
         "--skip", nargs="*", default=[], choices=("hass", "ring", "seed")
     )

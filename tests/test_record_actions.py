@@ -34,7 +34,8 @@ CID = "0123456789abcdef0123456789abcdef01234567"
 
 @pytest.fixture
 def media(hass: HomeAssistant, tmp_path: Path) -> Path:
-    """Home Assistant's local media folder, in the test's own folder."""
+    """Home Assistant's local media folder, in the test's own folder (asked for
+    before the entry: newer media sources read the folders once, at setup)."""
     folder = tmp_path / "media"
     hass.config.media_dirs = {"local": str(folder)}
     return folder
@@ -74,10 +75,10 @@ def _of(events: list[Event], kind: str) -> list[dict[str, Any]]:
 
 async def test_record_a_channel_through_the_rest_api(
     hass: HomeAssistant,
+    media: Path,
     loaded_entry: MockConfigEntry,
     engine_sim: EngineSimulator,
     hass_client: ClientSessionGenerator,
-    media: Path,
 ) -> None:
     """Two recordings and a viewer share one engine session; the recordings are
     no viewers; stopping finishes the file, and the ffmpeg integration's binary

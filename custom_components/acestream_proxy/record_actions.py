@@ -164,7 +164,13 @@ async def _async_stop_recording(call: ServiceCall) -> ServiceResponse:
     await recordings.async_stop(found)
     return {
         "stopped": [
-            {ATTR_RECORDING_ID: r.id, "path": str(r.path), "reason": r.reason}
+            {
+                ATTR_RECORDING_ID: r.id,
+                "path": str(r.path),
+                "reason": r.reason,
+                "bytes": r.bytes_written,
+                "duration": round(r.seconds, 1),
+            }
             for r in found
         ]
     }
