@@ -24,7 +24,8 @@
 #                      moves an ad-hoc device) on a real `hass` of the newest release;
 #                      fails on any ERROR or "Detected" line in its log
 #                      (script/check_release.py)
-#   make e2e           headless Chromium + hls.js, and VLC, play HLS through Home Assistant
+#   make e2e           headless Chromium + hls.js, and VLC, play HLS through Home Assistant;
+#                      Chromium plays a recording's MP4 from its media
 #   make lint          ruff check, ruff format --check, mypy
 #   make format        ruff format + ruff check --fix
 #   make clean         remove the virtual environments, demo state and caches
