@@ -111,9 +111,11 @@ async def test_add_channel_and_its_entities(
         "peers",
         "download_speed",
         "live_delay",
+        "recording",
         "stop",
     }
     assert entities["live_delay"].disabled_by is er.RegistryEntryDisabler.INTEGRATION
+    assert entities["recording"].disabled_by is er.RegistryEntryDisabler.INTEGRATION
     for entity in entities.values():
         assert entity.config_subentry_id == subentry.subentry_id
     assert hass.states.get(entities["status"].entity_id).state == "idle"

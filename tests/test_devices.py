@@ -188,7 +188,7 @@ async def test_adhoc_device_follows_its_broadcast_on_failover(
             return (
                 current is not None
                 and device_entries(hass, current) == {survivor}
-                and len(entities) == 7
+                and len(entities) == 8
                 and all(e.config_entry_id == survivor for e in entities)
             )
 

@@ -145,6 +145,9 @@ async def test_events_and_device_trigger_automation(
         "stream_failover",
         "viewer_joined",
         "viewer_left",
+        "recording_started",
+        "recording_finished",
+        "recording_failed",
     }
     engine_device = find_device(hass, loaded_entry.entry_id)
     assert engine_device is not None
