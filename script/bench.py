@@ -1261,24 +1261,31 @@ async def run_rows(
     return results
 
 
+def _scenarios(args: argparse.Namespace) -> tuple[Scenario, ...]:
+    """The rows: the full or quick set, or N viewers as asked (and, with --extra,
+    N + 1 viewer against N + 1 recording)."""
+    if not args.viewers:
+        return QUICK if args.quick else FULL
+    scenarios = tuple(
+        Scenario(n, ramp=args.ramp, seed=True, profile=bool(args.profile))
+        for n in args.viewers
+    )
+    if args.extra:
+        scenarios += tuple(
+            Scenario(n, ramp=args.ramp, extra=kind)
+            for n in args.viewers
+            for kind in ("viewer", "recording")
+        )
+    return scenarios
+
+
 async def bench(args: argparse.Namespace) -> int:
     """Driver: source, client, ceiling, Home Assistant, every row, the report."""
     from tests.simulator import EngineSimulator, load_fixture
 
     started = time.monotonic()
     load_before = os.getloadavg()
-    scenarios = QUICK if args.quick else FULL
-    if args.viewers:
-        scenarios = tuple(
-            Scenario(n, ramp=args.ramp, seed=True, profile=bool(args.profile))
-            for n in args.viewers
-        )
-        if args.extra:
-            scenarios += tuple(
-                Scenario(n, ramp=args.ramp, extra=kind)
-                for n in args.viewers
-                for kind in ("viewer", "recording")
-            )
+    scenarios = _scenarios(args)
     settle = args.settle if args.settle is not None else (2.0 if args.quick else 4.0)
     window = args.window or (4.0 if args.quick else 8.0)
     profile = args.profile if args.profile is not None else not args.quick
