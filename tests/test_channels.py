@@ -212,8 +212,12 @@ async def test_import_playlist_url(
     hass: HomeAssistant, loaded_entry: MockConfigEntry, aiohttp_server
 ) -> None:
     """A playlist URL is downloaded over HTTP; a failing one is a form error."""
+
+    async def good(_request: web.Request) -> web.Response:
+        return web.Response(text=M3U)
+
     app = web.Application()
-    app.router.add_get("/good.m3u", lambda _: web.Response(text=M3U))
+    app.router.add_get("/good.m3u", good)
     server = await aiohttp_server(app)
     result = await hass.config_entries.subentries.async_init(
         (loaded_entry.entry_id, "playlist"), context={"source": SOURCE_USER}
