@@ -25,8 +25,10 @@ if TYPE_CHECKING:
 class EngineCoordinator(DataUpdateCoordinator[EngineVersion]):
     """Polls one engine; its failures make the engine's entities unavailable.
 
-    DataUpdateCoordinator logs the first failure and the recovery once each, which is
-    exactly the log-when-unavailable behaviour wanted here.
+    An engine that stops answering is logged once, at INFO (log-when-unavailable),
+    and its recovery once, at INFO, by DataUpdateCoordinator. An engine going away
+    is what failover exists for, so it is not an ERROR in the log; the repair
+    issue after REPAIR_AFTER is what asks the user to act.
     """
 
     config_entry: AceStreamConfigEntry
@@ -72,6 +74,16 @@ class EngineCoordinator(DataUpdateCoordinator[EngineVersion]):
                     },
                     data={"entry_id": self.config_entry.entry_id},
                 )
+            if self.last_update_success:
+                LOGGER.info(
+                    "AceStream engine %s is unreachable: %s",
+                    self.config_entry.title,
+                    err,
+                )
+                # Failed already, DataUpdateCoordinator logs no "Error fetching"
+                # for it; it still tells the entities (success changed since the
+                # refresh began) and logs the recovery.
+                self.last_update_success = False
             raise UpdateFailed(str(err)) from err
         self.down_since = None
         # Also after a reload or a new address: that coordinator never saw the
