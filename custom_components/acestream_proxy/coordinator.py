@@ -75,11 +75,13 @@ class EngineCoordinator(DataUpdateCoordinator[EngineVersion]):
                     data={"entry_id": self.config_entry.entry_id},
                 )
             if self.last_update_success:
-                LOGGER.info(
-                    "AceStream engine %s is unreachable: %s",
-                    self.config_entry.title,
-                    err,
-                )
+                if self.data is not None:
+                    # Not at setup: Home Assistant says "not ready yet" for that.
+                    LOGGER.info(
+                        "AceStream engine %s is unreachable: %s",
+                        self.config_entry.title,
+                        err,
+                    )
                 # Failed already, DataUpdateCoordinator logs no "Error fetching"
                 # for it; it still tells the entities (success changed since the
                 # refresh began) and logs the recovery.
