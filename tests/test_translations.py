@@ -358,10 +358,12 @@ def _other_call_keys(need: Need, module: Module, call: ast.Call, name: str) -> N
         for key in keys:
             need[("exceptions", key, "message")] = where
     elif name.endswith("Description"):
-        need[("entity", module.name, keys[0], "name")] = where
-        if (options := _keyword(call, "options")) is not None:
-            for state in _values(module, options):
-                need[("entity", module.name, keys[0], "state", state)] = where
+        # A description made by a helper has one key per call of the helper.
+        for key in keys:
+            need[("entity", module.name, key, "name")] = where
+            if (options := _keyword(call, "options")) is not None:
+                for state in _values(module, options):
+                    need[("entity", module.name, key, "state", state)] = where
 
 
 def _required() -> Need:
@@ -493,6 +495,8 @@ def test_the_code_gives_keys_to_check() -> None:
     assert ("device_automation", "trigger_type", "stream_started") in need
     assert ("device_automation", "condition_type", "has_viewers") in need
     assert ("entity", "sensor", "status", "state", "lingering") in need
+    # Made by a helper, one call each: every key, not only the first call's.
+    assert ("entity", "sensor", "live_delay", "name") in need
     assert ("services", "discover", "fields", "hosts", "name") in need
     assert len(kinds) > 10
 

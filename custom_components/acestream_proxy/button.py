@@ -2,35 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from homeassistant.components.button import ButtonEntity
 from homeassistant.exceptions import HomeAssistantError
 
 from .const import DOMAIN
-from .entity import BroadcastEntity, async_setup_broadcast_platform
-
-if TYPE_CHECKING:
-    from homeassistant.core import HomeAssistant
-    from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
-
-    from .data import AceStreamConfigEntry
+from .entity import BroadcastEntity, broadcast_platform
 
 PARALLEL_UPDATES = 0
-
-
-async def async_setup_entry(
-    hass: HomeAssistant,
-    entry: AceStreamConfigEntry,
-    async_add_entities: AddConfigEntryEntitiesCallback,
-) -> None:
-    """Add a stop button per channel and per ad-hoc broadcast."""
-    async_setup_broadcast_platform(
-        hass,
-        entry,
-        async_add_entities,
-        lambda hub, target, entry_id: [StopButton(hub, target, "stop", entry_id)],
-    )
 
 
 class StopButton(BroadcastEntity, ButtonEntity):
@@ -44,3 +22,9 @@ class StopButton(BroadcastEntity, ButtonEntity):
                 translation_key="not_playing",
                 translation_placeholders={"name": self.target.name},
             )
+
+
+# A stop button per channel and per ad-hoc broadcast.
+async_setup_entry = broadcast_platform(
+    lambda hub, target, entry_id: [StopButton(hub, target, "stop", entry_id)]
+)

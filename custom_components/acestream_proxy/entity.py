@@ -3,7 +3,7 @@ a channel's (or an ad-hoc broadcast's) device."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 
 from homeassistant.core import HomeAssistant, callback
@@ -64,15 +64,40 @@ class EngineEntity(CoordinatorEntity[EngineCoordinator]):
         self.async_write_ha_state()
 
 
-class BroadcastEntity(Entity):
-    """An entity following one channel or ad-hoc broadcast, pushed by the hub.
+class PushedEntity(Entity):
+    """An entity a dispatcher signal pushes.
 
-    State is written only when the value changed, and the hub sends updates at most
-    every couple of seconds, so a busy broadcast does not flood the recorder.
+    Its state is written only when what it shows changed, so a signal sent often
+    (a busy broadcast, an app fetching every few seconds) does not flood the
+    recorder.
     """
 
     _attr_has_entity_name = True
     _attr_should_poll = False
+    _last: Any
+
+    def _snapshot(self) -> Any:
+        return (self.available, self.state, self.extra_state_attributes)
+
+    @callback
+    def _follow(self, signal: str) -> None:
+        """Write the state on ``signal`` from now on, when it changed."""
+        self._last = self._snapshot()
+        self.async_on_remove(
+            async_dispatcher_connect(self.hass, signal, self._handle_update)
+        )
+
+    @callback
+    def _handle_update(self) -> None:
+        snapshot = self._snapshot()
+        if snapshot != self._last:
+            self._last = snapshot
+            self.async_write_ha_state()
+
+
+class BroadcastEntity(PushedEntity):
+    """An entity following one channel or ad-hoc broadcast, pushed by the hub
+    (at most every couple of seconds)."""
 
     def __init__(
         self, hub: StreamHub, target: BroadcastTarget, key: str, engine_entry_id: str
@@ -84,7 +109,6 @@ class BroadcastEntity(Entity):
         self._attr_translation_key = key
         self._attr_unique_id = f"{target.device_identifier}_{key}"
         self._attr_device_info = target_device_info(hub.hass, target, engine_entry_id)
-        self._last: Any = object()
 
     @property
     def record(self) -> BroadcastRecord | None:
@@ -106,10 +130,7 @@ class BroadcastEntity(Entity):
 
     async def async_added_to_hass(self) -> None:
         """Follow the hub, and edits of the channel."""
-        self._last = self._snapshot()
-        self.async_on_remove(
-            async_dispatcher_connect(self.hass, SIGNAL_UPDATED, self._handle_update)
-        )
+        self._follow(SIGNAL_UPDATED)
         if self.target.subentry_id is not None:
             self.async_on_remove(
                 async_dispatcher_connect(
@@ -137,19 +158,7 @@ class BroadcastEntity(Entity):
         return Channel.from_data(subentry.data).picture
 
     def _snapshot(self) -> Any:
-        return (
-            self.available,
-            self.state,
-            self.extra_state_attributes,
-            self.entity_picture,
-        )
-
-    @callback
-    def _handle_update(self) -> None:
-        snapshot = self._snapshot()
-        if snapshot != self._last:
-            self._last = snapshot
-            self.async_write_ha_state()
+        return (*super()._snapshot(), self.entity_picture)
 
     @callback
     def _handle_edit(self, target: BroadcastTarget) -> None:
@@ -159,6 +168,50 @@ class BroadcastEntity(Entity):
 
 
 type EntityFactory = Callable[[StreamHub, BroadcastTarget, str], Sequence[Entity]]
+type PlatformSetup = Callable[
+    [HomeAssistant, AceStreamConfigEntry, AddConfigEntryEntitiesCallback],
+    Coroutine[Any, Any, None],
+]
+
+
+@callback
+def async_setup_subentry_entities(
+    hass: HomeAssistant,
+    entry: AceStreamConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+    subentry_type: str,
+    added: str,
+    factory: Callable[[ConfigSubentry], Sequence[Entity]],
+) -> None:
+    """Entities for each subentry of a type, now and whenever the ``added``
+    signal says some were added."""
+    known: set[str] = set()
+
+    @callback
+    def add() -> None:
+        for subentry in entry.subentries.values():
+            if subentry.subentry_type != subentry_type or subentry.subentry_id in known:
+                continue
+            known.add(subentry.subentry_id)
+            async_add_entities(
+                factory(subentry), config_subentry_id=subentry.subentry_id
+            )
+
+    add()
+    entry.async_on_unload(async_dispatcher_connect(hass, added, add))
+
+
+def broadcast_platform(factory: EntityFactory) -> PlatformSetup:
+    """The async_setup_entry of a platform with broadcast entities only."""
+
+    async def async_setup_entry(
+        hass: HomeAssistant,
+        entry: AceStreamConfigEntry,
+        async_add_entities: AddConfigEntryEntitiesCallback,
+    ) -> None:
+        async_setup_broadcast_platform(hass, entry, async_add_entities, factory)
+
+    return async_setup_entry
 
 
 @callback
@@ -170,35 +223,23 @@ def async_setup_broadcast_platform(
 ) -> None:
     """Entities for the entry's channels now and later, and for ad-hoc broadcasts."""
     hub = get_hub(hass)
-    known: set[str] = set()
-
-    @callback
-    def add_channels() -> None:
-        for subentry in entry.subentries.values():
-            if (
-                subentry.subentry_type != SUBENTRY_CHANNEL
-                or subentry.subentry_id in known
-            ):
-                continue
-            known.add(subentry.subentry_id)
-            target = channel_target(
-                subentry.subentry_id, Channel.from_data(subentry.data)
-            )
-            async_add_entities(
-                factory(hub, target, entry.entry_id),
-                config_subentry_id=subentry.subentry_id,
-            )
+    async_setup_subentry_entities(
+        hass,
+        entry,
+        async_add_entities,
+        SUBENTRY_CHANNEL,
+        signal_channels_changed(entry.entry_id),
+        lambda subentry: factory(
+            hub,
+            channel_target(subentry.subentry_id, Channel.from_data(subentry.data)),
+            entry.entry_id,
+        ),
+    )
 
     @callback
     def add_broadcast(target: BroadcastTarget) -> None:
         async_add_entities(factory(hub, target, entry.entry_id))
 
-    add_channels()
-    entry.async_on_unload(
-        async_dispatcher_connect(
-            hass, signal_channels_changed(entry.entry_id), add_channels
-        )
-    )
     entry.async_on_unload(
         async_dispatcher_connect(
             hass, signal_new_broadcast(entry.entry_id), add_broadcast
@@ -206,20 +247,23 @@ def async_setup_broadcast_platform(
     )
 
 
-class AccessKeyEntity(Entity):
-    """An entity of one app access key's device, pushed when the key is used."""
+class AccessKeyEntity(PushedEntity):
+    """An entity of one app access key's device, pushed when the key is used.
 
-    _attr_has_entity_name = True
-    _attr_should_poll = False
+    Each kind names itself by its ``_attr_translation_key``.
+    """
+
+    _attr_translation_key: str
 
     def __init__(
-        self, keys: AccessKeys, entry_id: str, subentry: ConfigSubentry, key: str
+        self, keys: AccessKeys, entry_id: str, subentry: ConfigSubentry
     ) -> None:
         """Attach to the key's device (never to its secret)."""
         self.keys = keys
         self.subentry_id = subentry.subentry_id
-        self._attr_translation_key = key
-        self._attr_unique_id = f"access_key_{subentry.subentry_id}_{key}"
+        self._attr_unique_id = (
+            f"access_key_{subentry.subentry_id}_{self._attr_translation_key}"
+        )
         self._attr_device_info = via_engine(
             keys.hass,
             DeviceInfo(
@@ -231,18 +275,8 @@ class AccessKeyEntity(Entity):
             ),
             entry_id,
         )
-        self._last: Any = object()
 
     async def async_added_to_hass(self) -> None:
         """Follow the key's uses."""
         await super().async_added_to_hass()
-        self._last = self.state
-        self.async_on_remove(
-            async_dispatcher_connect(self.hass, SIGNAL_KEYS_UPDATED, self._update)
-        )
-
-    @callback
-    def _update(self) -> None:
-        if self.state != self._last:
-            self._last = self.state
-            self.async_write_ha_state()
+        self._follow(SIGNAL_KEYS_UPDATED)

@@ -16,9 +16,8 @@ from homeassistant.components.sensor import (
 )
 from homeassistant.const import EntityCategory, UnitOfDataRate, UnitOfTime
 from homeassistant.core import callback
-from homeassistant.helpers.dispatcher import async_dispatcher_connect
 
-from .access import AccessKeys, get_keys, signal_keys_added
+from .access import get_keys, signal_keys_added
 from .const import SUBENTRY_ACCESS_KEY
 from .data import get_hub
 from .entity import (
@@ -26,12 +25,12 @@ from .entity import (
     BroadcastEntity,
     EngineEntity,
     async_setup_broadcast_platform,
+    async_setup_subentry_entities,
 )
 from .recordings import get_recordings
 from .stream.broadcast import BroadcastState
 
 if TYPE_CHECKING:
-    from homeassistant.config_entries import ConfigSubentry
     from homeassistant.core import HomeAssistant
     from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
@@ -131,19 +130,6 @@ def _bitrate(item: BroadcastRecord | None) -> int:
     return round(item.broadcaster.bitrate / 10_000) * 10 if item else 0
 
 
-def _engine_stat(
-    name: str,
-) -> Callable[[StreamHub, BroadcastTarget, BroadcastRecord | None], Any]:
-    def value(
-        _hub: StreamHub, _target: BroadcastTarget, item: BroadcastRecord | None
-    ) -> Any:
-        if item is None or item.engine_stats is None:
-            return None
-        return getattr(item.engine_stats, name)
-
-    return value
-
-
 @dataclass(frozen=True, kw_only=True)
 class BroadcastSensorDescription(SensorEntityDescription):
     """How a broadcast sensor reads its value."""
@@ -151,6 +137,26 @@ class BroadcastSensorDescription(SensorEntityDescription):
     value: Callable[[StreamHub, BroadcastTarget, BroadcastRecord | None], Any]
     # Read from the engine's stat_url: unavailable while that fails.
     engine_stat: bool = False
+
+
+def _engine_stat(key: str, stat: str, **description: Any) -> BroadcastSensorDescription:
+    """A measurement the engine's stat_url gives (``stat``: its field)."""
+
+    def value(
+        _hub: StreamHub, _target: BroadcastTarget, item: BroadcastRecord | None
+    ) -> Any:
+        if item is None or item.engine_stats is None:
+            return None
+        return getattr(item.engine_stats, stat)
+
+    return BroadcastSensorDescription(
+        key=key,
+        translation_key=key,
+        state_class=SensorStateClass.MEASUREMENT,
+        value=value,
+        engine_stat=True,
+        **description,
+    )
 
 
 BROADCAST_SENSORS: tuple[BroadcastSensorDescription, ...] = (
@@ -177,32 +183,20 @@ BROADCAST_SENSORS: tuple[BroadcastSensorDescription, ...] = (
         options=STATUS_OPTIONS,
         value=_status,
     ),
-    BroadcastSensorDescription(
-        key="peers",
-        translation_key="peers",
-        state_class=SensorStateClass.MEASUREMENT,
-        value=_engine_stat("peers"),
-        engine_stat=True,
-    ),
-    BroadcastSensorDescription(
-        key="download_speed",
-        translation_key="download_speed",
+    _engine_stat("peers", "peers"),
+    _engine_stat(
+        "download_speed",
+        "speed_down_kbps",
         device_class=SensorDeviceClass.DATA_RATE,
-        state_class=SensorStateClass.MEASUREMENT,
         native_unit_of_measurement=UnitOfDataRate.KILOBYTES_PER_SECOND,
-        value=_engine_stat("speed_down_kbps"),
-        engine_stat=True,
     ),
-    BroadcastSensorDescription(
-        key="live_delay",
-        translation_key="live_delay",
+    _engine_stat(
+        "live_delay",
+        "live_delay",
         device_class=SensorDeviceClass.DURATION,
-        state_class=SensorStateClass.MEASUREMENT,
         native_unit_of_measurement=UnitOfTime.SECONDS,
         entity_category=EntityCategory.DIAGNOSTIC,
         entity_registry_enabled_default=False,
-        value=_engine_stat("live_delay"),
-        engine_stat=True,
     ),
 )
 
@@ -291,42 +285,25 @@ def _async_setup_key_sensors(
 ) -> None:
     """A device per app access key: when it was last used, what it streams now."""
     keys = get_keys(hass)
-    known: set[str] = set()
-
-    @callback
-    def add_keys() -> None:
-        for subentry in entry.subentries.values():
-            if (
-                subentry.subentry_type != SUBENTRY_ACCESS_KEY
-                or subentry.subentry_id in known
-            ):
-                continue
-            known.add(subentry.subentry_id)
-            async_add_entities(
-                [
-                    AccessKeyLastUsedSensor(keys, entry.entry_id, subentry),
-                    AccessKeyStreamsSensor(keys, entry.entry_id, subentry),
-                ],
-                config_subentry_id=subentry.subentry_id,
-            )
-
-    add_keys()
-    entry.async_on_unload(
-        async_dispatcher_connect(hass, signal_keys_added(entry.entry_id), add_keys)
+    async_setup_subentry_entities(
+        hass,
+        entry,
+        async_add_entities,
+        SUBENTRY_ACCESS_KEY,
+        signal_keys_added(entry.entry_id),
+        lambda subentry: [
+            AccessKeyLastUsedSensor(keys, entry.entry_id, subentry),
+            AccessKeyStreamsSensor(keys, entry.entry_id, subentry),
+        ],
     )
 
 
 class AccessKeyLastUsedSensor(AccessKeyEntity, RestoreSensor):
     """When an app last fetched its playlist or a stream (to the minute)."""
 
+    _attr_translation_key = "last_used"
     _attr_device_class = SensorDeviceClass.TIMESTAMP
-
-    def __init__(
-        self, keys: AccessKeys, entry_id: str, subentry: ConfigSubentry
-    ) -> None:
-        """The key's last use."""
-        super().__init__(keys, entry_id, subentry, "last_used")
-        self._restored: dt.datetime | None = None
+    _restored: dt.datetime | None = None
 
     async def async_added_to_hass(self) -> None:
         """Keep the last use across restarts."""
@@ -344,13 +321,8 @@ class AccessKeyLastUsedSensor(AccessKeyEntity, RestoreSensor):
 class AccessKeyStreamsSensor(AccessKeyEntity, SensorEntity):
     """MPEG-TS streams open with the key now (a TV started watching: above 0)."""
 
+    _attr_translation_key = "key_streams"
     _attr_state_class = SensorStateClass.MEASUREMENT
-
-    def __init__(
-        self, keys: AccessKeys, entry_id: str, subentry: ConfigSubentry
-    ) -> None:
-        """The key's open streams."""
-        super().__init__(keys, entry_id, subentry, "key_streams")
 
     @property
     def native_value(self) -> int:
