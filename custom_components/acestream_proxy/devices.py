@@ -47,31 +47,6 @@ CHANNEL_PREFIX: Final = "channel_"
 BROADCAST_PREFIX: Final = "broadcast_"
 ACCESS_KEY_PREFIX: Final = "access_key_"
 
-# Dispatcher signal: an ad-hoc broadcast moved to another engine entry
-# (target, from entry id, to entry id); its device and entities follow it.
-SIGNAL_ADHOC_MOVED: Final = f"{DOMAIN}_adhoc_moved"
-
-# Ad-hoc broadcast entities alive now, by device identifier: on a failover the old
-# engine entry's ones are removed before the new entry's platforms add theirs.
-ADHOC_ENTITIES: HassKey[dict[str, set[BroadcastEntity]]] = HassKey(
-    f"{DOMAIN}_adhoc_entities"
-)
-
-
-def signal_channels_changed(entry_id: str) -> str:
-    """Dispatcher signal: channels were added to this entry."""
-    return f"{DOMAIN}_channels_changed_{entry_id}"
-
-
-def signal_new_broadcast(entry_id: str) -> str:
-    """Dispatcher signal: an ad-hoc broadcast on this engine needs entities."""
-    return f"{DOMAIN}_new_broadcast_{entry_id}"
-
-
-def signal_channel_edited(subentry_id: str) -> str:
-    """Dispatcher signal: a channel was edited; carries its new BroadcastTarget."""
-    return f"{DOMAIN}_channel_edited_{subentry_id}"
-
 
 @dataclass(frozen=True, slots=True)
 class BroadcastTarget:
@@ -97,6 +72,32 @@ def adhoc_target(infohash: str) -> BroadcastTarget:
         f"{BROADCAST_PREFIX}{infohash}",
         f"AceStream {infohash[:8]}",
     )
+
+
+# Dispatcher signal: an ad-hoc broadcast moved to another engine entry
+# (target, from entry id, to entry id); its device and entities follow it.
+SIGNAL_ADHOC_MOVED: Final = f"{DOMAIN}_adhoc_moved"
+
+# Ad-hoc broadcast entities alive now, by device identifier: on a failover the old
+# engine entry's ones are removed before the new entry's platforms add theirs.
+ADHOC_ENTITIES: HassKey[dict[str, set[BroadcastEntity]]] = HassKey(
+    f"{DOMAIN}_adhoc_entities"
+)
+
+
+def signal_channels_changed(entry_id: str) -> str:
+    """Dispatcher signal: channels were added to this entry."""
+    return f"{DOMAIN}_channels_changed_{entry_id}"
+
+
+def signal_new_broadcast(entry_id: str) -> str:
+    """Dispatcher signal: an ad-hoc broadcast on this engine needs entities."""
+    return f"{DOMAIN}_new_broadcast_{entry_id}"
+
+
+def signal_channel_edited(subentry_id: str) -> str:
+    """Dispatcher signal: a channel was edited; carries its new BroadcastTarget."""
+    return f"{DOMAIN}_channel_edited_{subentry_id}"
 
 
 def engine_device_info(coordinator: EngineCoordinator) -> DeviceInfo:
