@@ -19,6 +19,7 @@ from .compat import async_get_device
 from .const import EVENT_TYPE
 from .devices import channel_of, channel_target, target_for
 from .stream.broadcast import Broadcaster, BroadcastEvent
+from .stream.engine import ContentKind
 
 if TYPE_CHECKING:
     from .registry import BroadcastRecord, BroadcastRegistry
@@ -94,7 +95,7 @@ class BusEvents:
         return {
             "type": kind,
             "device_id": self._device_id(broadcaster),
-            "content_id": self.registry.content_id_of(broadcaster),
+            "content_id": self._content_id(broadcaster),
             "infohash": broadcaster.infohash,
             "channel": target.name if target.subentry_id else None,
             "viewers": broadcaster.viewer_count,
@@ -106,6 +107,16 @@ class BusEvents:
             data["from_engine"] = self._engine_title(broadcaster.previous_engine_id)
             data["to_engine"] = self._engine_title(broadcaster.engine_id)
         self.hass.bus.async_fire(EVENT_TYPE, data)
+
+    def _content_id(self, broadcaster: Broadcaster) -> str | None:
+        """The content id of a broadcast, when known: what it was opened with,
+        or a content id the engine resolved to its infohash."""
+        if broadcaster.content.kind is ContentKind.CONTENT_ID:
+            return broadcaster.content.value
+        for ref, infohash in self.registry.aliases.items():
+            if infohash == broadcaster.infohash and ref.kind is ContentKind.CONTENT_ID:
+                return ref.value
+        return None
 
     def _device_id(self, broadcaster: Broadcaster) -> str | None:
         """The device a broadcast's events name: its channel's, or its own."""

@@ -198,15 +198,6 @@ class BroadcastRegistry:
             return None
         return self.broadcasts[broadcaster.infohash].hls
 
-    def content_id_of(self, broadcaster: Broadcaster) -> str | None:
-        """The content id of a broadcast, when known."""
-        if broadcaster.content.kind is ContentKind.CONTENT_ID:
-            return broadcaster.content.value
-        for ref, infohash in self.aliases.items():
-            if infohash == broadcaster.infohash and ref.kind is ContentKind.CONTENT_ID:
-                return ref.value
-        return None
-
     # -- opening and stopping ------------------------------------------------------
 
     async def async_open(self, ref: ContentRef) -> Broadcaster:
