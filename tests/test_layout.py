@@ -22,8 +22,6 @@ STREAM = Path(__file__).parent.parent / "custom_components/acestream_proxy/strea
 INTEGRATION = STREAM.parent
 MAX_MODULE_LINES = 400
 MAX_CLASS_LINES = 300
-# Split right now on its own branch; the split takes it off this list.
-BEING_SPLIT = frozenset({"config_flow.py"})
 
 
 def module_name(path: Path) -> str:
@@ -134,26 +132,15 @@ def test_no_module_or_class_of_the_data_plane_is_too_long() -> None:
 
 
 def test_no_module_or_class_of_the_integration_is_too_long() -> None:
-    """The glue as much as the data plane, but the modules being split now."""
+    """The glue as much as the data plane."""
     modules = integration()
     assert {"hub.py", "stream/ts.py"} <= modules.keys()  # the walk found both parts
     found = [
         line
         for name, path in modules.items()
-        if name not in BEING_SPLIT
         for line in too_long(path.read_text(), name)
     ]
     assert not found
-
-
-def test_what_is_being_split_is_still_too_long() -> None:
-    """An entry of BEING_SPLIT that fits goes off the list, so the check above
-    covers it from then on."""
-    modules = integration()
-    fits = [
-        name for name in BEING_SPLIT if not too_long(modules[name].read_text(), name)
-    ]
-    assert not fits, f"within the limits now, take off BEING_SPLIT: {fits}"
 
 
 def test_the_size_judge_rejects() -> None:
