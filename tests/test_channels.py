@@ -18,8 +18,9 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from custom_components.acestream_proxy import playlist as playlist_module
 from custom_components.acestream_proxy.channel import parse_m3u, ref_from_link
 from custom_components.acestream_proxy.const import (
-    MAX_BROADCASTS_RANGE,
+    CONF_MAX_BROADCASTS,
     MAX_CHANNELS_PER_ENGINE,
+    TUNABLES,
 )
 from custom_components.acestream_proxy.stream.engine import ContentKind, ContentRef
 from tests.ha_fixtures import CID, CID2, Owned
@@ -469,7 +470,7 @@ async def test_a_full_engine_keeps_every_channels_entities(
     assert len(statuses) == MAX_CHANNELS_PER_ENGINE
     # Ad-hoc broadcasts (as many as an engine may play) and 100 access keys
     # (2 entities each) still fit.
-    assert len(enabled) + MAX_BROADCASTS_RANGE[1] * per_channel + 200 <= cap
+    assert len(enabled) + TUNABLES[CONF_MAX_BROADCASTS].high * per_channel + 200 <= cap
     assert "maximum" not in caplog.text
     # One more is refused.
     result = await _import(hass, loaded_entry, _m3u(10_000, 1))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Final
+from typing import Final, NamedTuple
 
 DOMAIN: Final = "acestream_proxy"
 LOGGER = logging.getLogger(__package__)
@@ -21,9 +21,6 @@ CONF_MAX_BROADCASTS: Final = "max_broadcasts"
 CONF_HLS_SEGMENT: Final = "hls_segment"
 
 DEFAULT_LINGER: Final = 30
-DEFAULT_REPLAY_WINDOW: Final = 10
-DEFAULT_MAX_VIEWERS: Final = 50
-DEFAULT_MAX_BROADCASTS: Final = 10
 # 2 s HLS segments: AceStream broadcasts put a keyframe every 1-2 s, so a segment is
 # one or two keyframe intervals; the playlist target is then 3 s (segment plus
 # half, at least 1 s), which still fits keyframe intervals up to about 3.4 s
@@ -36,26 +33,31 @@ DEFAULT_MAX_BROADCASTS: Final = 10
 # CDN load, which a proxy on the LAN does not have; Home Assistant's own stream
 # component cuts 2 s segments as well.
 DEFAULT_HLS_SEGMENT: Final = 2
-DEFAULT_OPTIONS: Final = {
-    CONF_LINGER: DEFAULT_LINGER,
-    CONF_REPLAY_WINDOW: DEFAULT_REPLAY_WINDOW,
-    CONF_MAX_VIEWERS: DEFAULT_MAX_VIEWERS,
-    CONF_MAX_BROADCASTS: DEFAULT_MAX_BROADCASTS,
-    CONF_HLS_SEGMENT: DEFAULT_HLS_SEGMENT,
-}
 
-# (minimum, maximum) accepted by the options flow.
-LINGER_RANGE: Final = (0, 3600)
-REPLAY_WINDOW_RANGE: Final = (2, 60)
-# A broadcast can serve thousands (make bench measures 2,000 at 8 Mbit/s).
-MAX_VIEWERS_RANGE: Final = (1, 5000)
-MAX_BROADCASTS_RANGE: Final = (1, 100)
-HLS_SEGMENT_RANGE: Final = (1, 10)
+
+class Tunable(NamedTuple):
+    """An option of the options flow: its default, bounds and unit."""
+
+    default: int
+    low: int
+    high: int
+    unit: str | None = None
+
+
+TUNABLES: Final = {
+    CONF_LINGER: Tunable(DEFAULT_LINGER, 0, 3600, "s"),
+    CONF_REPLAY_WINDOW: Tunable(10, 2, 60, "s"),
+    # A broadcast can serve thousands (make bench measures 2,000 at 8 Mbit/s).
+    CONF_MAX_VIEWERS: Tunable(50, 1, 5000),
+    CONF_MAX_BROADCASTS: Tunable(10, 1, 100),
+    CONF_HLS_SEGMENT: Tunable(DEFAULT_HLS_SEGMENT, 1, 10, "s"),
+}
+DEFAULT_OPTIONS: Final = {key: tunable.default for key, tunable in TUNABLES.items()}
 
 # From 2026.7 Home Assistant adds no more enabled entities to a config entry that
 # has 10,000, and only logs a warning. A channel has 6 enabled entities (5
 # sensors and a stop button), an engine 4, each ad-hoc broadcast 6 (at most
-# MAX_BROADCASTS_RANGE[1] = 100 at once) and each access key 2: 1,500 channels
+# TUNABLES[CONF_MAX_BROADCASTS].high = 100 at once) and each access key 2: 1,500 channels
 # (9,000 entities) leave room for the rest. Adding past it is refused, on every
 # release, so no channel ever lacks its entities.
 MAX_CHANNELS_PER_ENGINE: Final = 1500

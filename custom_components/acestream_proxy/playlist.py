@@ -260,15 +260,7 @@ def import_channels(
     if len(new) > (room := channel_room(entry)):
         raise TooManyChannelsError(len(new), room)
     for channel in new:
-        hass.config_entries.async_add_subentry(
-            entry,
-            ConfigSubentry(
-                data=MappingProxyType(channel.as_data()),
-                subentry_type=SUBENTRY_CHANNEL,
-                title=channel.name,
-                unique_id=channel.unique_id,
-            ),
-        )
+        hass.config_entries.async_add_subentry(entry, channel_subentry(channel))
         summary.imported.append(channel.name)
     return summary
 
@@ -293,3 +285,13 @@ def wants_hls(hass: HomeAssistant, entity_id: str | None) -> bool:
         return True
     entry = er.async_get(hass).async_get(entity_id)
     return entry is not None and entry.platform == "cast"
+
+
+def channel_subentry(channel: Channel) -> ConfigSubentry:
+    """A new subentry for ``channel``."""
+    return ConfigSubentry(
+        data=MappingProxyType(channel.as_data()),
+        subentry_type=SUBENTRY_CHANNEL,
+        title=channel.name,
+        unique_id=channel.unique_id,
+    )

@@ -18,11 +18,7 @@ from .const import (
     CONF_MAX_BROADCASTS,
     CONF_MAX_VIEWERS,
     CONF_REPLAY_WINDOW,
-    DEFAULT_HLS_SEGMENT,
-    DEFAULT_LINGER,
-    DEFAULT_MAX_BROADCASTS,
-    DEFAULT_MAX_VIEWERS,
-    DEFAULT_REPLAY_WINDOW,
+    DEFAULT_OPTIONS,
 )
 from .stream.broadcast import BroadcastConfig
 
@@ -55,15 +51,20 @@ def broadcast_config(entry: AceStreamConfigEntry) -> BroadcastConfig:
     """How the broadcasts an engine opens behave, from its options."""
     options = entry.options
     return BroadcastConfig(
-        linger=float(options.get(CONF_LINGER, DEFAULT_LINGER)),
-        replay_window=float(options.get(CONF_REPLAY_WINDOW, DEFAULT_REPLAY_WINDOW)),
-        max_viewers=int(options.get(CONF_MAX_VIEWERS, DEFAULT_MAX_VIEWERS)),
+        linger=_option(options, CONF_LINGER),
+        replay_window=_option(options, CONF_REPLAY_WINDOW),
+        max_viewers=int(_option(options, CONF_MAX_VIEWERS)),
     )
 
 
 def hls_segment(options: Mapping[str, Any]) -> float:
     """The HLS target duration an engine's options ask for."""
-    return float(options.get(CONF_HLS_SEGMENT, DEFAULT_HLS_SEGMENT))
+    return _option(options, CONF_HLS_SEGMENT)
+
+
+def _option(options: Mapping[str, Any], key: str) -> float:
+    """An option's value, or its default when the entry predates it."""
+    return float(options.get(key, DEFAULT_OPTIONS[key]))
 
 
 @dataclass
@@ -98,7 +99,7 @@ class EnginePool:
                 "no AceStream engine is reachable", RETRY_AFTER_UNREACHABLE
             )
         for entry in sorted(healthy, key=lambda entry: load(entry.entry_id)):
-            limit = entry.options.get(CONF_MAX_BROADCASTS, DEFAULT_MAX_BROADCASTS)
+            limit = _option(entry.options, CONF_MAX_BROADCASTS)
             if load(entry.entry_id)[0] < limit:
                 return entry
         raise CapacityError("the maximum number of concurrent broadcasts is reached")

@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, cast
 
 from homeassistant.config_entries import ConfigEntry, ConfigSubentry
@@ -43,7 +42,6 @@ from .const import (
     DOMAIN,
     FAILURES_FOR_REPAIR,
     LOGGER,
-    SUBENTRY_CHANNEL,
     SUBENTRY_SUBSCRIPTION,
 )
 from .listdiff import ListDiff, diff_channels
@@ -51,6 +49,7 @@ from .playlist import (
     PlaylistFetchError,
     Validators,
     channel_room,
+    channel_subentry,
     fetch_playlist_if_changed,
     iter_channels,
 )
@@ -117,9 +116,9 @@ def async_plan(
         raise EmptyPlaylistError("the list has no AceStream channel")
     current: list[tuple[str, Channel]] = []
     taken: set[ContentRef] = set()
-    for owner, channel_subentry, channel in iter_channels(hass):
+    for owner, sub, channel in iter_channels(hass):
         if owner is entry and channel.subscription == subscription_id:
-            current.append((channel_subentry.subentry_id, channel))
+            current.append((sub.subentry_id, channel))
         else:
             taken.add(channel.ref)
     return diff_channels(
@@ -160,15 +159,7 @@ def async_apply(hass: HomeAssistant, entry: ConfigEntry, diff: ListDiff) -> None
             unique_id=channel.unique_id,
         )
     for channel in diff.add:
-        entries.async_add_subentry(
-            entry,
-            ConfigSubentry(
-                data=MappingProxyType(channel.as_data()),
-                subentry_type=SUBENTRY_CHANNEL,
-                title=channel.name,
-                unique_id=channel.unique_id,
-            ),
-        )
+        entries.async_add_subentry(entry, channel_subentry(channel))
 
 
 async def async_refresh(

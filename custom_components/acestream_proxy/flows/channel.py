@@ -7,7 +7,6 @@ from typing import Any
 
 from homeassistant.config_entries import (
     ConfigSubentry,
-    ConfigSubentryFlow,
     SubentryFlowResult,
 )
 from homeassistant.core import HomeAssistant
@@ -34,7 +33,7 @@ from ..const import (
 )
 from ..playlist import channel_room
 from ..stream.engine import ContentKind, ContentRef
-from .common import RECONFIGURED
+from .common import RECONFIGURED, FormSubentryFlow
 
 
 def _all_channel_ids(hass: HomeAssistant, skip: str | None = None) -> set[str]:
@@ -86,7 +85,7 @@ def _parse_channel(
     return ref
 
 
-class ChannelFlow(ConfigSubentryFlow):
+class ChannelFlow(FormSubentryFlow):
     """Add or edit one channel: a name for a content id or an infohash."""
 
     async def async_step_user(
@@ -98,21 +97,10 @@ class ChannelFlow(ConfigSubentryFlow):
                 reason="too_many_channels",
                 description_placeholders={"max": str(MAX_CHANNELS_PER_ENGINE)},
             )
-        return await self._async_step("user", user_input, None)
+        return await super().async_step_user(user_input)
 
-    async def async_step_reconfigure(
-        self, user_input: dict[str, Any] | None = None
-    ) -> SubentryFlowResult:
-        """Edit a channel."""
-        return await self._async_step(
-            "reconfigure", user_input, self._get_reconfigure_subentry()
-        )
-
-    async def _async_step(
-        self,
-        step_id: str,
-        user_input: dict[str, Any] | None,
-        subentry: ConfigSubentry | None,
+    async def _async_form(
+        self, user_input: dict[str, Any] | None, subentry: ConfigSubentry | None
     ) -> SubentryFlowResult:
         errors: dict[str, str] = {}
         if user_input is not None:
@@ -152,7 +140,7 @@ class ChannelFlow(ConfigSubentryFlow):
                     return self.async_abort(reason=RECONFIGURED)
         suggested = user_input or (dict(subentry.data) if subentry else {})
         return self.async_show_form(
-            step_id=step_id,
+            step_id=self.source,
             data_schema=self.add_suggested_values_to_schema(
                 _channel_schema(), suggested
             ),

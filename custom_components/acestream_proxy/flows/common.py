@@ -7,6 +7,11 @@ import ipaddress
 import re
 from typing import Any, Final
 
+from homeassistant.config_entries import (
+    ConfigSubentry,
+    ConfigSubentryFlow,
+    SubentryFlowResult,
+)
 from homeassistant.const import CONF_HOST, CONF_PORT, CONF_URL
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
@@ -108,3 +113,27 @@ async def async_fetch_list(
         LOGGER.debug("Playlist not fetched: %s", err)
         errors[CONF_URL] = "cannot_fetch"
     return None
+
+
+class FormSubentryFlow(ConfigSubentryFlow):
+    """A subentry made and edited with one form: the reconfigure step shows the
+    user step's form, filled from the subentry."""
+
+    async def async_step_user(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Add a subentry."""
+        return await self._async_form(user_input, None)
+
+    async def async_step_reconfigure(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Edit the subentry with the form it was made with."""
+        return await self._async_form(user_input, self._get_reconfigure_subentry())
+
+    async def _async_form(
+        self, user_input: dict[str, Any] | None, subentry: ConfigSubentry | None
+    ) -> SubentryFlowResult:
+        """The form of this flow's step (``self.source``); ``subentry`` is None
+        when adding one."""
+        raise NotImplementedError

@@ -11,7 +11,6 @@ from typing import Any, Final
 
 from homeassistant.config_entries import (
     ConfigSubentry,
-    ConfigSubentryFlow,
     SubentryFlowResult,
 )
 from homeassistant.const import CONF_NAME, CONF_URL
@@ -34,7 +33,7 @@ from ..const import (
     REFRESH_HOURS_RANGE,
 )
 from ..subscription import EmptyPlaylistError, async_plan, iter_subscriptions
-from .common import RECONFIGURED, async_fetch_list
+from .common import RECONFIGURED, FormSubentryFlow, async_fetch_list
 
 # Planned as a subscription that has no channel yet.
 _NEW: Final = "new subscription"
@@ -65,28 +64,11 @@ def _schema() -> vol.Schema:
     )
 
 
-class SubscriptionFlow(ConfigSubentryFlow):
+class SubscriptionFlow(FormSubentryFlow):
     """Subscribe to a playlist URL, or change a subscription."""
 
-    async def async_step_user(
-        self, user_input: dict[str, Any] | None = None
-    ) -> SubentryFlowResult:
-        """Name, URL, interval and what happens to channels gone from the list."""
-        return await self._async_step("user", user_input, None)
-
-    async def async_step_reconfigure(
-        self, user_input: dict[str, Any] | None = None
-    ) -> SubentryFlowResult:
-        """Edit a subscription (a new URL is refreshed at once)."""
-        return await self._async_step(
-            "reconfigure", user_input, self._get_reconfigure_subentry()
-        )
-
-    async def _async_step(
-        self,
-        step_id: str,
-        user_input: dict[str, Any] | None,
-        subentry: ConfigSubentry | None,
+    async def _async_form(
+        self, user_input: dict[str, Any] | None, subentry: ConfigSubentry | None
     ) -> SubentryFlowResult:
         errors: dict[str, str] = {}
         placeholders: dict[str, str] = {"max": str(MAX_CHANNELS_PER_ENGINE)}
@@ -112,7 +94,7 @@ class SubscriptionFlow(ConfigSubentryFlow):
             {CONF_NAME: subentry.title, **subentry.data} if subentry else {}
         )
         return self.async_show_form(
-            step_id=step_id,
+            step_id=self.source,
             data_schema=self.add_suggested_values_to_schema(_schema(), suggested),
             errors=errors,
             description_placeholders=placeholders,
