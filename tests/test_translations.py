@@ -159,9 +159,12 @@ def _defined_in(func: ast.AST) -> Module | None:
 
 def _values(module: Module, node: ast.expr) -> list[str]:
     """The string(s) an expression stands for: a literal, a constant, an enum's
-    values, or a parameter, read at every call of its function."""
+    values, a parameter, read at every call of its function, or either side of a
+    conditional expression."""
     if isinstance(node, ast.Constant) and isinstance(node.value, str):
         return [node.value]
+    if isinstance(node, ast.IfExp):
+        return [*_values(module, node.body), *_values(module, node.orelse)]
     func = module.enclosing(node, FUNCTIONS)
     if isinstance(node, ast.Name) and func is not None:
         params = [a.arg for a in (*func.args.posonlyargs, *func.args.args)]
@@ -243,7 +246,7 @@ def _sections(module: Module, node: ast.AST, seen: frozenset[str] = frozenset())
             return [("config",)]
         if "OptionsFlow" in bases:
             return [("options",)]
-        if "ConfigSubentryFlow" in bases:
+        if bases & {"ConfigSubentryFlow", "FormSubentryFlow"}:
             return [("config_subentries", _subentry_types()[cls.name])]
         if "RepairsFlow" in bases:
             return [("issues", key, "fix_flow") for key in _fixable_issues()]

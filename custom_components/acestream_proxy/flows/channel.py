@@ -140,7 +140,7 @@ class ChannelFlow(FormSubentryFlow):
                     return self.async_abort(reason=RECONFIGURED)
         suggested = user_input or (dict(subentry.data) if subentry else {})
         return self.async_show_form(
-            step_id=self.source,
+            step_id="reconfigure" if subentry else "user",
             data_schema=self.add_suggested_values_to_schema(
                 _channel_schema(), suggested
             ),

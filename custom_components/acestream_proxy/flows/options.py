@@ -13,13 +13,19 @@ from homeassistant.helpers.selector import (
 )
 import voluptuous as vol
 
-from ..const import TUNABLES, Tunable
+from ..const import (
+    CONF_HLS_SEGMENT,
+    CONF_LINGER,
+    CONF_MAX_BROADCASTS,
+    CONF_MAX_VIEWERS,
+    CONF_REPLAY_WINDOW,
+    TUNABLES,
+)
 
 
-def _tunable(
-    options: Mapping[str, Any], key: str, tunable: Tunable
-) -> tuple[vol.Required, vol.All]:
+def _tunable(options: Mapping[str, Any], key: str) -> tuple[vol.Required, vol.All]:
     """A field of the form: the option's value (or its default) within bounds."""
+    tunable = TUNABLES[key]
     config = NumberSelectorConfig(
         min=tunable.low, max=tunable.high, step=1, mode=NumberSelectorMode.BOX
     )
@@ -46,6 +52,14 @@ class AceStreamOptionsFlow(OptionsFlow):
             return self.async_create_entry(data=user_input)
         options = self.config_entry.options
         schema = vol.Schema(
-            dict(_tunable(options, key, tunable) for key, tunable in TUNABLES.items())
+            dict(
+                (
+                    _tunable(options, CONF_LINGER),
+                    _tunable(options, CONF_REPLAY_WINDOW),
+                    _tunable(options, CONF_MAX_VIEWERS),
+                    _tunable(options, CONF_MAX_BROADCASTS),
+                    _tunable(options, CONF_HLS_SEGMENT),
+                )
+            )
         )
         return self.async_show_form(step_id="init", data_schema=schema)

@@ -94,7 +94,7 @@ class SubscriptionFlow(FormSubentryFlow):
             {CONF_NAME: subentry.title, **subentry.data} if subentry else {}
         )
         return self.async_show_form(
-            step_id=self.source,
+            step_id="reconfigure" if subentry else "user",
             data_schema=self.add_suggested_values_to_schema(_schema(), suggested),
             errors=errors,
             description_placeholders=placeholders,
