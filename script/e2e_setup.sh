@@ -8,7 +8,12 @@
 #
 # Run: bash script/e2e_setup.sh      (as root for apt-get; then `make e2e` or
 #      .venv/bin/python -m pytest tests/e2e -p no:cacheprovider --no-cov -s)
+#      bash script/e2e_setup.sh hls.js   hls.js only (`make e2e-newest`: the newest
+#      leg's root has Chromium and VLC of its own and reads hls.js from the project)
 set -euo pipefail
+
+only=${1:-}
+case "$only" in "" | hls.js) ;; *) echo "usage: $0 [hls.js]" >&2; exit 2 ;; esac
 
 HLS_JS_VERSION="1.6.15"
 
@@ -17,44 +22,53 @@ e2e_dir="tests/e2e"
 hls_js="$e2e_dir/node_modules/hls.js/dist/hls.min.js"
 hls_pkg="$e2e_dir/node_modules/hls.js/package.json"
 
-if [ ! -x /usr/bin/chromium ]; then
-  if [ "$(id -u)" != 0 ]; then
-    echo "error: /usr/bin/chromium is missing; run as root (or: sudo apt-get install -y chromium)" >&2
-    exit 1
+# Chromium and cvlc from apt (the newest leg brings its own: see the usage above).
+install_players() {
+  if [ ! -x /usr/bin/chromium ]; then
+    if [ "$(id -u)" != 0 ]; then
+      echo "error: /usr/bin/chromium is missing; run as root (or: sudo apt-get install -y chromium)" >&2
+      exit 1
+    fi
+    echo ">>> installing chromium (apt-get)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends chromium >/dev/null
   fi
-  echo ">>> installing chromium (apt-get)"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends chromium >/dev/null
-fi
-echo ">>> $(/usr/bin/chromium --version 2>/dev/null)"
+  echo ">>> $(/usr/bin/chromium --version 2>/dev/null)"
 
-if ! command -v cvlc >/dev/null 2>&1; then
-  if [ "$(id -u)" != 0 ]; then
-    echo "error: cvlc is missing; run as root (or: sudo apt-get install -y vlc-bin vlc-plugin-base)" >&2
-    exit 1
+  if ! command -v cvlc >/dev/null 2>&1; then
+    if [ "$(id -u)" != 0 ]; then
+      echo "error: cvlc is missing; run as root (or: sudo apt-get install -y vlc-bin vlc-plugin-base)" >&2
+      exit 1
+    fi
+    echo ">>> installing vlc-bin and vlc-plugin-base (apt-get)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends vlc-bin vlc-plugin-base >/dev/null
   fi
-  echo ">>> installing vlc-bin and vlc-plugin-base (apt-get)"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends vlc-bin vlc-plugin-base >/dev/null
-fi
-echo ">>> $(cvlc --version 2>/dev/null | head -n 1)"
+  echo ">>> $(cvlc --version 2>/dev/null | head -n 1)"
+}
 
-installed=""
-if [ -f "$hls_pkg" ] && [ -f "$hls_js" ]; then
-  installed=$(node -p "require('./$hls_pkg').version" 2>/dev/null || true)
-fi
-if [ "$installed" != "$HLS_JS_VERSION" ]; then
-  if ! command -v npm >/dev/null 2>&1; then
-    echo "error: npm is missing (apt-get install -y npm)" >&2
-    exit 1
+# hls.js, pinned, from npm into tests/e2e/node_modules.
+install_hls_js() {
+  local installed=""
+  if [ -f "$hls_pkg" ] && [ -f "$hls_js" ]; then
+    installed=$(node -p "require('./$hls_pkg').version" 2>/dev/null || true)
   fi
-  echo ">>> installing hls.js@$HLS_JS_VERSION into $e2e_dir/node_modules"
-  # No package.json / package-lock.json is written next to node_modules: the
-  # version pin lives here.
-  npm install --prefix "$e2e_dir" --no-save --no-package-lock --no-audit --no-fund \
-    --ignore-scripts --loglevel=error "hls.js@$HLS_JS_VERSION"
-fi
-test -f "$hls_js"
-echo ">>> hls.js $HLS_JS_VERSION: $hls_js"
+  if [ "$installed" != "$HLS_JS_VERSION" ]; then
+    if ! command -v npm >/dev/null 2>&1; then
+      echo "error: npm is missing (apt-get install -y npm)" >&2
+      exit 1
+    fi
+    echo ">>> installing hls.js@$HLS_JS_VERSION into $e2e_dir/node_modules"
+    # No package.json / package-lock.json is written next to node_modules: the
+    # version pin lives here.
+    npm install --prefix "$e2e_dir" --no-save --no-package-lock --no-audit --no-fund \
+      --ignore-scripts --loglevel=error "hls.js@$HLS_JS_VERSION"
+  fi
+  test -f "$hls_js"
+  echo ">>> hls.js $HLS_JS_VERSION: $hls_js"
+}
+
+if [ "$only" != hls.js ]; then install_players; fi
+install_hls_js

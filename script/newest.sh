@@ -10,6 +10,8 @@
 #                                  when a newer phacc appears), the extra test
 #                                  packages of requirements_test.txt and the
 #                                  packages of the HA components the tests load
+#   script/newest.sh ensure e2e    the same, and Chromium, VLC (cvlc) and a user
+#                                  for VLC added to the root for `make e2e-newest`
 #   script/newest.sh run CMD...    run CMD inside the root: the project directory is
 #                                  bound at its own path, the working directory is
 #                                  kept when it lies in the project (else the project
@@ -114,7 +116,8 @@ remove_unused() {
 }
 
 # Runs "$@" inside $ROOT with only the mounts it needs, in a private mount
-# namespace so nothing stays mounted when it ends (even if killed).
+# namespace so nothing stays mounted when it ends (even if killed). PATH is
+# root's, sbin included (apt, useradd, and runuser for the e2e tests' VLC).
 in_root() {
     local cwd=$PWD venv_bin=$1
     shift
@@ -135,7 +138,7 @@ in_root() {
         mount -t tmpfs tmpfs "$root/tmp"
         mount --bind "$project" "$root$project"
         exec chroot "$root" /usr/bin/env -i HOME=/root LANG=C.UTF-8 \
-            PATH="$venv_bin:/usr/local/bin:/usr/bin:/bin" \
+            PATH="$venv_bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
             PIP_DISABLE_PIP_VERSION_CHECK=1 \
             SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt \
             /bin/bash -c "cd \"\$0\" && exec \"\$@\"" "$cwd" "$@"
@@ -261,6 +264,47 @@ ensure_component_requirements() {
     printf '%s' "$wanted" >"$stamp"
 }
 
+# The browser end-to-end tests (make e2e-newest) need Chromium, VLC and a user
+# of their own for VLC, which refuses to run as root. They are added to the root
+# with apt on first use rather than listed in ROOT_PACKAGES, so that the suite's
+# runs need not carry a browser and the root's key stays the same for branches
+# that never run them. A stamp in the root says what was added.
+E2E_PACKAGES="chromium vlc-bin vlc-plugin-base"
+E2E_USER=acestream-e2e
+
+ensure_e2e() {
+    local stamp=$ROOT/.e2e-packages wanted="$E2E_PACKAGES user:$E2E_USER"
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$wanted" ]; then
+        return
+    fi
+    local start=$SECONDS log=$CACHE/e2e-apt.log
+    log "adding $E2E_PACKAGES to the root (apt-get; a minute or two)"
+    # Valid-Until is not checked, as debootstrap did not when it built the root
+    # from the same mirror: a mirror that serves a snapshot would be refused.
+    in_root /usr/bin apt-get update -qq -o Acquire::Check-Valid-Until=false >"$log" 2>&1 ||
+        die "apt-get update failed; see $log"
+    # sid moves on: once these need newer versions of packages the root holds,
+    # files would be replaced under the runs using it, so wait for them to end
+    # (ensures already take turns on the cache lock).
+    local plan
+    # shellcheck disable=SC2086  # a list of names
+    plan=$(in_root /usr/bin apt-get install -s --no-install-recommends $E2E_PACKAGES)
+    if grep -qE '^Inst [^ ]+ \[' <<<"$plan"; then
+        log "this upgrades packages of the root: waiting for the runs using it to end"
+        flock -x 8
+    fi
+    # shellcheck disable=SC2086
+    in_root /usr/bin env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+        --no-install-recommends $E2E_PACKAGES >>"$log" 2>&1 ||
+        die "apt-get install $E2E_PACKAGES failed; see $log"
+    flock -s 8
+    in_root /usr/bin apt-get clean
+    in_root /usr/bin /bin/sh -c "getent passwd $E2E_USER >/dev/null ||
+        useradd --system --no-create-home --shell /usr/sbin/nologin $E2E_USER"
+    printf '%s' "$wanted" >"$stamp"
+    log "Chromium and VLC added in $((SECONDS - start)) s"
+}
+
 cmd=${1:-}
 [ $# -gt 0 ] && shift
 case "$cmd" in
@@ -274,6 +318,7 @@ ensure)
     prune_roots
     sync_host_files
     ensure_venv
+    if [ "${1:-}" = e2e ]; then ensure_e2e; fi
     ;;
 run)
     need_root
