@@ -1261,6 +1261,49 @@ async def run_rows(
     return results
 
 
+async def hls_at_scale(clients: int, *, source_kbps: float, **kwargs: Any) -> list[str]:
+    """N hls.js-like clients against N TS viewers (script/hls_load.py), one run."""
+    hls_load = importlib.import_module("hls_load")
+    ramp, hls_window = 2.0, max(kwargs["window"], 12.0)
+    print(f"  hass: {clients} MPEG-TS viewers over {ramp:g} s ...", flush=True)
+    ts = await measure(
+        "hass",
+        Scenario(clients, ramp=ramp),
+        warmup=WARMUP,
+        py_spy=None,
+        profiles={},
+        **kwargs,
+    )
+    print(f"  hass: {clients} HLS clients over {ramp:g} s ...", flush=True)
+    hls = await hls_load.run_hls_load(
+        sys.modules[__name__],
+        kwargs["hass"],
+        clients,
+        ramp=ramp,
+        settle=kwargs["settle"],
+        window=hls_window,
+        warmup=WARMUP,
+    )
+    return [
+        "",
+        *hls_load.render(sys.modules[__name__], ts, hls, source_kbps, hls_window),
+    ]
+
+
+async def after_rows(hls_clients: int, zap_runs: int, **kwargs: Any) -> list[str]:
+    """On the rows' Home Assistant: HLS at scale, then the zap table."""
+    lines = await hls_at_scale(hls_clients, **kwargs) if hls_clients else []
+    if zap_runs:
+        zap = importlib.import_module("zap")
+        lines += [
+            "",
+            *await zap.zap_table(
+                kwargs["hass"], kwargs["pid_video"], kwargs["workdir"], zap_runs
+            ),
+        ]
+    return lines
+
+
 def _scenarios(args: argparse.Namespace) -> tuple[Scenario, ...]:
     """The rows: the full or quick set, or N viewers as asked (and, with --extra,
     N + 1 viewer against N + 1 recording)."""
@@ -1298,6 +1341,11 @@ async def bench(args: argparse.Namespace) -> int:
     profiles: dict[str, list[str]] = {}
     zap_runs = args.zap_runs if args.zap_runs is not None else (1 if args.quick else 3)
     zap_lines: list[str] = []
+    hls_clients = (
+        args.hls_clients
+        if args.hls_clients is not None
+        else (50 if args.quick else 200)
+    )
     hass = Hass(workdir, integration)
     ceiling: float | None = None
     try:
@@ -1319,7 +1367,8 @@ async def bench(args: argparse.Namespace) -> int:
         try:
             print("starting Home Assistant ...", flush=True)
             if "hass" in designs:
-                await hass.start(sim.port, max(s.viewers for s in scenarios) + 10)
+                most = max(hls_clients, *(s.viewers for s in scenarios))
+                await hass.start(sim.port, most + 10)
                 await asyncio.sleep(2)
                 hass.idle = await hass.idle_cpu(HASS_IDLE_SECONDS)
                 hass.rss_base = proc_rss_kib(hass.pid)
@@ -1336,12 +1385,19 @@ async def bench(args: argparse.Namespace) -> int:
                 py_spy=py_spy,
                 profiles=profiles,
             )
-            if "hass" in designs and zap_runs:
-                zap = importlib.import_module("zap")
-                zap_lines = [
-                    "",
-                    *await zap.zap_table(hass, pid_video, workdir, zap_runs),
-                ]
+            if "hass" in designs:
+                zap_lines = await after_rows(
+                    hls_clients,
+                    zap_runs,
+                    hass=hass,
+                    engine_port=sim.port,
+                    client_bin=client_bin,
+                    pid_video=pid_video,
+                    workdir=workdir,
+                    settle=settle,
+                    window=window,
+                    source_kbps=source_kbps,
+                )
         finally:
             await hass.stop()
             await sim.stop()
@@ -1439,6 +1495,12 @@ def main() -> int:
         "--zap-runs",
         type=int,
         help="runs of the zap table (script/zap.py; 0: none; default 3, quick 1)",
+    )
+    parser.add_argument(
+        "--hls-clients",
+        type=int,
+        help="HLS clients against as many TS viewers (script/hls_load.py; 0: none; "
+        "default 200, quick 50)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
     parser.add_argument("--serve", choices=("ring", "seed"), help=argparse.SUPPRESS)
