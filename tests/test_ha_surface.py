@@ -436,10 +436,11 @@ async def test_media_browser(
     played = await media_source.async_resolve_media(hass, item_id, "media_player.tv")
     assert played.url == f"{PREFIX}/stream/{CID}"
     assert played.mime_type == "video/mp2t"
-    # The browser (no target) and Cast devices get HLS.
+    # The browser (no target) and Cast devices get HLS; the browser under the type
+    # Home Assistant's frontend hands to its HLS player.
     played = await media_source.async_resolve_media(hass, item_id, None)
     assert played.url == f"{PREFIX}/hls/{CID}/index.m3u8"
-    assert played.mime_type == "application/vnd.apple.mpegurl"
+    assert played.mime_type == "application/x-mpegURL"
     cast = er.async_get(hass).async_get_or_create("media_player", "cast", "uuid-1")
     played = await media_source.async_resolve_media(hass, item_id, cast.entity_id)
     assert played.mime_type == "application/vnd.apple.mpegurl"

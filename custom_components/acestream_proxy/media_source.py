@@ -36,6 +36,9 @@ if TYPE_CHECKING:
 
 TS_MIME = "video/mp2t"
 HLS_MIME = "application/vnd.apple.mpegurl"
+# Home Assistant's frontend plays HLS in its own player (hls.js) only under this
+# type, its camera streams' own; under the other it shows "media not supported".
+BROWSER_HLS_MIME = "application/x-mpegURL"
 GROUP_PREFIX = "group/"
 CHANNEL_PREFIX = "channel/"
 RECORDINGS: Final = "recordings"
@@ -109,6 +112,8 @@ class AceStreamMediaSource(MediaSource):
                 translation_key="unknown_media",
                 translation_placeholders={"identifier": item.identifier},
             ) from err
+        if item.target_media_player is None:
+            return PlayMedia(hls_path(ref), BROWSER_HLS_MIME)
         if wants_hls(self.hass, item.target_media_player):
             return PlayMedia(hls_path(ref), HLS_MIME)
         return PlayMedia(stream_path(ref), TS_MIME)

@@ -17,14 +17,8 @@ from pytest_homeassistant_custom_component.common import (
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.acestream_proxy.const import DOMAIN, EVENT_TYPE
-from tests.e2e.test_browser import (
-    CHROMIUM,
-    FIXTURE_SIZE,
-    Chromium,
-    _require,
-    _wait_for,
-    page_server,
-)
+from tests.e2e.chromium import CHROMIUM, Chromium, page_server
+from tests.e2e.test_browser import FIXTURE_SIZE, _require, _wait_for
 from tests.helpers import signed_path
 
 CID = "0123456789abcdef0123456789abcdef01234567"
