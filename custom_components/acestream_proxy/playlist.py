@@ -279,10 +279,9 @@ def hls_path(ref: ContentRef) -> str:
     return f"{URL_PREFIX}/hls/{ref.value}/index.m3u8"
 
 
-def wants_hls(hass: HomeAssistant, entity_id: str | None) -> bool:
-    """Browsers (no target player) and Cast devices cannot play progressive TS."""
-    if entity_id is None:
-        return True
+def wants_hls(hass: HomeAssistant, entity_id: str) -> bool:
+    """Cast devices cannot play progressive TS (nor can browsers, which have no
+    entity)."""
     entry = er.async_get(hass).async_get(entity_id)
     return entry is not None and entry.platform == "cast"
 
