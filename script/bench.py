@@ -571,7 +571,7 @@ class Hass:
             self.workdir / "hass",
             name="AceStream Proxy bench",
             port=harness.pick_port(0, {engine_port}),
-            components=("onboarding", "config"),
+            components=("onboarding", "config", "frontend"),
             logs={f"custom_components.{DOMAIN}": "warning"},
             prefix=("taskset", "-c", str(SERVER_CORE)),
         )

@@ -49,6 +49,7 @@ from bench import (  # noqa: E402
     make_fixture,
     video_pid,
 )
+import zap_browser  # noqa: E402
 
 PTS_HZ = 90_000
 WARM_SECONDS = 10.0  # the default replay window: the ring is full
@@ -188,13 +189,63 @@ async def _stop(hass: Hass, content_id: str) -> None:
     )
 
 
-async def one_run(hass: Hass, video_pid: int) -> dict[str, float]:
-    """Cold TS, cold HLS, then warm TS and warm HLS on fresh broadcasts."""
+# The channels Home Assistant's frontend plays from its media browser.
+COLD_CHANNEL, WARM_CHANNEL = "Zap cold", "Zap warm"
+
+
+async def add_channels(hass: Hass) -> dict[str, str]:
+    """Two channels for the frontend's rows; their content ids by name."""
+    channels = {
+        COLD_CHANNEL: secrets.token_hex(20),
+        WARM_CHANNEL: secrets.token_hex(20),
+    }
+    for name, content_id in channels.items():
+        await hass.api.add_channel(hass.entry_id, name, content_id)
+    return channels
+
+
+async def browser_cold(
+    hass: Hass, got: dict[str, float], channels: dict[str, str], workdir: Path
+) -> None:
+    """hls.js and Home Assistant's frontend on broadcasts nobody watches."""
+    url = await _sign(hass, _paths(secrets.token_hex(20))[1])
+    got["hlsjs cold"], _ = await zap_browser.hlsjs_first_frame(url, workdir)
+    got["frontend cold"] = await zap_browser.frontend_first_frame(
+        hass, COLD_CHANNEL, workdir
+    )
+    await _stop(hass, channels[COLD_CHANNEL])
+
+
+async def browser_warm(
+    hass: Hass, got: dict[str, float], warm: str, workdir: Path
+) -> None:
+    """hls.js and Home Assistant's frontend on the warm broadcast."""
+    url = await _sign(hass, _paths(warm)[1])
+    got["hlsjs warm"], delay = await zap_browser.hlsjs_first_frame(url, workdir)
+    if delay is not None:
+        got["hlsjs delay"] = delay
+    got["frontend warm"] = await zap_browser.frontend_first_frame(
+        hass, WARM_CHANNEL, workdir
+    )
+
+
+async def one_run(
+    hass: Hass,
+    video_pid: int,
+    channels: dict[str, str] | None = None,
+    workdir: Path | None = None,
+) -> dict[str, float]:
+    """Cold TS, cold HLS, then warm TS and warm HLS on fresh broadcasts; with
+    ``channels``, the browser rows too (the warm broadcast is a channel's)."""
     got: dict[str, float] = {}
     cold_ts, cold_hls, warm = (secrets.token_hex(20) for _ in range(3))
+    if channels is not None:
+        warm = channels[WARM_CHANNEL]
     got["ts cold"], _ = await first_frame(await _sign(hass, _paths(cold_ts)[0]))
     hls_url = await _sign(hass, _paths(cold_hls)[1])
     got["hls cold"], _ = await first_frame(hls_url)
+    if channels is not None and workdir is not None:
+        await browser_cold(hass, got, channels, workdir)
     monitor = Monitor(hass, _paths(warm)[0], video_pid)
     monitor.start()
     try:
@@ -207,6 +258,8 @@ async def one_run(hass: Hass, video_pid: int) -> dict[str, float]:
         got["ts warm"], pts = await first_frame(await _sign(hass, _paths(warm)[0]))
         if monitor.newest is not None:
             got["ts delay"] = monitor.newest - pts
+        if channels is not None and workdir is not None:
+            await browser_warm(hass, got, warm, workdir)
     finally:
         await monitor.stop()
         for content_id in (cold_ts, cold_hls, warm):
@@ -359,9 +412,11 @@ async def zap_table(
 ) -> list[str]:
     """Every run, then the table (median and range over the runs)."""
     results: list[dict[str, float]] = []
+    why_not = zap_browser.missing()
+    channels = None if why_not else await add_channels(hass)
     for index in range(runs):
         print(f"zap run {index + 1}/{runs} ...", flush=True)
-        results.append(await one_run(hass, video_pid))
+        results.append(await one_run(hass, video_pid, channels, workdir))
 
     def col(key: str) -> list[float]:
         return [r[key] for r in results if key in r]
@@ -374,13 +429,29 @@ async def zap_table(
         "",
         "| | cold | warm | live delay (warm) | first playlist (warm) |",
         "|---|---|---|---|---|",
-        f"| MPEG-TS | {_cell(col('ts cold'))} | {_cell(col('ts warm'))} "
+        f"| MPEG-TS, ffmpeg | {_cell(col('ts cold'))} | {_cell(col('ts warm'))} "
         f"| {_cell(col('ts delay'))} | |",
-        f"| HLS | {_cell(col('hls cold'))} | {_cell(col('hls warm'))} "
+        f"| HLS, ffmpeg | {_cell(col('hls cold'))} | {_cell(col('hls warm'))} "
         f"| {_cell(col('hls delay'))} | {_cell([v * 1000 for v in col('playlist warm')], 'ms')}"
         f", {min(segments, default=0):.0f}\u2013{max(segments, default=0):.0f} "
         "segments |",
     ]
+    if why_not:
+        lines += ["", f"Browser rows not measured: {why_not}."]
+    else:
+        lines[2:2] = [
+            "Browsers (headless Chromium): hls.js from being given the URL to its "
+            "first presented frame, live delay by EXT-X-PROGRAM-DATE-TIME; Home "
+            "Assistant's frontend (signed in, media browser, this browser as the "
+            "player) from the click on the channel to its player's first frame.",
+            "",
+        ]
+        lines += [
+            f"| hls.js in Chromium | {_cell(col('hlsjs cold'))} "
+            f"| {_cell(col('hlsjs warm'))} | {_cell(col('hlsjs delay'))} | |",
+            f"| Home Assistant's frontend | {_cell(col('frontend cold'))} "
+            f"| {_cell(col('frontend warm'))} | | |",
+        ]
     lines += ["", *await vlc_runs(hass, workdir)]
     if sweep:
         lines += ["", *await segment_sweep(hass, video_pid, sweep)]
