@@ -29,9 +29,14 @@ Then, for every row (N viewers joining over a stated time, or all at once):
 - seed (a few rows): the design this project replaced (a queue per client filled
   under ``asyncio.gather``, a 100-chunk backlog pushed to every joiner).
 
+Then HLS at scale (script/hls_load.py), on the same Home Assistant: N hls.js-like clients
+(200; quick 50) against N MPEG-TS viewers: CPU per client, and p50/p99 of the playlist and
+segment requests.
+
 Then the zap table (script/zap.py), on the same Home Assistant: time to first decoded
 frame over MPEG-TS and HLS on cold and warm broadcasts, live delay, the first playlist's
-answer time, and VLC's log on HLS.
+answer time, and VLC's log on HLS; with Chromium and hls.js installed (script/e2e_setup.sh),
+hls.js in headless Chromium and Home Assistant's own frontend (its media browser) too.
 
 CPU is read from /proc for the server process (all its threads); Home Assistant's idle
 CPU (measured before any broadcast) is taken out of its figures. ``--profile`` (on in
