@@ -1,22 +1,31 @@
 """What a user does in the UI, on a real ``hass`` process, then its log is read.
 
 Run it with the Python of the release to check (``make check-release`` runs it on
-the newest release, in the root script/newest.sh builds). Each step goes through
-the HTTP and WebSocket API the frontend uses:
+the newest homeassistant on PyPI, in the root script/newest.sh builds). Each step
+goes through the HTTP and WebSocket API the frontend uses:
 
-1. an engine added through the config flow by picking it among the engines found
-   (a simulator on the default port), then reconfigured (to another address of the
-   same engine); a second engine added by typing its address;
-2. a channel added, renamed (its reconfigure flow), and one of its entity ids
+1. Home Assistant runs as under the Supervisor: its hassio integration talks to
+   a stand-in Supervisor on loopback (script/fake_supervisor.py) with one
+   AceStream add-on installed, whose add-on data is not ready yet (the add-on
+   list answers 503; the hassio entry retries);
+2. an engine added through the config flow by picking it among the engines found
+   (a simulator on the default port): a discovery while Supervisor data is not
+   ready, which must offer the engine and nothing of the add-on; then
+   reconfigured (to another address of the same engine); a second engine added
+   by typing its address;
+3. the Supervisor's data made ready (the hassio entry reloads), then the
+   ``discover`` action: it must find the installed add-on by its host name (the
+   add-on's host name resolves to loopback for Home Assistant only, through
+   /etc/hosts in a mount namespace of its own, as the Supervisor's DNS would);
+4. a channel added, renamed (its reconfigure flow), and one of its entity ids
    renamed (``config/entity_registry/update``, as the entity settings dialog does);
-3. an ad-hoc content played while its engine dies: the broadcast fails over to the
+5. an ad-hoc content played while its engine dies: the broadcast fails over to the
    other engine and its device moves to that engine's entry;
-4. Home Assistant stopped, then ``home-assistant.log`` read: every ERROR record and
+6. Home Assistant stopped, then ``home-assistant.log`` read: every ERROR record and
    every "Detected ..." report is printed; the exit status is 1 if there is any,
    or if a step failed.
 
-Not covered: a discovery while Supervisor data is not ready needs a Supervisor;
-the suite's discovery tests stand in for it.
+Needs root (the mount namespace), as ``script/newest.sh`` does.
 """
 
 from __future__ import annotations
@@ -32,8 +41,10 @@ import time
 from typing import Any
 
 import aiohttp
+from fake_supervisor import ADDON_SLUG, FakeSupervisor
 from harness import (
     DOMAIN,
+    ROOT,
     Child,
     HarnessError,
     HassProcess,
@@ -49,6 +60,8 @@ FOUND_PORT = 6878  # where the integration looks for an engine on this machine
 CHANNEL = hashlib.sha1(b"acestream-proxy check channel").hexdigest()
 ADHOC = hashlib.sha1(b"acestream-proxy check ad-hoc").hexdigest()
 MOVE_WITHIN = 45.0
+ADDON_HOST = ADDON_SLUG.replace("_", "-")  # the Supervisor's name for it
+SUPERVISOR_TOKEN = hashlib.sha1(b"acestream-proxy check supervisor").hexdigest()
 # Steps that went wrong but let the others run.
 PROBLEMS: list[str] = []
 
@@ -197,9 +210,84 @@ async def _drain(resp: aiohttp.ClientResponse) -> None:
         pass
 
 
+def supervised(work: Path, supervisor: FakeSupervisor) -> list[str]:
+    """The command prefix that runs Home Assistant as under the Supervisor: its
+    environment, and an /etc/hosts of its own where the add-on's host name is
+    loopback (a private mount namespace: nothing else sees it)."""
+    hosts = work / "hosts"
+    hosts.write_text(
+        Path("/etc/hosts").read_text(errors="replace") + f"\n127.0.0.1 {ADDON_HOST}\n"
+    )
+    return [
+        # In script/newest.sh's root, / is no mount point and cannot be made
+        # private, but that run's namespace is private already.
+        "unshare", "--mount", "--propagation", "unchanged", "--",
+        "/bin/sh", "-c",
+        'mount --make-rprivate / 2>/dev/null; mount --bind "$0" /etc/hosts && exec "$@"',
+        str(hosts),
+        "env", f"SUPERVISOR=127.0.0.1:{supervisor.port}",
+        f"SUPERVISOR_TOKEN={SUPERVISOR_TOKEN}",
+        # Under the Supervisor the log goes to its journal only; keep the file.
+        "HA_DUPLICATE_LOG_FILE=1",
+    ]  # fmt: skip
+
+
+async def hassio_entry(api: HomeAssistantApi) -> dict[str, Any]:
+    """The hassio integration's config entry (it makes it itself at start)."""
+    deadline = time.monotonic() + 60
+    while True:
+        entries = await api.request(
+            "GET", "/api/config/config_entries/entry?domain=hassio"
+        )
+        if entries:
+            return dict(entries[0])
+        if time.monotonic() > deadline:
+            raise HarnessError("the hassio integration made no config entry")
+        await asyncio.sleep(0.5)
+
+
+async def supervisor_not_ready(api: HomeAssistantApi, sup: FakeSupervisor) -> None:
+    """Before the engine is added: the hassio entry waits for the add-on list."""
+    entry = await hassio_entry(api)
+    if entry["state"] == "loaded" or not sup.requests.get("GET addons"):
+        raise HarnessError(f"Supervisor data was ready too soon: {entry['state']}")
+    log(
+        f"Supervisor data not ready: hassio entry {entry['state']}, "
+        f"add-on list asked {sup.requests['GET addons']} times (HTTP 503)"
+    )
+
+
+async def supervisor_ready_steps(api: HomeAssistantApi, sup: FakeSupervisor) -> None:
+    """The add-on list answers; the ``discover`` action finds the add-on."""
+    sup.ready()
+    entry = await hassio_entry(api)
+    await api.request(
+        "POST", f"/api/config/config_entries/entry/{entry['entry_id']}/reload"
+    )
+    deadline = time.monotonic() + 60
+    while (entry := await hassio_entry(api))["state"] != "loaded":
+        if time.monotonic() > deadline:
+            raise HarnessError(f"the hassio entry did not load: {entry}")
+        await asyncio.sleep(0.5)
+    log("Supervisor data ready: hassio entry loaded, one AceStream add-on installed")
+    answer = await api.request(
+        "POST",
+        f"/api/services/{DOMAIN}/discover?return_response",
+        json={"hosts": []},
+    )
+    found = answer.get("service_response", {}).get("found", [])
+    if f"{ADDON_HOST}:{FOUND_PORT}" not in found:
+        raise HarnessError(f"discover did not find the add-on {ADDON_HOST}: {answer}")
+    log(f"discover found the add-on's engine: {found}")
+
+
 async def check(args: argparse.Namespace) -> int:
     """Every step, then the log."""
-    work = Path(tempfile.mkdtemp(prefix="acestream-check-"))
+    # Kept work goes under the project: script/newest.sh's /tmp dies with the run.
+    keep_in = ROOT / ".demo" if args.keep else None
+    if keep_in is not None:
+        keep_in.mkdir(exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="acestream-check-", dir=keep_in))
     ports = [pick_port(FOUND_PORT), pick_port(0, {FOUND_PORT})]
     if ports[0] != FOUND_PORT:
         raise HarnessError(f"port {FOUND_PORT} is taken: the found engine needs it")
@@ -207,7 +295,13 @@ async def check(args: argparse.Namespace) -> int:
         simulator_child(i + 1, port, "1", work / f"simulator-{i + 1}.log")
         for i, port in enumerate(ports)
     ]
-    hass = HassProcess(work / "config", name="AceStream Proxy check")
+    supervisor = FakeSupervisor(SUPERVISOR_TOKEN)
+    await supervisor.start()
+    hass = HassProcess(
+        work / "config",
+        name="AceStream Proxy check",
+        prefix=supervised(work, supervisor),
+    )
     try:
         for sim in sims:
             await sim.start()
@@ -215,7 +309,10 @@ async def check(args: argparse.Namespace) -> int:
         api = hass.api
         import homeassistant.const
 
-        log(f"Home Assistant {homeassistant.const.__version__} runs on {hass.url}")
+        log(
+            f"Home Assistant {homeassistant.const.__version__} runs on {hass.url}, "
+            f"Supervisor on 127.0.0.1:{supervisor.port}"
+        )
         for sim, port in zip(sims, ports, strict=True):
             await wait_http(
                 api.session,
@@ -223,16 +320,23 @@ async def check(args: argparse.Namespace) -> int:
                 30,
                 sim.check_alive,
             )
-        await api.remove_failed_entries()
-        first, how = await api.add_entry("127.0.0.1", FOUND_PORT, found=True)
+        await api.remove_failed_entries(keep=["hassio"])
+        await supervisor_not_ready(api, supervisor)
+        first, how = await api.add_entry(
+            "127.0.0.1",
+            FOUND_PORT,
+            found=True,
+            not_offered=f"{ADDON_HOST}:{FOUND_PORT}",
+        )
         await api.wait_entry_loaded(first)
-        log(f"engine 127.0.0.1:{FOUND_PORT} added ({how})")
+        log(f"engine 127.0.0.1:{FOUND_PORT} added ({how}) while Supervisor data loads")
         await reconfigure_entry(api, first, "localhost")
         entry = await api.wait_entry_loaded(first)
         log(f"reconfigured: {entry['title']}")
         second, how = await api.add_entry("127.0.0.1", ports[1], found=False)
         await api.wait_entry_loaded(second)
         log(f"engine 127.0.0.1:{ports[1]} added ({how})")
+        await supervisor_ready_steps(api, supervisor)
         await channel_steps(api, first)
         token = await api.long_lived_token("check")
         await failover_steps(hass, sims, [first, second], token)
@@ -240,6 +344,11 @@ async def check(args: argparse.Namespace) -> int:
         await hass.stop()
         for sim in sims:
             await sim.stop(grace=5)
+        await supervisor.stop()
+    if supervisor.unknown:
+        log(
+            f"asked of the Supervisor and not answered: {sorted(set(supervisor.unknown))}"
+        )
     errors, detected = log_problems(hass.log_file)
     log(f"{hass.log_file}: {len(errors)} ERROR records, {len(detected)} Detected lines")
     for line in errors + detected:

@@ -453,14 +453,14 @@ class HomeAssistantApi:
                 raise HarnessError(f"Home Assistant still {config.get('state')}")
             await asyncio.sleep(0.5)
 
-    async def remove_failed_entries(self) -> list[str]:
+    async def remove_failed_entries(self, keep: Iterable[str] = ()) -> list[str]:
         """Delete other domains' config entries that failed to set up; return
         their domains.
 
         Onboarding's core_config step starts flows for a few default integrations
         (met, radio_browser, google_translate...) that need internet access or
         packages not installed here. Their failures are logged; removing the
-        broken entries keeps the UI clean.
+        broken entries keeps the UI clean. The domains in ``keep`` stay.
         """
         deadline = time.monotonic() + 15
         while True:
@@ -471,7 +471,7 @@ class HomeAssistantApi:
             await asyncio.sleep(0.5)
         removed = []
         for entry in entries:
-            if entry["domain"] != DOMAIN and entry["state"] in (
+            if entry["domain"] not in {DOMAIN, *keep} and entry["state"] in (
                 "setup_error",
                 "setup_retry",
                 "migration_error",
@@ -483,7 +483,12 @@ class HomeAssistantApi:
         return removed
 
     async def add_entry(
-        self, host: str, port: int, *, found: bool | None = None
+        self,
+        host: str,
+        port: int,
+        *,
+        found: bool | None = None,
+        not_offered: str | None = None,
     ) -> tuple[str, str]:
         """Add an engine through the config flow as a user does; return the entry
         id and how it was chosen.
@@ -491,7 +496,8 @@ class HomeAssistantApi:
         The first form lists the engines the integration found around here: pick
         this one when it is listed, else choose to type an address and enter it.
         ``found`` True or False insists on one way (a check that the flow offers
-        the engine, or that typing works even when engines were found).
+        the engine, or that typing works even when engines were found). The
+        flow must not offer ``not_offered`` ("host:port").
         """
         base = "/api/config/config_entries/flow"
         result = await self.request(
@@ -501,6 +507,8 @@ class HomeAssistantApi:
         wanted = f"{host.lower()}:{port}"
         if result.get("type") == "form" and result.get("step_id") == "user":
             offered = select_options(result, "engine")
+            if not_offered is not None and not_offered in offered:
+                raise HarnessError(f"the flow offers {not_offered}: {offered}")
             pick = wanted in offered and found is not False
             if found and not pick:
                 raise HarnessError(f"the flow does not offer {wanted}: {offered}")

@@ -1,18 +1,28 @@
 #!/usr/bin/env bash
 # The newest Home Assistant that pytest-homeassistant-custom-component (phacc)
 # pairs with, on Python 3.14, for `make test-newest` and for running the demo,
-# soak or bench on the release users install today.
+# soak or bench on the release users install today; and, with --release, the
+# newest `homeassistant` on PyPI itself (phacc pairs with a release only weeks
+# after it is out), for `make check-release`.
 #
-#   script/newest.sh ensure        build or refresh the environment (idempotent):
+#   script/newest.sh [--release] ensure
+#                                  build or refresh the environment (idempotent):
 #                                  a Debian sid root with Python 3.14 and ffmpeg,
 #                                  and in it a venv with the newest phacc (asked
 #                                  of PyPI on every call; a venv is rebuilt only
 #                                  when a newer phacc appears), the extra test
 #                                  packages of requirements_test.txt and the
-#                                  packages of the HA components the tests load
+#                                  packages of the HA components the tests load.
+#                                  With --release, in the same root: a venv with
+#                                  the newest homeassistant for this Python (asked
+#                                  of PyPI on every call, rebuilt only when a newer
+#                                  one appears) under its own constraints file, and
+#                                  the packages of the integrations a real `hass`
+#                                  sets up by default
 #   script/newest.sh ensure e2e    the same, and Chromium, VLC (cvlc) and a user
 #                                  for VLC added to the root for `make e2e-newest`
-#   script/newest.sh run CMD...    run CMD inside the root: the project directory is
+#   script/newest.sh [--release] run CMD...
+#                                  run CMD inside the root: the project directory is
 #                                  bound at its own path, the working directory is
 #                                  kept when it lies in the project (else the project
 #                                  root), the venv's bin comes first on PATH, and the
@@ -21,14 +31,17 @@
 #                                  COLUMNS, COVERAGE_FILE, PYTEST_ADDOPTS and
 #                                  PYTHONWARNINGS when set); add more with
 #                                  `run env NAME=value CMD...`. Needs `ensure` first.
-#   script/newest.sh versions      print the Python, Home Assistant and phacc versions
+#   script/newest.sh [--release] versions
+#                                  print the Python, Home Assistant (and phacc)
+#                                  versions
 #
 # Needs root (debootstrap, chroot, a private mount namespace) and network for
 # `ensure`. Everything is cached outside the clone, under $ACESTREAM_PROXY_CACHE
 # (default /var/cache/acestream-proxy/newest): the root is keyed by its recipe
 # below (edit ROOT_PACKAGES or PYTHON and a new root is built), each venv by the
-# phacc version and the extra packages' names. No Home Assistant version is
-# pinned here: phacc pins the newest release it pairs with.
+# phacc version and the extra packages' names, each release venv by the Home
+# Assistant version. No Home Assistant version is pinned here: phacc pins the
+# newest release it pairs with, and --release asks PyPI.
 #
 # Any number of runs and ensures may go at once, from any clone or branch:
 # ensures take turns, and a root or venv is removed only when no run uses it
@@ -59,9 +72,14 @@ ROOT=$CACHE/root-$ROOT_KEY
 # Roots of other recipes (another branch may still use one) are removed once
 # unused for this long, so branches that differ do not rebuild each other's.
 KEEP_UNUSED_MINUTES=$((3 * 24 * 60))
-# Inside the root: one venv per key, /opt/venv links to the current one.
+# Inside the root: one venv per key, /opt/venv links to the current one. Release
+# venvs live apart (/opt/releases, /opt/release links to the current one), so
+# pruning either kind never touches the other.
 VENVS=/opt/venvs
 CURRENT=/opt/venv
+RELEASES=/opt/releases
+RELEASE=/opt/release
+HA=homeassistant
 
 log() { echo ">>> newest: $*" >&2; }
 die() {
@@ -198,23 +216,33 @@ extra_requirements() {
         grep -v '^$' | sed -E 's/[=<>!~;[].*//' | grep -viE "^($SKIP_REQUIREMENTS)$" || true
 }
 
-ensure_venv() {
-    local bootstrap=$VENVS/bootstrap
-    # A venv only for asking pip (the Debian python has no pip of its own).
-    if [ ! -x "$ROOT$bootstrap/bin/python" ]; then
-        in_root /usr/bin "$PYTHON" -m venv "$bootstrap"
+# A venv only for asking pip (the Debian python has no pip of its own).
+BOOTSTRAP=$VENVS/bootstrap
+
+ensure_bootstrap() {
+    if [ ! -x "$ROOT$BOOTSTRAP/bin/python" ]; then
+        in_root /usr/bin "$PYTHON" -m venv "$BOOTSTRAP"
     fi
+}
+
+# Prints the newest version of package $1 that pip would install for the root's
+# Python, or nothing (offline, or PyPI not reachable).
+newest_on_pypi() {
+    [ "${NEWEST_OFFLINE:-0}" != 1 ] || return 0
+    # pip filters releases by Requires-Python, so the question must be asked from
+    # inside the root.
+    in_root "$BOOTSTRAP/bin" /bin/sh -c "
+        python -m pip install --quiet --dry-run --no-deps --ignore-installed \
+            --report /tmp/report.json $1 >/dev/null 2>&1 &&
+        python -c 'import json; print(json.load(open(\"/tmp/report.json\"))[\"install\"][0][\"metadata\"][\"version\"])'
+    " || true
+}
+
+ensure_venv() {
+    ensure_bootstrap
     local newest="" current="" key
     if [ -L "$ROOT$CURRENT" ]; then current=$(basename "$(readlink "$ROOT$CURRENT")"); fi
-    if [ "${NEWEST_OFFLINE:-0}" != 1 ]; then
-        # pip filters releases by Requires-Python, so the newest phacc for the
-        # root's Python must be asked from inside the root.
-        newest=$(in_root "$bootstrap/bin" /bin/sh -c "
-            python -m pip install --quiet --dry-run --no-deps --ignore-installed \
-                --report /tmp/report.json $PHACC >/dev/null 2>&1 &&
-            python -c 'import json; print(json.load(open(\"/tmp/report.json\"))[\"install\"][0][\"metadata\"][\"version\"])'
-        " || true)
-    fi
+    newest=$(newest_on_pypi "$PHACC")
     if [ -z "$newest" ]; then
         [ -n "$current" ] || die "cannot ask PyPI for the newest $PHACC and no venv is installed yet"
         log "PyPI not asked or not reachable; keeping $current"
@@ -305,6 +333,56 @@ ensure_e2e() {
     log "Chromium and VLC added in $((SECONDS - start)) s"
 }
 
+# The newest homeassistant on PyPI for the root's Python, installed under the
+# constraints file it ships (as Home Assistant's own images are built), then the
+# packages of what a real `hass` sets up whatever its configuration says (the
+# frontend, the default and onboarding integrations: script/harness.py knows
+# them), so a run on a warm venv installs nothing.
+ensure_release() {
+    ensure_bootstrap
+    local newest current="" venv start
+    if [ -L "$ROOT$RELEASE" ]; then current=$(basename "$(readlink "$ROOT$RELEASE")"); fi
+    newest=$(newest_on_pypi "$HA")
+    if [ -z "$newest" ]; then
+        [ -n "$current" ] || die "cannot ask PyPI for the newest $HA and no release venv is installed yet"
+        log "PyPI not asked or not reachable; keeping $HA $current"
+        newest=$current
+    fi
+    venv=$RELEASES/$newest
+    if [ ! -f "$ROOT$venv/.complete" ]; then
+        start=$SECONDS
+        log "installing $HA==$newest into $venv"
+        rm -rf "$ROOT$venv"
+        in_root /usr/bin "$PYTHON" -m venv "$venv"
+        in_root "$venv/bin" python -m pip install --quiet --no-deps "$HA==$newest"
+        in_root "$venv/bin" /bin/sh -c "python -m pip install --quiet '$HA==$newest' \
+            --constraint \"\$(python -c 'import importlib.util as u, os; print(os.path.dirname(u.find_spec(\"homeassistant\").origin))')/package_constraints.txt\""
+        touch "$ROOT$venv/.complete"
+        ln -sfn "$venv" "$ROOT$RELEASE.new"
+        mv -T "$ROOT$RELEASE.new" "$ROOT$RELEASE"
+        log "release venv ready in $((SECONDS - start)) s"
+        local old
+        for old in "$ROOT$RELEASES"/*/; do
+            old=${old%/}
+            case "$(basename "$old")" in "$newest" | "$current") ;; *) remove_unused "$old" ;; esac
+        done
+    fi
+    in_root "$venv/bin" python -c '
+import sys
+sys.path.insert(0, sys.argv[1])
+sys.argv[0] = "newest.sh"
+import harness
+harness.ensure_requirements(())' "$PROJECT/script"
+}
+
+release=0
+if [ "${1:-}" = --release ]; then
+    release=1
+    shift
+fi
+if [ "$release" = 1 ]; then
+    CURRENT=$RELEASE
+fi
 cmd=${1:-}
 [ $# -gt 0 ] && shift
 case "$cmd" in
@@ -317,7 +395,7 @@ ensure)
     ensure_root
     prune_roots
     sync_host_files
-    ensure_venv
+    if [ "$release" = 1 ]; then ensure_release; else ensure_venv; fi
     if [ "${1:-}" = e2e ]; then ensure_e2e; fi
     ;;
 run)
@@ -332,8 +410,14 @@ versions)
     in_root "$VENV/bin" python -c '
 import sys
 from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError
 from homeassistant.const import __version__
-print(f"Python {sys.version.split()[0]}, Home Assistant {__version__}, '"$PHACC"' {version("'"$PHACC"'")}")'
+line = f"Python {sys.version.split()[0]}, Home Assistant {__version__}"
+try:
+    line += f", '"$PHACC"' {version("'"$PHACC"'")}"
+except PackageNotFoundError:  # the release venv has none
+    pass
+print(line)'
     ;;
 *)
     sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//' >&2
