@@ -482,8 +482,8 @@ def _held(obj: Any) -> list[Any]:
         return list(obj)
     if isinstance(obj, (str, bytes, int, float, dict)):
         return []
-    held = [getattr(obj, name, None) for name in ("__self__", "func", "target", "args")]
-    for cell in getattr(obj, "__closure__", None) or ():
+    held = [_attr(obj, name) for name in ("__self__", "func", "target", "args")]
+    for cell in _attr(obj, "__closure__") or ():
         with contextlib.suppress(ValueError):  # an empty cell
             held.append(cell.cell_contents)
     kind = type(obj)
@@ -492,8 +492,18 @@ def _held(obj: Any) -> list[Any]:
         or kind.__name__ == "HassJob"
     ):
         held += list(getattr(obj, "__dict__", {}).values())
-        held += [getattr(obj, name, None) for name in getattr(kind, "__slots__", ())]
+        held += [_attr(obj, name) for name in getattr(kind, "__slots__", ())]
     return held
+
+
+def _attr(obj: Any, name: str) -> Any:
+    """``obj.name`` or None, without the class's ``__getattr__`` fallback: Home
+    Assistant's deprecated mappings (2026.10's ``device_registry.devices``) report
+    any attribute asked of them that way, and under core's frame the report raises."""
+    try:
+        return object.__getattribute__(obj, name)
+    except AttributeError:
+        return None
 
 
 # ------------------------------------------------------------------ the run
