@@ -1266,6 +1266,74 @@ async def run_rows(
     return results
 
 
+async def run_repeats(repeat: int, *args: Any, **kwargs: Any) -> list[Result]:
+    """The rows ``repeat`` times in a row (profiles in the last run only)."""
+    results: list[Result] = []
+    py_spy = kwargs.pop("py_spy")
+    for index in range(repeat):
+        if repeat > 1:
+            print(f"run {index + 1}/{repeat} ...", flush=True)
+        last = index == repeat - 1
+        results += await run_rows(*args, py_spy=py_spy if last else None, **kwargs)
+    return results
+
+
+def runs_in_a_row(results: list[Result], source_kbps: float) -> list[str]:
+    """Each run of each row (with --repeat): Home Assistant against the ring."""
+    rows: dict[Scenario, list[tuple[Result, Result | None]]] = {}
+    for index, r in enumerate(results):
+        if r.design != "hass":
+            continue
+        ring = next(
+            (
+                x
+                for x in results[index + 1 :]
+                if x.design == "ring" and x.scenario == r.scenario
+            ),
+            None,
+        )
+        rows.setdefault(r.scenario, []).append((r, ring))
+    lines: list[str] = []
+    for scenario, runs in rows.items():
+        if len(runs) < 2:
+            continue
+        lines += [
+            "",
+            f"{scenario.viewers} viewers {scenario.how}, {len(runs)} runs in a row "
+            "(join: connect to first byte; overflows: listen queue overflows "
+            "during the row):",
+            "",
+            "| run | join ms p50 / p99: hass | ring | p99 hass / ring "
+            "| slowest viewer: hass | ring | joins after 1 s: hass | ring "
+            "| overflows: hass | ring |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for number, (hass, ring) in enumerate(runs, 1):
+
+            def join(r: Result | None) -> str:
+                if r is None or r.error or not r.ttfb:
+                    return DASH
+                return f"{pct(r.ttfb, 50):.0f} / {pct(r.ttfb, 99):.0f}"
+
+            def slowest(r: Result | None) -> str:
+                if r is None or r.error or not r.rates:
+                    return DASH
+                return f"{min(r.rates) / source_kbps:.1%}"
+
+            ratio = (
+                pct(hass.ttfb, 99) / pct(ring.ttfb, 99)
+                if ring and ring.ttfb and hass.ttfb
+                else math.nan
+            )
+            lines.append(
+                f"| {number} | {join(hass)} | {join(ring)} | {_f(ratio, 2)} "
+                f"| {slowest(hass)} | {slowest(ring)} | {hass.slow_joins} "
+                f"| {ring.slow_joins if ring else DASH} | {hass.overflows} "
+                f"| {ring.overflows if ring else DASH} |"
+            )
+    return lines
+
+
 async def hls_at_scale(clients: int, *, source_kbps: float, **kwargs: Any) -> list[str]:
     """N hls.js-like clients against N TS viewers (script/hls_load.py), one run."""
     hls_load = importlib.import_module("hls_load")
@@ -1377,7 +1445,8 @@ async def bench(args: argparse.Namespace) -> int:
                 await asyncio.sleep(2)
                 hass.idle = await hass.idle_cpu(HASS_IDLE_SECONDS)
                 hass.rss_base = proc_rss_kib(hass.pid)
-            results = await run_rows(
+            results = await run_repeats(
+                args.repeat,
                 scenarios,
                 designs,
                 hass=hass,
@@ -1453,7 +1522,9 @@ async def bench(args: argparse.Namespace) -> int:
     print()
     for line in render(results, source_kbps, ceiling):
         print(line)
-    for line in extra_readers(results, source_kbps):
+    for line in extra_readers(results, source_kbps) + runs_in_a_row(
+        results, source_kbps
+    ):
         print(line)
     for label, lines in profiles.items():
         print()
@@ -1506,6 +1577,13 @@ def main() -> int:
         type=int,
         help="HLS clients against as many TS viewers (script/hls_load.py; 0: none; "
         "default 200, quick 50)",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="run the rows this many times in a row on the same Home Assistant, and "
+        "list each run's joins and slowest viewer against the ring's",
     )
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
     parser.add_argument("--serve", choices=("ring", "seed"), help=argparse.SUPPRESS)
