@@ -16,22 +16,13 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
 from ..ts import PACKET_SIZE, PAT_PID, ProgramInfo
-from .pes import PTS_HZ, PTS_WRAP, _flagged, _payload_start, ticks
+from .pes import PTS_HZ, _flagged, _payload_start, ticks
 from .window import SegmentWindow
 
 # Length of the first segment of a broadcast's HLS output: the first playlist
 # waits for two segments (a player that starts with two segments buffered does
 # not stall waiting for the third), and a short first one makes them come sooner.
 STARTUP_SEGMENT: Final = 1.0
-# A cold start (data that arrives live, nothing in the ring's past) is cut into
-# segments this long, at any frame, until the next keyframe: the first playlist
-# (two segments) lists playable segments this soon after the engine's first
-# keyframe, instead of two whole keyframe intervals later. Only the first of them
-# starts with a keyframe; players read them in order from it (the playlist does not
-# claim EXT-X-INDEPENDENT-SEGMENTS).
-QUICK_SEGMENT: Final = 0.5
-# Data this fresh (seconds since it arrived) at the start is a cold start.
-QUICK_LAG: Final = 1.0
 # Room left under target duration + 0.5 s (where an EXTINF would round above it).
 SAFETY: Final = 0.05
 # A segment cut early (so the next keyframe does not overflow it) lasts at least
@@ -54,7 +45,6 @@ class SegmenterStats:
     pat_cuts: int = 0  # stream without keyframe flags
     forced_cuts: int = 0  # no keyframe in time: cut at a frame
     byte_cuts: int = 0  # no usable timestamps: cut by size
-    quick_cuts: int = 0  # short, at any frame: a cold start (QUICK_SEGMENT)
     discontinuities: int = 0
     tail_packets: int = 0  # PES tails moved back to the segment they belong to
     orphan_packets: int = 0  # PES tails with no start (after a join or restart)
@@ -90,28 +80,14 @@ class Cutter(SegmentWindow):
         _pmt: bytes
         _clock_pid: int | None
 
-    def __init__(
-        self,
-        target_duration: float,
-        window: int,
-        max_bytes: int,
-        *,
-        quick_start: bool = False,
-    ) -> None:
-        """Cut segments of about ``target_duration``, at most ``max_bytes``.
-
-        ``quick_start``: a start on live data is cut into QUICK_SEGMENT pieces.
-        """
+    def __init__(self, target_duration: float, window: int, max_bytes: int) -> None:
+        """Cut segments of about ``target_duration``, at most ``max_bytes``."""
         super().__init__(target_duration, window)
         self.max_bytes = max_bytes
         self.stats = SegmenterStats()
         self._limit = int((self.target + 0.5 - SAFETY) * PTS_HZ)
         self._target_ticks = int(target_duration * PTS_HZ)
         self._startup_ticks = int(min(target_duration, STARTUP_SEGMENT) * PTS_HZ)
-        self.quick_start = quick_start
-        self._quick_ticks = int(min(target_duration, QUICK_SEGMENT) * PTS_HZ)
-        # Clock up to which segments are cut quick (None: not in a quick start).
-        self._quick_until: int | None = None
         # Seconds between now and when the data being cut arrived (the ring's past).
         self.lag = 0.0
         self._building: _Building | None = None
@@ -166,30 +142,8 @@ class Cutter(SegmentWindow):
                 kept += data[pos : pos + PACKET_SIZE]
         building.data = kept
 
-    def _start_quick(self, clock: int) -> None:
-        """A start (the first segment after a join or resume) begins at ``clock``."""
-        self._quick_until = None
-        if self.quick_start and self.lag < QUICK_LAG:
-            self._quick_until = (clock + self._target_ticks) % PTS_WRAP
-
-    def _quick_cut(self, building: _Building, clock: int, keyframe: bool) -> bool:
-        """In a quick start: cut short, and at the next keyframe for the last time."""
-        assert building.start is not None
-        assert self._quick_until is not None
-        if keyframe or ticks(self._quick_until, clock) >= 0:
-            # Back to keyframe cuts: this one, or the next (no keyframe in time).
-            self._quick_until = None
-            self.stats.quick_cuts += 1
-            return True
-        if ticks(building.start, clock) >= self._quick_ticks:
-            self.stats.quick_cuts += 1
-            return True
-        return False
-
     def _should_cut(self, building: _Building, clock: int, keyframe: bool) -> bool:
         assert building.start is not None
-        if self._quick_until is not None:
-            return self._quick_cut(building, clock, keyframe)
         elapsed = ticks(building.start, clock)
         target = self._target()
         if keyframe:

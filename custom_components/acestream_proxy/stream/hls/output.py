@@ -12,9 +12,7 @@ from .segmenter import Segmenter
 # An HLS client that fetched nothing for this long (or 4 segment durations, if
 # longer) no longer counts as a viewer.
 IDLE_MIN: float = 10.0
-# How many segments the first playlist waits for (see cutter.STARTUP_SEGMENT and
-# QUICK_SEGMENT). At a cold start two quick ones (1 s) gave ffmpeg its first frame
-# sooner than one (0.5 s), after which it had to reload the playlist to probe.
+# How many segments the first playlist waits for (see cutter.STARTUP_SEGMENT).
 STARTUP_SEGMENTS: Final = 2
 # The segmenter starts this many target durations back in the ring (as far as it
 # goes): hls.js and Apple's players start three target durations behind the live
@@ -40,7 +38,7 @@ class HlsOutput:
     ) -> None:
         """Attach to ``broadcaster`` (nothing runs until a client fetches)."""
         self.broadcaster = broadcaster
-        self.segmenter = Segmenter(target_duration, window, quick_start=True)
+        self.segmenter = Segmenter(target_duration, window)
         self.idle_after = idle_after or max(4 * target_duration, IDLE_MIN)
         self.clients: dict[str, float] = {}
         self._task: asyncio.Task[None] | None = None

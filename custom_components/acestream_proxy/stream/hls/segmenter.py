@@ -68,14 +68,9 @@ class Segmenter(Cutter):
         target_duration: float = 2.0,
         window: int = 8,
         max_bytes: int = MAX_SEGMENT_BYTES,
-        *,
-        quick_start: bool = False,
     ) -> None:
-        """Aim for ``target_duration`` segments; keep at least ``window`` of them.
-
-        ``quick_start``: see Cutter.
-        """
-        super().__init__(target_duration, window, max_bytes, quick_start=quick_start)
+        """Aim for ``target_duration`` segments; keep at least ``window`` of them."""
+        super().__init__(target_duration, window, max_bytes)
         self.program = ProgramInfo()
         self._pat = b""
         self._pmt = b""
@@ -241,7 +236,6 @@ class Segmenter(Cutter):
                 self._rebase(raw)
             clock = (raw + self._shift) % PTS_WRAP
             self._track_keyframe(clock, keyframe)
-            self._start_quick(clock)
             self._begin(clock, self._discontinuity)
         elif building.start is not None and (flagged or jumped):
             self.stats.discontinuities += 1
