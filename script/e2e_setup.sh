@@ -22,30 +22,25 @@ e2e_dir="tests/e2e"
 hls_js="$e2e_dir/node_modules/hls.js/dist/hls.min.js"
 hls_pkg="$e2e_dir/node_modules/hls.js/package.json"
 
+# Installs packages from apt for something missing ($1 names it), as root only.
+apt_need() {
+  local what=$1
+  shift
+  if [ "$(id -u)" != 0 ]; then
+    echo "error: $what is missing; run as root (or: sudo apt-get install -y $*)" >&2
+    exit 1
+  fi
+  echo ">>> installing $* (apt-get)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
 # Chromium and cvlc from apt (the newest leg brings its own: see the usage above).
 install_players() {
-  if [ ! -x /usr/bin/chromium ]; then
-    if [ "$(id -u)" != 0 ]; then
-      echo "error: /usr/bin/chromium is missing; run as root (or: sudo apt-get install -y chromium)" >&2
-      exit 1
-    fi
-    echo ">>> installing chromium (apt-get)"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends chromium >/dev/null
-  fi
+  [ -x /usr/bin/chromium ] || apt_need /usr/bin/chromium chromium
   echo ">>> $(/usr/bin/chromium --version 2>/dev/null)"
-
-  if ! command -v cvlc >/dev/null 2>&1; then
-    if [ "$(id -u)" != 0 ]; then
-      echo "error: cvlc is missing; run as root (or: sudo apt-get install -y vlc-bin vlc-plugin-base)" >&2
-      exit 1
-    fi
-    echo ">>> installing vlc-bin and vlc-plugin-base (apt-get)"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends vlc-bin vlc-plugin-base >/dev/null
-  fi
+  command -v cvlc >/dev/null 2>&1 || apt_need cvlc vlc-bin vlc-plugin-base
   echo ">>> $(cvlc --version 2>/dev/null | head -n 1)"
 }
 
