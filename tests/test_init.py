@@ -84,6 +84,7 @@ async def test_outage_and_recovery(
     assert hass.states.get(ids["active_broadcasts"]).state == STATE_UNAVAILABLE
     failures = [r for r in caplog.records if "is unreachable" in r.getMessage()]
     assert [r.levelno for r in failures] == [logging.INFO]
+    assert failures[0].getMessage().startswith(f"{loaded_entry.title} is unreachable: ")
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
     await engine_sim.start()

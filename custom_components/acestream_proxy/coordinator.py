@@ -77,8 +77,9 @@ class EngineCoordinator(DataUpdateCoordinator[EngineVersion]):
             if self.last_update_success:
                 if self.data is not None:
                     # Not at setup: Home Assistant says "not ready yet" for that.
+                    # The title already names the engine ("AceStream engine host:port").
                     LOGGER.info(
-                        "AceStream engine %s is unreachable: %s",
+                        "%s is unreachable: %s",
                         self.config_entry.title,
                         err,
                     )
