@@ -258,19 +258,30 @@ ensure_venv() {
         in_root /usr/bin "$PYTHON" -m venv "$venv"
         # shellcheck disable=SC2086  # extras is a list of names
         in_root "$venv/bin" python -m pip install --quiet "$PHACC==$newest" $extras
-        touch "$ROOT$venv/.complete"
-        ln -sfn "$venv" "$ROOT$CURRENT.new"
-        mv -T "$ROOT$CURRENT.new" "$ROOT$CURRENT"
+        # Keep the venv just replaced (a run may be about to use it).
+        publish_venv "$CURRENT" "$venv" bootstrap "$key" "$current"
         log "venv ready in $((SECONDS - start)) s"
-        # Keep the venv just replaced (a run may be about to use it); drop older
-        # ones that no run uses.
-        local old
-        for old in "$ROOT$VENVS"/*/; do
-            old=${old%/}
-            case "$(basename "$old")" in bootstrap | "$key" | "$current") ;; *) remove_unused "$old" ;; esac
-        done
     fi
     ensure_component_requirements
+}
+
+# publish_venv LINK VENV KEEP...: mark VENV complete, point LINK at it in one rename
+# (a run starting now sees the old venv or the new one, never none), then drop the
+# venvs beside VENV whose names are not in KEEP and that no run uses.
+publish_venv() {
+    local link=$1 venv=$2 old name keep
+    shift 2
+    touch "$ROOT$venv/.complete"
+    ln -sfn "$venv" "$ROOT$link.new"
+    mv -T "$ROOT$link.new" "$ROOT$link"
+    for old in "$ROOT$(dirname "$venv")"/*/; do
+        old=${old%/}
+        name=$(basename "$old")
+        for keep in "$@"; do
+            [ "$name" != "$keep" ] || continue 2
+        done
+        remove_unused "$old"
+    done
 }
 
 # pip is skipped under phacc, so the packages of the HA components the tests set
@@ -357,15 +368,8 @@ ensure_release() {
         in_root "$venv/bin" python -m pip install --quiet --no-deps "$HA==$newest"
         in_root "$venv/bin" /bin/sh -c "python -m pip install --quiet '$HA==$newest' \
             --constraint \"\$(python -c 'import importlib.util as u, os; print(os.path.dirname(u.find_spec(\"homeassistant\").origin))')/package_constraints.txt\""
-        touch "$ROOT$venv/.complete"
-        ln -sfn "$venv" "$ROOT$RELEASE.new"
-        mv -T "$ROOT$RELEASE.new" "$ROOT$RELEASE"
+        publish_venv "$RELEASE" "$venv" "$newest" "$current"
         log "release venv ready in $((SECONDS - start)) s"
-        local old
-        for old in "$ROOT$RELEASES"/*/; do
-            old=${old%/}
-            case "$(basename "$old")" in "$newest" | "$current") ;; *) remove_unused "$old" ;; esac
-        done
     fi
     in_root "$venv/bin" python -c '
 import sys
