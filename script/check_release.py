@@ -23,7 +23,12 @@ goes through the HTTP and WebSocket API the frontend uses:
    other engine and its device moves to that engine's entry;
 6. Home Assistant stopped, then ``home-assistant.log`` read: every ERROR record and
    every "Detected ..." report is printed; the exit status is 1 if there is any,
-   or if a step failed.
+   or if a step failed;
+7. the repair of an engine down for five minutes, on a Home Assistant of its own
+   run in a child process (``--repair``) by ``homeassistant.bootstrap``, whose
+   objects it reaches (the outage is dated back rather than waited for): the issue
+   is listed, hidden while its entry is disabled on releases that link issues to
+   entries (2026.11), and gone with the entry; that log is read as in step 6.
 
 Needs root (the mount namespace), as ``script/newest.sh`` does.
 """
@@ -47,6 +52,7 @@ from harness import (
     ROOT,
     Child,
     HarnessError,
+    HassInProcess,
     HassProcess,
     HomeAssistantApi,
     log,
@@ -210,6 +216,94 @@ async def _drain(resp: aiohttp.ClientResponse) -> None:
         pass
 
 
+async def repair_steps(work: Path) -> None:
+    """An engine down long enough for its repair issue (its log is read after)."""
+    port = pick_port()
+    sim = simulator_child(3, port, "1", work / "simulator-3.log")
+    ha = HassInProcess(work / "repair" / "config", name="AceStream Proxy repair check")
+    try:
+        await sim.start()
+        await ha.start()
+        api = ha.api
+        await wait_http(
+            api.session,
+            f"http://127.0.0.1:{port}/webui/api/service?method=get_version",
+            30,
+            sim.check_alive,
+        )
+        await api.remove_failed_entries()
+        entry_id, _ = await api.add_entry("127.0.0.1", port, found=False)
+        await api.wait_entry_loaded(entry_id)
+        await sim.stop(grace=1)
+        coordinator = ha.hass.config_entries.async_get_entry(
+            entry_id
+        ).runtime_data.coordinator
+        module = sys.modules[type(coordinator).__module__]
+        await coordinator.async_refresh()  # the outage begins
+        if coordinator.down_since is None:
+            raise HarnessError("the engine's outage was not noticed")
+        coordinator.down_since -= module.REPAIR_AFTER
+        await coordinator.async_refresh()
+        issue_id = module.engine_issue_id(entry_id)
+
+        async def listed() -> bool:
+            [result] = await api.websocket({"type": "repairs/list_issues"})
+            return any(i["issue_id"] == issue_id for i in result["issues"])
+
+        if not await listed():
+            raise HarnessError(f"no repair issue {issue_id} after the outage")
+        log(f"repair issue listed after {module.REPAIR_AFTER} down")
+        linked = sys.modules[
+            type(coordinator).__module__.replace(".coordinator", ".compat")
+        ].ISSUE_CONFIG_ENTRY
+        await api.websocket(
+            {
+                "type": "config_entries/disable",
+                "entry_id": entry_id,
+                "disabled_by": "user",
+            }
+        )
+        if await listed() == linked:
+            PROBLEMS.append(
+                f"repair issue {'listed' if linked else 'hidden'} while its entry is "
+                f"disabled (linked to the entry: {linked})"
+            )
+        log(
+            "entry disabled: its repair is "
+            + (
+                "hidden (linked to the entry)"
+                if linked
+                else "still listed (not linked)"
+            )
+        )
+        await api.websocket(
+            {
+                "type": "config_entries/disable",
+                "entry_id": entry_id,
+                "disabled_by": None,
+            }
+        )
+        await api.request("DELETE", f"/api/config/config_entries/entry/{entry_id}")
+        if await listed():
+            PROBLEMS.append("the repair issue stayed after its entry was removed")
+        log("entry removed: its repair is gone")
+    finally:
+        await ha.stop()
+        await sim.stop(grace=5)
+
+
+def read_logs(paths: list[Path]) -> int:
+    """Print each log's ERROR records and "Detected" lines; return how many."""
+    count = 0
+    for path in paths:
+        errors, detected = log_problems(path)
+        log(f"{path}: {len(errors)} ERROR records, {len(detected)} Detected lines")
+        for line in errors + detected:
+            print(f"  {line}")
+        count += len(errors) + len(detected)
+    return count
+
+
 def supervised(work: Path, supervisor: FakeSupervisor) -> list[str]:
     """The command prefix that runs Home Assistant as under the Supervisor: its
     environment, and an /etc/hosts of its own where the add-on's host name is
@@ -349,25 +443,37 @@ async def check(args: argparse.Namespace) -> int:
         log(
             f"asked of the Supervisor and not answered: {sorted(set(supervisor.unknown))}"
         )
-    errors, detected = log_problems(hass.log_file)
-    log(f"{hass.log_file}: {len(errors)} ERROR records, {len(detected)} Detected lines")
-    for line in errors + detected:
-        print(f"  {line}")
+    # A child process: Home Assistant in a process patches the loop and the log
+    # handlers of that process for good.
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--repair", str(work)
+    )
+    if await child.wait() != 0:
+        PROBLEMS.append(f"the repair check failed (exit {child.returncode})")
+    problems = read_logs(
+        [hass.log_file, work / "repair" / "config" / "home-assistant.log"]
+    )
     if args.keep:
         log(f"kept {work}")
     else:
         shutil.rmtree(work, ignore_errors=True)
     for problem in PROBLEMS:
         log(f"PROBLEM: {problem}")
-    return 1 if errors or detected or PROBLEMS else 0
+    return 1 if problems or PROBLEMS else 0
 
 
 def main() -> None:
     """Entry point."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
+    parser.add_argument("--repair", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     try:
+        if args.repair is not None:
+            asyncio.run(repair_steps(args.repair))
+            for problem in PROBLEMS:
+                log(f"PROBLEM: {problem}")
+            sys.exit(1 if PROBLEMS else 0)
         code = asyncio.run(check(args))
     except (HarnessError, aiohttp.ClientError, OSError) as err:
         print(f"[check_release] FAILED: {err}", file=sys.stderr, flush=True)

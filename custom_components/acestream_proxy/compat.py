@@ -93,7 +93,7 @@ def async_create_issue(
 ) -> None:
     """ir.async_create_issue, linked to ``config_entry_id`` where supported (the
     same name, so the translation check reads its calls like Home Assistant's)."""
-    if ISSUE_CONFIG_ENTRY:  # pragma: no cover (2026.11+: no leg has it yet)
+    if ISSUE_CONFIG_ENTRY:  # pragma: no cover (2026.11+: make check-release runs it)
         kwargs["config_entry_id"] = config_entry_id
     ir.async_create_issue(hass, domain, issue_id, **kwargs)
 
