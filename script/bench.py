@@ -430,6 +430,9 @@ class Result:
     overflows: int = 0  # listen queue overflows during the row (SYNs dropped)
     slow_joins: int = 0  # first byte after more than 1 s: a SYN was retransmitted
     extra_kbps: float = math.nan  # the extra reader's own rate over its life
+    # --probe: Home Assistant's loop lag and GC pauses from the first connect until
+    # the joins settled (script/bench_probe).
+    probe: dict[str, Any] | None = None
     error: str | None = None
 
     @property
@@ -549,10 +552,14 @@ def _harness() -> types.ModuleType:
 class Hass:
     """A real Home Assistant process with the integration set up."""
 
-    def __init__(self, workdir: Path, integration: Path) -> None:
-        """Prepare a configuration folder using ``integration``."""
+    def __init__(
+        self, workdir: Path, integration: Path, *, probe: bool = False
+    ) -> None:
+        """Prepare a configuration folder using ``integration`` (and, with
+        ``probe``, script/bench_probe measuring the loop inside the process)."""
         self.workdir = workdir
         self.integration = integration
+        self.probe = probe
         self.process: Any = None
         self.api: Any = None
         self.http: Any = None
@@ -576,9 +583,11 @@ class Hass:
             self.workdir / "hass",
             name="AceStream Proxy bench",
             port=harness.pick_port(0, {engine_port}),
-            components=("onboarding", "config", "frontend"),
+            components=("onboarding", "config", "frontend")
+            + (("bench_probe",) if self.probe else ()),
             logs={f"custom_components.{DOMAIN}": "warning"},
             prefix=("taskset", "-c", str(SERVER_CORE)),
+            custom={"bench_probe": SCRIPT.parent / "bench_probe"} if self.probe else {},
         )
         await self.process.start()
         self.api = api = self.process.api
@@ -588,6 +597,13 @@ class Hass:
         await api.wait_entry_loaded(self.entry_id)
         await api.set_options(self.entry_id, linger=3600, max_viewers=max_viewers)
         self.token = await api.long_lived_token("bench")
+
+    async def probe_window(self, start: float, end: float) -> dict[str, Any]:
+        """Loop lag and GC pauses between two monotonic times (--probe)."""
+        answer: dict[str, Any] = await self.api.request(
+            "GET", f"/api/bench_probe?start={start:.6f}&end={end:.6f}"
+        )
+        return answer
 
     async def idle_cpu(self, seconds: float) -> float:
         """Cores Home Assistant uses with nothing playing."""
@@ -869,8 +885,10 @@ def hls_cost(fixture_path: Path, media_seconds: float) -> str:
 # ---------------------------------------------------------------------- profiling
 
 
-def ensure_py_spy() -> Path | None:
-    """py-spy in the venv, installed with pip when missing."""
+def ensure_py_spy(given: Path | None = None) -> Path | None:
+    """py-spy: ``given``, or the venv's, installed with pip when missing."""
+    if given is not None:
+        return given if given.exists() else None
     binary = Path(sys.executable).parent / "py-spy"
     if not binary.exists():
         print("installing py-spy into the venv with pip ...", flush=True)
@@ -1161,6 +1179,28 @@ def _cpu_model() -> str:
 # -------------------------------------------------------------------------- driver
 
 
+def _profiler(
+    py_spy: Path,
+    pid: int,
+    workdir: Path,
+    scenario: Scenario,
+    settle: float,
+    window: float,
+    joins: bool,
+) -> tuple[str, Profiler, str]:
+    """What a profiled row samples: its label, the profiler, and when it starts
+    ("start": the first connect; "mark": the steady window)."""
+    label = f"{scenario.viewers} viewers {scenario.how}"
+    out = workdir / f"profile-{scenario.viewers}-{scenario.ramp}.txt"
+    if joins and scenario.ramp > 0:
+        # The joins: from the first connect until a second after the last.
+        return "joins: " + label, Profiler(py_spy, pid, out, scenario.ramp + 1), "start"
+    if scenario.ramp == 0:
+        # The join storm: from the first connect until the joins are done.
+        return "join storm: " + label, Profiler(py_spy, pid, out, settle), "start"
+    return "steady state: " + label, Profiler(py_spy, pid, out, window - 1), "mark"
+
+
 async def measure(
     design: str,
     scenario: Scenario,
@@ -1175,6 +1215,7 @@ async def measure(
     warmup: float,
     py_spy: Path | None,
     profiles: dict[str, list[str]],
+    profile_joins: bool = False,
 ) -> Result:
     """One design on one scenario."""
     result = Result(design, scenario)
@@ -1195,17 +1236,13 @@ async def measure(
         on_mark = on_start = None
         profiler: Profiler | None = None
         if py_spy and design == "hass" and scenario.profile:
-            label = f"{scenario.viewers} viewers {scenario.how}"
-            out = workdir / f"profile-{scenario.viewers}-{scenario.ramp}.txt"
-            if scenario.ramp == 0:
-                # The join storm: from the first connect until the joins are done.
-                profiler = Profiler(py_spy, target.pid, out, settle)
-                on_start = profiler.start
-                label = "join storm: " + label
-            else:
-                profiler = Profiler(py_spy, target.pid, out, window - 1)
-                on_mark = profiler.start
-                label = "steady state: " + label
+            label, profiler, when = _profiler(
+                py_spy, target.pid, workdir, scenario, settle, window, profile_joins
+            )
+            on_start, on_mark = (
+                (profiler.start, None) if when == "start" else (None, profiler.start)
+            )
+        started = time.monotonic()
         report, server = await run_client(
             client_bin,
             target,
@@ -1216,6 +1253,10 @@ async def measure(
             on_mark=on_mark,
             on_start=on_start,
         )
+        if design == "hass" and hass.probe:
+            result.probe = await hass.probe_window(
+                started, started + scenario.ramp + settle
+            )
         if profiler is not None:
             profiles[label] = await profiler.wait()
         fill(result, report, server, target.idle_cpu)
@@ -1295,7 +1336,7 @@ def runs_in_a_row(results: list[Result], source_kbps: float) -> list[str]:
         rows.setdefault(r.scenario, []).append((r, ring))
     lines: list[str] = []
     for scenario, runs in rows.items():
-        if len(runs) < 2:
+        if len(runs) < 2 and not runs[0][0].probe:
             continue
         lines += [
             "",
@@ -1308,6 +1349,7 @@ def runs_in_a_row(results: list[Result], source_kbps: float) -> list[str]:
             "| overflows: hass | ring |",
             "|---|---|---|---|---|---|---|---|---|---|",
         ]
+        probed = [(n, h.probe) for n, (h, _) in enumerate(runs, 1) if h.probe]
         for number, (hass, ring) in enumerate(runs, 1):
 
             def join(r: Result | None) -> str:
@@ -1331,6 +1373,39 @@ def runs_in_a_row(results: list[Result], source_kbps: float) -> list[str]:
                 f"| {ring.slow_joins if ring else DASH} | {hass.overflows} "
                 f"| {ring.overflows if ring else DASH} |"
             )
+        if probed:
+            lines += ["", *probe_table(probed)]
+    return lines
+
+
+def probe_table(probed: list[tuple[int, dict[str, Any]]]) -> list[str]:
+    """Home Assistant's loop during each run's joins (--probe)."""
+    lines = [
+        "Home Assistant's event loop from the first connect until the joins "
+        "settled (script/bench_probe: a task asking to wake every 5 ms, how late "
+        "it woke; gc.callbacks around every collection):",
+        "",
+        "| run | loop lag ms p50 / p99 / max | wakes > 50 ms late | GC: collections "
+        "by generation, total ms (longest) | GC share of the window "
+        "| worst stalls: ms at s (of it GC ms) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for number, probe in probed:
+        lag = probe["lag_ms"]
+        gcs = ", ".join(
+            f"gen {gen}: {row['count']:.0f}, {row['total_ms']:.0f} ms "
+            f"({row['max_ms']:.0f})"
+            for gen, row in sorted(probe["gc"].items())
+        )
+        worst = ", ".join(
+            f"{w['ms']:.0f} at {w['at']:.1f} ({w['gc_ms']:.0f})"
+            for w in probe["worst"][:4]
+        )
+        lines.append(
+            f"| {number} | {lag['p50']:.1f} / {lag['p99']:.0f} / {lag['max']:.0f} "
+            f"| {probe['lag_over_50ms']} | {gcs or 'none'} "
+            f"| {probe['gc_share']:.1%} | {worst} |"
+        )
     return lines
 
 
@@ -1419,7 +1494,7 @@ async def bench(args: argparse.Namespace) -> int:
         if args.hls_clients is not None
         else (50 if args.quick else 200)
     )
-    hass = Hass(workdir, integration)
+    hass = Hass(workdir, integration, probe=args.probe)
     ceiling: float | None = None
     try:
         print("generating the source with ffmpeg and compiling the client ...")
@@ -1430,7 +1505,7 @@ async def bench(args: argparse.Namespace) -> int:
         source_kbps = fixture.bitrate * 8 / 1000
         hls_line = hls_cost(fixture_path, fixture.duration)
         ceiling, ceiling_how = await loopback_ceiling(3 if args.quick else 5)
-        py_spy = ensure_py_spy() if profile else None
+        py_spy = ensure_py_spy(args.py_spy) if profile else None
         with contextlib.suppress(OSError):
             _pin(CLIENT_CORE)
         sim = EngineSimulator(
@@ -1458,6 +1533,7 @@ async def bench(args: argparse.Namespace) -> int:
                 window=window,
                 py_spy=py_spy,
                 profiles=profiles,
+                profile_joins=args.profile_joins,
             )
             if "hass" in designs:
                 zap_lines = await after_rows(
@@ -1584,6 +1660,21 @@ def main() -> int:
         default=1,
         help="run the rows this many times in a row on the same Home Assistant, and "
         "list each run's joins and slowest viewer against the ring's",
+    )
+    parser.add_argument(
+        "--probe",
+        action="store_true",
+        help="measure Home Assistant's loop lag and GC pauses during each row's "
+        "joins (script/bench_probe, linked into its configuration)",
+    )
+    parser.add_argument(
+        "--profile-joins",
+        action="store_true",
+        help="with --profile: py-spy from the first connect until a second after "
+        "the last join, not in the steady window",
+    )
+    parser.add_argument(
+        "--py-spy", type=Path, help="this py-spy binary (default: the venv's)"
     )
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
     parser.add_argument("--serve", choices=("ring", "seed"), help=argparse.SUPPRESS)

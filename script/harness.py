@@ -200,14 +200,18 @@ def write_config(
     name: str,
     components: Iterable[str] = (),
     logs: Mapping[str, str] | None = None,
+    custom: Mapping[str, Path] | None = None,
 ) -> None:
     """Create a fresh configuration folder with the integration symlinked in
-    (what was there goes)."""
+    (what was there goes), and ``custom``'s other custom integrations (domain:
+    folder), which ``components`` should name to set them up."""
     if config_dir.exists():
         shutil.rmtree(config_dir)
-    custom = config_dir / "custom_components"
-    custom.mkdir(parents=True)
-    (custom / DOMAIN).symlink_to(INTEGRATION, target_is_directory=True)
+    custom_dir = config_dir / "custom_components"
+    custom_dir.mkdir(parents=True)
+    (custom_dir / DOMAIN).symlink_to(INTEGRATION, target_is_directory=True)
+    for domain, folder in (custom or {}).items():
+        (custom_dir / domain).symlink_to(folder.resolve(), target_is_directory=True)
     levels = {f"custom_components.{DOMAIN}": "info", **(logs or {})}
     log_lines = "".join(f"    {key}: {value}\n" for key, value in levels.items())
     extra = "".join(f"{c}:\n" for c in components if c != "logger")
@@ -653,13 +657,16 @@ class _Hass:
         port: int = 0,
         components: Iterable[str] = (),
         logs: Mapping[str, str] | None = None,
+        custom: Mapping[str, Path] | None = None,
     ) -> None:
-        """Prepare; nothing starts before ``start``."""
+        """Prepare; nothing starts before ``start``. ``custom``: more custom
+        integrations to link in (domain: folder; see write_config)."""
         self.config_dir = config_dir
         self.name = name
         self.port = port
         self.components = tuple(components)
         self.logs = logs
+        self.custom = dict(custom or {})
         self.url = ""
         self._http: aiohttp.ClientSession | None = None
         self._api: HomeAssistantApi | None = None
@@ -678,13 +685,14 @@ class _Hass:
     def _prepare(self) -> None:
         self.port = pick_port(self.port)
         self.url = f"http://127.0.0.1:{self.port}"
-        ensure_requirements(self.components)
+        ensure_requirements(c for c in self.components if c not in self.custom)
         write_config(
             self.config_dir,
             self.port,
             name=self.name,
             components=self.components,
             logs=self.logs,
+            custom=self.custom,
         )
 
     def _alive(self) -> None:
