@@ -433,6 +433,7 @@ class Result:
     # --probe: Home Assistant's loop lag and GC pauses from the first connect until
     # the joins settled (script/bench_probe).
     probe: dict[str, Any] | None = None
+    census: list[dict[str, Any]] = field(default_factory=list)  # --census
     error: str | None = None
 
     @property
@@ -560,6 +561,7 @@ class Hass:
         self.workdir = workdir
         self.integration = integration
         self.probe = probe
+        self.census = False
         self.process: Any = None
         self.api: Any = None
         self.http: Any = None
@@ -602,6 +604,13 @@ class Hass:
         """Loop lag and GC pauses between two monotonic times (--probe)."""
         answer: dict[str, Any] = await self.api.request(
             "GET", f"/api/bench_probe?start={start:.6f}&end={end:.6f}"
+        )
+        return answer
+
+    async def take_census(self) -> dict[str, Any]:
+        """Objects the collector tracks, and what grew since the last census."""
+        answer: dict[str, Any] = await self.api.request(
+            "GET", "/api/bench_probe/census"
         )
         return answer
 
@@ -1179,6 +1188,16 @@ def _cpu_model() -> str:
 # -------------------------------------------------------------------------- driver
 
 
+async def _census(hass: Hass, into: list[dict[str, Any]]) -> Any:
+    """Take a census now; the hook that takes the next one (at the mark)."""
+    into.append(await hass.take_census())
+
+    async def take() -> None:
+        into.append(await hass.take_census())
+
+    return take
+
+
 def _profiler(
     py_spy: Path,
     pid: int,
@@ -1242,6 +1261,8 @@ async def measure(
             on_start, on_mark = (
                 (profiler.start, None) if when == "start" else (None, profiler.start)
             )
+        if design == "hass" and hass.census and on_mark is None:
+            on_mark = await _census(hass, result.census)
         started = time.monotonic()
         report, server = await run_client(
             client_bin,
@@ -1375,6 +1396,18 @@ def runs_in_a_row(results: list[Result], source_kbps: float) -> list[str]:
             )
         if probed:
             lines += ["", *probe_table(probed)]
+        for number, (hass, _) in enumerate(runs, 1):
+            if len(hass.census) == 2:
+                before, after = hass.census
+                lines += [
+                    "",
+                    f"Run {number}: objects Home Assistant's collector tracks: "
+                    f"{before['tracked']:,} before the joins, {after['tracked']:,} "
+                    f"with the viewers ({after['grew'] / scenario.viewers:.0f} per "
+                    "viewer); the types that grew most:",
+                    "",
+                    *(f"  {count:+,}  {name}" for name, count in after["top"]),
+                ]
     return lines
 
 
@@ -1494,7 +1527,8 @@ async def bench(args: argparse.Namespace) -> int:
         if args.hls_clients is not None
         else (50 if args.quick else 200)
     )
-    hass = Hass(workdir, integration, probe=args.probe)
+    hass = Hass(workdir, integration, probe=args.probe or args.census)
+    hass.census = args.census
     ceiling: float | None = None
     try:
         print("generating the source with ffmpeg and compiling the client ...")
@@ -1666,6 +1700,12 @@ def main() -> int:
         action="store_true",
         help="measure Home Assistant's loop lag and GC pauses during each row's "
         "joins (script/bench_probe, linked into its configuration)",
+    )
+    parser.add_argument(
+        "--census",
+        action="store_true",
+        help="with --probe: count the objects Home Assistant's collector tracks "
+        "before the joins and at the steady window (stops its loop while counting)",
     )
     parser.add_argument(
         "--profile-joins",

@@ -11,12 +11,17 @@ only when asked. It measures, inside the process:
 
 and serves them for a window of the monotonic clock (shared by every process on
 Linux) at ``GET /api/bench_probe?start=..&end=..``.
+
+``GET /api/bench_probe/census`` counts the objects the collector tracks, by type,
+and answers how many more (or fewer) of each there are than at the previous
+census: what a row's viewers keep alive, and so what a full collection walks.
+It stops the loop while it counts (a few hundred milliseconds).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import deque
+from collections import Counter, deque
 import gc
 import time
 from typing import Any
@@ -40,6 +45,7 @@ class Probe:
         self.pauses: deque[tuple[float, int, float, int]] = deque(maxlen=KEEP)
         self._gc_started = 0.0
         self._task: asyncio.Task[None] | None = None
+        self._census: Counter[str] = Counter()
 
     def start(self, hass: HomeAssistant) -> None:
         """Start both probes."""
@@ -121,6 +127,35 @@ class Probe:
             "worst": worst,
         }
 
+    def census(self) -> dict[str, Any]:
+        """Tracked objects now, and the types that grew most since the last call."""
+        now: Counter[str] = Counter(
+            f"{type(o).__module__}.{type(o).__qualname__}" for o in gc.get_objects()
+        )
+        diff = now.copy()
+        diff.subtract(self._census)
+        self._census = now
+        return {
+            "tracked": now.total(),
+            "grew": diff.total(),
+            "top": diff.most_common(30),
+        }
+
+
+class CensusView(HomeAssistantView):
+    """GET a census of the collector's objects."""
+
+    url = "/api/bench_probe/census"
+    name = "api:bench_probe:census"
+
+    def __init__(self, probe: Probe) -> None:
+        """Serve ``probe``."""
+        self.probe = probe
+
+    async def get(self, _request: web.Request) -> web.Response:
+        """Count now, compare with the last count."""
+        return self.json(self.probe.census())
+
 
 class ProbeView(HomeAssistantView):
     """GET the probe's figures for a window of the monotonic clock."""
@@ -144,5 +179,6 @@ async def async_setup(hass: HomeAssistant, _config: dict[str, Any]) -> bool:
     probe = Probe()
     probe.start(hass)
     hass.http.register_view(ProbeView(probe))
+    hass.http.register_view(CensusView(probe))
     hass.bus.async_listen_once(EVENT_HOMEASSISTANT_STOP, probe.stop)
     return True
