@@ -20,6 +20,7 @@ from custom_components.acestream_proxy.stream.broadcast import (
     EndReason,
     Phase,
 )
+from custom_components.acestream_proxy.stream.broadcast.fanout import WAKE_GROUPS
 from custom_components.acestream_proxy.stream.broadcast.ingest import _NotMpegTsError
 from custom_components.acestream_proxy.stream.engine import (
     ContentKind,
@@ -481,3 +482,53 @@ async def test_pictures_within_an_outage_hold_off_the_give_up(
     await broadcaster.async_close()
     assert await task is EndReason.ENDED
     assert BroadcastEvent.FAILED not in harness.events
+
+
+async def test_viewers_are_woken_group_by_group(harness: Harness) -> None:
+    """A chunk wakes its viewers one group per loop iteration: the loop polls its
+    sockets (new connections too) between groups, not only after every write."""
+    broadcaster = await harness.open()
+    loop = asyncio.get_running_loop()
+    iteration = 0
+    ticker: asyncio.Handle | None = None
+
+    def tick() -> None:  # runs once per loop iteration
+        nonlocal iteration, ticker
+        iteration += 1
+        ticker = loop.call_soon(tick)
+
+    # (newest chunk, iteration) of every write, by group.
+    writes: dict[int, list[tuple[int, int]]] = {}
+
+    def sink_of(group: int) -> Callable[[bytes | memoryview], Any]:
+        async def write(_data: bytes | memoryview) -> None:
+            writes.setdefault(group, []).append((broadcaster.ring.next_seq, iteration))
+
+        return write
+
+    viewers = [broadcaster.join() for _ in range(WAKE_GROUPS * 2)]
+    assert {v.group for v in viewers} == set(range(WAKE_GROUPS))
+    tasks = [asyncio.create_task(v.stream(sink_of(v.group))) for v in viewers]
+    await _until(lambda: len(writes) == WAKE_GROUPS)
+    ticker = loop.call_soon(tick)
+    start = broadcaster.ring.next_seq
+    try:
+        # A chunk every group wrote after it came (all had caught up by then).
+        await _until(
+            lambda: all(
+                any(seq > start for seq, _ in writes[g]) for g in range(WAKE_GROUPS)
+            )
+        )
+    finally:
+        assert ticker is not None
+        ticker.cancel()
+    seq = start + 1
+    when = {g: {it for s, it in writes[g] if s == seq} for g in range(WAKE_GROUPS)}
+    # Each group in one iteration (both its viewers), the next group in the next.
+    assert all(len(iterations) == 1 for iterations in when.values()), when
+    first = when[0].pop()
+    assert [when[g].pop() - first for g in range(1, WAKE_GROUPS)] == list(
+        range(1, WAKE_GROUPS)
+    )
+    await broadcaster.async_close()
+    assert set(await asyncio.gather(*tasks)) == {EndReason.ENDED}
