@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 import contextlib
 import logging
 from pathlib import Path
@@ -25,10 +26,18 @@ BUFFER_BYTES: Final = 32 * 1024 * 1024  # about 30 s at 8 Mbit/s
 class DiskWriter:
     """Appends to one file from a thread; the loop side never blocks."""
 
-    def __init__(self, path: Path, *, limit: int = BUFFER_BYTES) -> None:
-        """Prepare to write ``path`` (created with its folder by the thread)."""
+    def __init__(
+        self,
+        path: Path,
+        *,
+        limit: int = BUFFER_BYTES,
+        transform: Callable[[bytes | memoryview], bytes | memoryview] | None = None,
+    ) -> None:
+        """Prepare to write ``path`` (created with its folder by the thread);
+        ``transform`` (same length out as in) runs in the thread before a write."""
         self.path = path
         self.limit = limit
+        self._transform = transform
         self.buffered = 0
         self.written = 0
         self.error: OSError | None = None
@@ -117,7 +126,7 @@ class DiskWriter:
                     file.flush()
                     return
                 data = self._queue.popleft()
-            file.write(data)
+            file.write(data if self._transform is None else self._transform(data))
             self.written += len(data)
             with self._cond:
                 self.buffered -= len(data)

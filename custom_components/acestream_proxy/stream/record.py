@@ -28,6 +28,7 @@ from .broadcast import Broadcaster, BroadcastState, Viewer
 from .broadcast.config import Spawn
 from .disk import BUFFER_BYTES, DiskWriter
 from .ring import Cursor
+from .timeline import Timeline
 from .ts import PACKET_SIZE, discontinuity_lead, mark_discontinuity
 
 _LOGGER = logging.getLogger(__package__)
@@ -154,7 +155,10 @@ class Recording:
         # The owner's tasks, if it wants them (its shutdown ends recordings first).
         self._spawn = spawn or broadcaster.spawn
         self._close_timeout = close_timeout
-        self._writer = DiskWriter(path, limit=buffer_bytes)
+        self._timeline = Timeline()
+        self._writer = DiskWriter(
+            path, limit=buffer_bytes, transform=self._timeline.feed
+        )
         self._viewer: Viewer | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping: EndReason | None = None
@@ -306,6 +310,7 @@ class Recording:
         # The broadcaster forgets the program at a reopen, before the recording
         # has read the old session's end: keep the last one known.
         pid = self._video_pid = self.broadcaster.program.video_pid or self._video_pid
+        self._timeline.video_pid = pid
         for piece in pieces:
             self._put(*self._gate.feed(piece, pid))
 
