@@ -532,3 +532,30 @@ async def test_viewers_are_woken_group_by_group(harness: Harness) -> None:
     )
     await broadcaster.async_close()
     assert set(await asyncio.gather(*tasks)) == {EndReason.ENDED}
+
+
+async def test_joiners_at_one_keyframe_share_its_header(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A crowd joining at the newest keyframe gets PAT + PMT worked out once for
+    that keyframe, not once per joiner; each still starts with them."""
+    broadcaster, first, _ = await _playing(harness)
+    await _until(lambda: len(first.data) > 0)
+    worked_out = 0
+    header_before = ProgramInfo.header_before
+
+    def counted(self: ProgramInfo, pieces: list[bytes | memoryview]) -> bytes:
+        nonlocal worked_out
+        worked_out += 1
+        return header_before(self, pieces)
+
+    monkeypatch.setattr(ProgramInfo, "header_before", counted)
+    crowd = [_watch(broadcaster) for _ in range(8)]
+    await _until(lambda: all(len(sink.data) > 2 * PACKET_SIZE for sink, _ in crowd))
+    # Without sharing: one per joiner (a keyframe may come while they join).
+    assert worked_out < len(crowd)
+    tables = [0, broadcaster.program.pmt_pid]
+    for sink, _ in crowd:
+        assert [packet_pid(sink.data, offset) for offset in (0, PACKET_SIZE)] == tables
+    await broadcaster.async_close()
+    await asyncio.gather(*(task for _, task in crowd))

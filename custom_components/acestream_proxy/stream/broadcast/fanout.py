@@ -137,7 +137,7 @@ class Viewer:
                 if cursor is not None:
                     # PAT + PMT first, so the decoder can read the keyframe at once;
                     # their counters lead into the stream's own.
-                    header = b.program.header_before(ring.before(cursor))
+                    header = b.header_at(cursor)
                     if header:
                         await self._send(write, header)
                     continue  # the ring moved while we wrote: look again
@@ -219,6 +219,7 @@ class FanOut(LifeCycle):
         self._joins = 0
         self._linger: asyncio.TimerHandle | None = None
         self._ticker: asyncio.TimerHandle | None = None
+        self._header: tuple[tuple[Any, ...], bytes] | None = None
 
     def join(self, *, internal: bool = False, history: float = 0.0) -> Viewer:
         """Add a viewer (synchronous: nothing can interleave).
@@ -246,6 +247,19 @@ class FanOut(LifeCycle):
         if not internal:
             self._emit(BroadcastEvent.VIEWER_JOINED)
         return viewer
+
+    def header_at(self, cursor: Cursor) -> bytes:
+        """PAT + PMT for a viewer starting at ``cursor``.
+
+        Joiners start at the newest keyframe, so a crowd joining shares one: it is
+        worked out (a scan back through the ring for the tables' counters) once
+        per keyframe, not once per joiner.
+        """
+        program = self.program
+        key = (cursor.seq, cursor.offset, program.pat, program.pmt)
+        if self._header is None or self._header[0] != key:
+            self._header = (key, program.header_before(self.ring.before(cursor)))
+        return self._header[1]
 
     def _viewer_left(self, viewer: Viewer) -> None:
         self.viewers.discard(viewer)
