@@ -203,7 +203,7 @@ def test_a_valid_low_latency_playlist_passes() -> None:
             "parts over a smaller part target",
         ),
         (
-            lambda t: replace_in(t, "PART-HOLD-BACK=1.500", "PART-HOLD-BACK=0.900"),
+            lambda t: replace_in(t, "PART-HOLD-BACK=3.000", "PART-HOLD-BACK=0.900"),
             "a part hold back under twice the part target",
         ),
         (
