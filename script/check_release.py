@@ -287,6 +287,15 @@ async def repair_steps(work: Path) -> None:
         if await listed():
             PROBLEMS.append("the repair issue stayed after its entry was removed")
         log("entry removed: its repair is gone")
+        # Onboarding's default integrations (radio_browser...) look for the
+        # internet; stopping Home Assistant during their setup logs an ERROR.
+        deadline = time.monotonic() + 60
+        while True:
+            entries = await api.request("GET", "/api/config/config_entries/entry")
+            settling = [e for e in entries if e["state"] == "setup_in_progress"]
+            if not settling or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.5)
     finally:
         await ha.stop()
         await sim.stop(grace=5)
