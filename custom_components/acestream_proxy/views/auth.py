@@ -17,16 +17,11 @@ from http import HTTPStatus
 
 from aiohttp import web
 from homeassistant.auth import jwt_wrapper
-from homeassistant.auth.models import RefreshToken
 from homeassistant.components.http.auth import (
     DATA_SIGN_SECRET,
     SAFE_QUERY_PARAMS,
     SIGN_QUERY_PARAM,
     async_sign_path,
-)
-from homeassistant.components.http.const import (
-    KEY_HASS_REFRESH_TOKEN_ID,
-    KEY_HASS_USER,
 )
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.http import KEY_AUTHENTICATED, KEY_HASS, HomeAssistantView
@@ -37,59 +32,44 @@ from ..const import URL_PREFIX
 from .answers import error
 
 
-def _signer(
-    hass: HomeAssistant, request: web.Request, unsigned: frozenset[str]
-) -> RefreshToken | None:
-    """The live refresh token that signed ``request``'s ``authSig``, checked as
-    Home Assistant does (same secret; path and query bound to the signature),
-    except for the ``unsigned`` query parameters, which players add themselves."""
+def signed_head_allowed(hass: HomeAssistant, request: web.Request) -> bool:
+    """Check ``authSig`` on a HEAD request as Home Assistant does on GET.
+
+    Home Assistant only accepts signatures on GET, so a player probing a signed URL
+    with HEAD would get 401 where its GET plays. Same secret, same claims (path and
+    query bound to the signature, the issuer a live refresh token), and the user
+    must still be active.
+    """
     secret = hass.data.get(DATA_SIGN_SECRET)
     signature = request.query.get(SIGN_QUERY_PARAM)
     if not secret or not signature:
-        return None
+        return False
     try:
         claims = jwt_wrapper.verify_and_decode(
             signature, secret, algorithms=["HS256"], options={"verify_iss": False}
         )
     except jwt.InvalidTokenError:
-        return None
-    skipped = SAFE_QUERY_PARAMS | unsigned | {SIGN_QUERY_PARAM}
-    params = [list(item) for item in request.query.items() if item[0] not in skipped]
-    signed = [item for item in claims.get("params", ()) if item[0] not in unsigned]
-    if claims.get("path") != request.path or signed != params:
-        return None
+        return False
+    params = [
+        list(item)
+        for item in request.query.items()
+        if item[0] not in SAFE_QUERY_PARAMS and item[0] != SIGN_QUERY_PARAM
+    ]
+    if claims.get("path") != request.path or claims.get("params") != params:
+        return False
     token = hass.auth.async_get_refresh_token(str(claims.get("iss")))
-    return token if token is not None and token.user.is_active else None
+    return token is not None and token.user.is_active
 
 
-def signed_head_allowed(hass: HomeAssistant, request: web.Request) -> bool:
-    """Check ``authSig`` on a HEAD request as Home Assistant does on GET.
-
-    Home Assistant only accepts signatures on GET, so a player probing a signed URL
-    with HEAD would get 401 where its GET plays. The user must still be active.
-    """
-    return _signer(hass, request, frozenset()) is not None
-
-
-def require_auth(request: web.Request, unsigned: frozenset[str] = frozenset()) -> None:
-    """What ``requires_auth`` does, plus signed HEAD requests, and signed GET
-    requests whose ``unsigned`` query parameters differ from the signed URL's
-    (an LL-HLS player adds its own to the playlist URL it reloads).
+def require_auth(request: web.Request) -> None:
+    """What ``requires_auth`` does, plus signed HEAD requests.
 
     Raised rather than answered, so Home Assistant logs and counts the failed
     attempt exactly as for its own views.
     """
     if request.get(KEY_AUTHENTICATED):
         return
-    hass = request.app[KEY_HASS]
-    if request.method == "HEAD" and signed_head_allowed(hass, request):
-        return
-    if unsigned and (token := _signer(hass, request, unsigned)) is not None:
-        # As Home Assistant marks a signed request: URLs handed out in the
-        # answer are signed for the same user.
-        request[KEY_HASS_USER] = token.user
-        request[KEY_HASS_REFRESH_TOKEN_ID] = token.id
-        request[KEY_AUTHENTICATED] = True
+    if request.method == "HEAD" and signed_head_allowed(request.app[KEY_HASS], request):
         return
     raise web.HTTPUnauthorized
 
@@ -127,9 +107,7 @@ class Access:
         return path
 
 
-async def sign_in(
-    request: web.Request, key: str | None, unsigned: frozenset[str] = frozenset()
-) -> Access | web.Response:
+async def sign_in(request: web.Request, key: str | None) -> Access | web.Response:
     """The requester, or the answer that refuses it.
 
     Without a key in the path, Home Assistant's sign-in (see require_auth). With
@@ -139,7 +117,7 @@ async def sign_in(
     """
     hass = request.app[KEY_HASS]
     if key is None:
-        require_auth(request, unsigned)
+        require_auth(request)
         return Access(hass)
     found = await get_keys(hass).async_authorize(key, request)
     if found is None:
@@ -166,8 +144,6 @@ class SignedInView(HomeAssistantView):
     # key is no Home Assistant user.
     requires_auth = False
     urls: tuple[str, ...]
-    # Query parameters a player adds to a signed URL (see require_auth).
-    unsigned: frozenset[str] = frozenset()
 
     def __init__(self, url: str) -> None:
         """The view at ``url``, one of ``urls``."""
@@ -177,7 +153,7 @@ class SignedInView(HomeAssistantView):
         self, request: web.Request, key: str | None = None, **path: str
     ) -> web.StreamResponse:
         """Sign the requester in (a key in the path, or not), then serve."""
-        access = await sign_in(request, key, self.unsigned)
+        access = await sign_in(request, key)
         if isinstance(access, web.Response):
             return access
         return await self.serve(request, access, path)
