@@ -289,13 +289,7 @@ async def repair_steps(work: Path) -> None:
         log("entry removed: its repair is gone")
         # Onboarding's default integrations (radio_browser...) look for the
         # internet; stopping Home Assistant during their setup logs an ERROR.
-        deadline = time.monotonic() + 60
-        while True:
-            entries = await api.request("GET", "/api/config/config_entries/entry")
-            settling = [e for e in entries if e["state"] == "setup_in_progress"]
-            if not settling or time.monotonic() > deadline:
-                break
-            await asyncio.sleep(0.5)
+        await api.settled_entries(60)
     finally:
         await ha.stop()
         await sim.stop(grace=5)

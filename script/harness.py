@@ -457,6 +457,18 @@ class HomeAssistantApi:
                 raise HarnessError(f"Home Assistant still {config.get('state')}")
             await asyncio.sleep(0.5)
 
+    async def settled_entries(self, within: float) -> list[dict[str, Any]]:
+        """The config entries once none is setting up (or ``within`` s passed)."""
+        deadline = time.monotonic() + within
+        while True:
+            entries: list[dict[str, Any]] = await self.request(
+                "GET", "/api/config/config_entries/entry"
+            )
+            settling = [e for e in entries if e["state"] == "setup_in_progress"]
+            if not settling or time.monotonic() > deadline:
+                return entries
+            await asyncio.sleep(0.5)
+
     async def remove_failed_entries(self, keep: Iterable[str] = ()) -> list[str]:
         """Delete other domains' config entries that failed to set up; return
         their domains.
@@ -466,13 +478,7 @@ class HomeAssistantApi:
         packages not installed here. Their failures are logged; removing the
         broken entries keeps the UI clean. The domains in ``keep`` stay.
         """
-        deadline = time.monotonic() + 15
-        while True:
-            entries = await self.request("GET", "/api/config/config_entries/entry")
-            settling = [e for e in entries if e["state"] == "setup_in_progress"]
-            if not settling or time.monotonic() > deadline:
-                break
-            await asyncio.sleep(0.5)
+        entries = await self.settled_entries(15)
         removed = []
         for entry in entries:
             if entry["domain"] not in {DOMAIN, *keep} and entry["state"] in (
