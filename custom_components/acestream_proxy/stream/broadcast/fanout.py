@@ -216,7 +216,6 @@ class FanOut(LifeCycle):
         self.tick_hooks: list[Callable[[], None]] = []
         # One event per group of viewers, replaced on every wake-up.
         self.wakes = [asyncio.Event() for _ in range(WAKE_GROUPS)]
-        self._joins = 0
         self._linger: asyncio.TimerHandle | None = None
         self._ticker: asyncio.TimerHandle | None = None
         self._header: tuple[tuple[Any, ...], bytes] | None = None
@@ -239,8 +238,7 @@ class FanOut(LifeCycle):
             self._internal += 1  # group 0: recordings and HLS are woken first
         else:
             self.stats.viewers_total += 1
-            self._joins += 1
-            viewer.group = self._joins % WAKE_GROUPS
+            viewer.group = self.stats.viewers_total % WAKE_GROUPS
         if self._linger is not None:
             self._linger.cancel()
             self._linger = None
