@@ -149,11 +149,13 @@ in_root() {
         set -e
         root=$1 project=$2 cwd=$3 venv_bin=$4
         shift 4
-        mkdir -p "$root/proc" "$root/dev" "$root/tmp" "$root$project"
+        mkdir -p "$root/proc" "$root/dev" "$root/tmp"
         mount -t proc proc "$root/proc"
         mount --rbind /dev "$root/dev"
         mount -t tmpfs tmpfs "$root/dev/shm"
         mount -t tmpfs tmpfs "$root/tmp"
+        # After the tmpfs mounts: a project under /tmp needs its mount point on them.
+        mkdir -p "$root$project"
         mount --bind "$project" "$root$project"
         exec chroot "$root" /usr/bin/env -i HOME=/root LANG=C.UTF-8 \
             PATH="$venv_bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
