@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+from datetime import datetime
 import math
 import os
 from pathlib import Path
@@ -204,14 +205,28 @@ async def add_channels(hass: Hass) -> dict[str, str]:
     return channels
 
 
+def _browser_row(got: dict[str, float], name: str, found: dict[str, Any]) -> None:
+    """One browser measurement into ``got``: frame, after key, delay, stalls."""
+    got[name] = found["frame"]
+    if found.get("after key") is not None:
+        got[f"{name} key"] = found["after key"]
+    stalls = found["stalls"]
+    got[f"{name} stalls"] = len(stalls)
+    got[f"{name} stall ms"] = max(stalls, default=0)
+    if found.get("delay later") is not None:
+        got[f"{name} delay later"] = found["delay later"]
+
+
 async def browser_cold(
     hass: Hass, got: dict[str, float], channels: dict[str, str], workdir: Path
 ) -> None:
     """hls.js and Home Assistant's frontend on broadcasts nobody watches."""
     url = await _sign(hass, _paths(secrets.token_hex(20))[1])
-    got["hlsjs cold"], _ = await zap_browser.hlsjs_first_frame(url, workdir)
-    got["frontend cold"] = await zap_browser.frontend_first_frame(
-        hass, COLD_CHANNEL, workdir
+    _browser_row(got, "hlsjs cold", await zap_browser.hlsjs_first_frame(url, workdir))
+    _browser_row(
+        got,
+        "frontend cold",
+        await zap_browser.frontend_first_frame(hass, COLD_CHANNEL, workdir),
     )
     await _stop(hass, channels[COLD_CHANNEL])
 
@@ -221,12 +236,29 @@ async def browser_warm(
 ) -> None:
     """hls.js and Home Assistant's frontend on the warm broadcast."""
     url = await _sign(hass, _paths(warm)[1])
-    got["hlsjs warm"], delay = await zap_browser.hlsjs_first_frame(url, workdir)
-    if delay is not None:
-        got["hlsjs delay"] = delay
-    got["frontend warm"] = await zap_browser.frontend_first_frame(
-        hass, WARM_CHANNEL, workdir
+    found = await zap_browser.hlsjs_first_frame(url, workdir)
+    _browser_row(got, "hlsjs warm", found)
+    if found.get("delay") is not None:
+        got["hlsjs delay"] = found["delay"]
+    _browser_row(
+        got,
+        "frontend warm",
+        await zap_browser.frontend_first_frame(hass, WARM_CHANNEL, workdir),
     )
+
+
+async def _after_key(hass: Hass, url: str, frame_wall: float) -> float | None:
+    """Seconds from the first segment's date (a cold broadcast's first keyframe,
+    as the proxy received it) to ``frame_wall``; None once it left the playlist."""
+    async with hass.http.get(url) as resp:
+        text = await resp.text()
+    if "#EXT-X-MEDIA-SEQUENCE:1\n" not in text:
+        return None
+    for line in text.splitlines():
+        if line.startswith("#EXT-X-PROGRAM-DATE-TIME:"):
+            date = datetime.fromisoformat(line.split(":", 1)[1])
+            return frame_wall - date.timestamp()
+    return None
 
 
 async def one_run(
@@ -244,6 +276,9 @@ async def one_run(
     got["ts cold"], _ = await first_frame(await _sign(hass, _paths(cold_ts)[0]))
     hls_url = await _sign(hass, _paths(cold_hls)[1])
     got["hls cold"], _ = await first_frame(hls_url)
+    key = await _after_key(hass, hls_url, time.time())
+    if key is not None:
+        got["hls cold key"] = key
     if channels is not None and workdir is not None:
         await browser_cold(hass, got, channels, workdir)
     monitor = Monitor(hass, _paths(warm)[0], video_pid)
@@ -403,6 +438,15 @@ def _cell(values: list[float], unit: str = "s") -> str:
     )
 
 
+def _stalls(counts: list[float], longest: list[float]) -> str:
+    if not counts:
+        return "-"
+    return (
+        f"{sum(counts):.0f} in {len(counts)} runs, longest "
+        f"{max(longest, default=0):.0f} ms"
+    )
+
+
 async def zap_table(
     hass: Hass,
     video_pid: int,
@@ -451,7 +495,28 @@ async def zap_table(
             f"| {_cell(col('hlsjs warm'))} | {_cell(col('hlsjs delay'))} | |",
             f"| Home Assistant's frontend | {_cell(col('frontend cold'))} "
             f"| {_cell(col('frontend warm'))} | | |",
+            "",
+            "Cold starts after the broadcast's first keyframe (the date of its "
+            "first segment), and what the browsers did in the "
+            f"{zap_browser.WATCH:g} s after their first frame: stalls (count, "
+            "longest) and the live delay then.",
+            "",
+            "| | cold, after the first keyframe | stalls cold | stalls warm "
+            "| live delay 10 s in (cold / warm) |",
+            "|---|---|---|---|---|",
+            f"| HLS, ffmpeg | {_cell(col('hls cold key'))} | | | |",
         ]
+        for name, key in (
+            ("hls.js in Chromium", "hlsjs"),
+            ("Home Assistant's frontend", "frontend"),
+        ):
+            lines.append(
+                f"| {name} | {_cell(col(f'{key} cold key'))} "
+                f"| {_stalls(col(f'{key} cold stalls'), col(f'{key} cold stall ms'))} "
+                f"| {_stalls(col(f'{key} warm stalls'), col(f'{key} warm stall ms'))} "
+                f"| {_cell(col(f'{key} cold delay later'))} / "
+                f"{_cell(col(f'{key} warm delay later'))} |"
+            )
     lines += ["", *await vlc_runs(hass, workdir)]
     if sweep:
         lines += ["", *await segment_sweep(hass, video_pid, sweep)]

@@ -36,6 +36,9 @@ from tests.e2e.chromium import CHROMIUM, HLS_JS, Chromium, page_server  # noqa: 
 
 FRAME_TIMEOUT = 45.0
 POLL = 0.05
+# After the first frame, playback is watched this long for stalls (a player that
+# starts too close to the live edge freezes within its first seconds).
+WATCH = 10.0
 DOMAIN = "acestream_proxy"
 
 # Helpers put into Home Assistant's frontend page: its elements live in shadow
@@ -50,13 +53,14 @@ FRONTEND_JS = r"""
     }
     return out;
   };
-  window.__zap = { clicked: null, frame: null, progress: null, watched: false };
+  window.__zap = { clicked: null, frame: null, progress: null, watched: false,
+                   frameWall: null, stalls: [], stalledAt: null };
   window.__zapClick = (title) => {
     const [item] = deep(document, (el) => el.item && el.item.title === title &&
       (el.classList.contains("child") || el.localName === "mwc-list-item"));
     if (!item) return false;
     window.__zap = { clicked: performance.now(), frame: null, progress: null,
-                     watched: false };
+                     watched: false, frameWall: null, stalls: [], stalledAt: null };
     item.click();
     return true;
   };
@@ -65,14 +69,34 @@ FRONTEND_JS = r"""
     const [video] = deep(document, (el) => el.localName === "video");
     if (video && !z.watched && video.requestVideoFrameCallback) {
       z.watched = true;
-      video.requestVideoFrameCallback(() => { z.frame = performance.now(); });
+      video.requestVideoFrameCallback(() => {
+        z.frame = performance.now();
+        z.frameWall = Date.now();
+      });
+      video.addEventListener("waiting", () => {
+        if (video.currentTime > 0 && z.stalledAt === null) z.stalledAt = performance.now();
+      });
+      video.addEventListener("playing", () => {
+        if (z.stalledAt !== null) {
+          z.stalls.push(Math.round(performance.now() - z.stalledAt));
+          z.stalledAt = null;
+        }
+      });
     }
+    const [player] = deep(document, (el) => el.localName === "ha-hls-player");
+    const hls = player && player._hls;
+    const level = hls && hls.levels && hls.levels[hls.currentLevel];
+    const first = level && level.details && level.details.fragments[0];
+    const firstDate = first && first.sn === 1 ? first.programDateTime : null;
+    const delay = hls && hls.playingDate
+      ? (Date.now() - hls.playingDate.getTime()) / 1000 : null;
     if (video && video.currentTime > 0 && z.progress === null) {
       z.progress = performance.now();
     }
     const [dialog] = deep(document,
       (el) => el.localName === "hui-dialog-web-browser-play-media");
     return { clicked: z.clicked, frame: z.frame, progress: z.progress,
+             frameWall: z.frameWall, stalls: z.stalls, firstDate, delay,
              video: !!video, path: location.pathname,
              dialog: dialog && dialog.shadowRoot
                ? dialog.shadowRoot.textContent.replace(/\s+/g, " ").trim() : null };
@@ -114,8 +138,11 @@ async def _poll(browser: Chromium, expression: str, done: Any, what: str) -> Any
         ) from None
 
 
-async def hlsjs_first_frame(url: str, workdir: Path) -> tuple[float, float | None]:
-    """Seconds from hls.js given ``url`` to its first frame; the live delay then."""
+async def hlsjs_first_frame(url: str, workdir: Path) -> dict[str, Any]:
+    """hls.js given ``url``: seconds to its first frame ("frame"); after the
+    broadcast's first keyframe ("after key", when segment 0 is still listed);
+    the live delay at the first frame and WATCH s later ("delay", "delay
+    later"); its stalls in those seconds ("stalls", ms each)."""
     browser = Chromium(_fresh(workdir, "hlsjs"))
     async with page_server() as page_url:
         try:
@@ -126,11 +153,21 @@ async def hlsjs_first_frame(url: str, workdir: Path) -> tuple[float, float | Non
                 lambda s: s is not None and "firstFrame" in s["marks"],
                 "hls.js' first frame",
             )
+            first = state
+            await asyncio.sleep(WATCH)
+            state = await browser.evaluate("window.e2eState()")
         finally:
             await browser.close()
     marks = state["marks"]
-    delay = state.get("liveDelay")
-    return (marks["firstFrame"] - marks["loadSource"]) / 1000, delay
+    got: dict[str, Any] = {
+        "frame": (marks["firstFrame"] - marks["loadSource"]) / 1000,
+        "delay": first.get("liveDelay"),
+        "delay later": state.get("liveDelay"),
+        "stalls": state["stalls"],
+    }
+    if state.get("firstSegmentDate") and state.get("firstFrameWall"):
+        got["after key"] = (state["firstFrameWall"] - state["firstSegmentDate"]) / 1000
+    return got
 
 
 async def login_code(hass: Any) -> str:
@@ -173,9 +210,11 @@ def media_browser_url(base: str, code: str) -> str:
     )
 
 
-async def frontend_first_frame(hass: Any, title: str, workdir: Path) -> float:
-    """Seconds from clicking channel ``title`` in the media browser to its first
-    frame in Home Assistant's own player."""
+async def frontend_first_frame(hass: Any, title: str, workdir: Path) -> dict[str, Any]:
+    """Clicking channel ``title`` in the media browser: seconds to the first frame
+    in Home Assistant's own player ("frame"), after the broadcast's first
+    keyframe ("after key"), the live delay WATCH s later ("delay later"), its
+    stalls then ("stalls", ms each)."""
     url = media_browser_url(hass.url, await login_code(hass))
     browser = Chromium(_fresh(workdir, "frontend"))
     try:
@@ -192,7 +231,16 @@ async def frontend_first_frame(hass: Any, title: str, workdir: Path) -> float:
             lambda s: s["frame"] is not None or s["progress"] is not None,
             "the first frame in Home Assistant's player",
         )
+        await asyncio.sleep(WATCH)
+        later = await browser.evaluate(f"{FRONTEND_JS} && window.__zapState()")
     finally:
         await browser.close()
     frame = state["frame"] if state["frame"] is not None else state["progress"]
-    return float(frame - state["clicked"]) / 1000
+    got: dict[str, Any] = {
+        "frame": float(frame - state["clicked"]) / 1000,
+        "stalls": later["stalls"],
+        "delay later": later["delay"],
+    }
+    if later["firstDate"] and later["frameWall"]:
+        got["after key"] = (later["frameWall"] - later["firstDate"]) / 1000
+    return got

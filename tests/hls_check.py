@@ -1,4 +1,5 @@
-"""Checks that strict players make: continuity counters, RFC 8216 playlists, PTS."""
+"""Checks that strict players make: continuity counters, RFC 8216 playlists (and
+the parts of RFC 8216bis low-latency ones), PTS."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 import itertools
+import re
 
 from custom_components.acestream_proxy.stream.hls import pes_timestamps, ticks
 from custom_components.acestream_proxy.stream.ts import ProgramInfo
@@ -65,6 +67,15 @@ def round_half_up(value: float) -> int:
     return int(Decimal(repr(value)).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
+@dataclass(frozen=True, slots=True)
+class PlaylistPart:
+    """One partial segment as a playlist lists it."""
+
+    duration: float
+    uri: str
+    independent: bool
+
+
 @dataclass(slots=True)
 class PlaylistSegment:
     """One media segment as a playlist lists it."""
@@ -75,6 +86,15 @@ class PlaylistSegment:
     date: datetime | None
     uri: str
     discontinuity_seq: int
+    parts: list[PlaylistPart] = field(default_factory=list)
+
+
+def _attributes(line: str) -> dict[str, str]:
+    """A tag's attribute list (quoted strings unquoted)."""
+    found: dict[str, str] = {}
+    for match in re.finditer(r'([A-Z0-9-]+)=("[^"]*"|[^,]*)', line.split(":", 1)[1]):
+        found[match.group(1)] = match.group(2).strip('"')
+    return found
 
 
 @dataclass
@@ -87,6 +107,10 @@ class PlaylistChecker:
     _media_seq: int = -1
     _first_seq: int = -1
     discontinuity_seq: int = 0
+    # Parts (RFC 8216bis): every part seen, by (seq, index); the open segment's.
+    parts: dict[tuple[int, int], PlaylistPart] = field(default_factory=dict)
+    open_parts: list[PlaylistPart] = field(default_factory=list)
+    hint: str | None = None
 
     def check(self, text: str) -> list[PlaylistSegment]:
         """Check one reload against the rules and the previous reloads."""
@@ -111,7 +135,12 @@ class PlaylistChecker:
         discontinuity = False
         date: datetime | None = None
         duration: float | None = None
+        part_target = self._part_rules(tags)
+        parts: list[PlaylistPart] = []
+        hints: list[dict[str, str]] = []
         for line in lines[1:]:
+            if self._part_or_hint(line, seq, parts, hints, part_target):
+                continue
             if line == "#EXT-X-DISCONTINUITY":
                 discontinuity = True
                 current_disc += 1
@@ -123,8 +152,15 @@ class PlaylistChecker:
                 assert duration is not None, text
                 # 4.3.3.1: each EXTINF rounded is at most the target duration.
                 assert round_half_up(duration) <= target, (duration, target)
+                assert not hints, text  # no segment after the hint
+                # 4.4.4.9: a segment's parts make the whole segment.
+                total = sum(part.duration for part in parts)
+                assert not parts or abs(total - duration) <= 0.001 * len(parts), (
+                    parts,
+                    duration,
+                )
                 segment = PlaylistSegment(
-                    seq, duration, discontinuity, date, line, current_disc
+                    seq, duration, discontinuity, date, line, current_disc, parts
                 )
                 known = self.segments.get(seq)
                 if known is not None:
@@ -139,6 +175,7 @@ class PlaylistChecker:
                 discontinuity = False
                 date = None
                 duration = None
+                parts = []
         if self._media_seq >= 0:
             # 6.2.2: the discontinuity sequence counts the discontinuities of the
             # segments that left the window.
@@ -163,10 +200,70 @@ class PlaylistChecker:
         if media_seq > self._first_seq:
             # 6.2.2: segments leave only while three target durations stay listed.
             assert sum(s.duration for s in listed) >= 3 * target, text
+        # 4.4.5.3: at most one hint of each type.
+        assert len({hint["TYPE"] for hint in hints}) == len(hints), hints
+        self.open_parts = parts
+        self.hint = next((h["URI"] for h in hints if h["TYPE"] == "PART"), None)
         self._media_seq = media_seq
         self.discontinuity_seq = disc_seq
         self.reloads += 1
         return listed
+
+    def _part_or_hint(
+        self,
+        line: str,
+        seq: int,
+        parts: list[PlaylistPart],
+        hints: list[dict[str, str]],
+        part_target: float | None,
+    ) -> bool:
+        """An EXT-X-PART (of segment ``seq``) or EXT-X-PRELOAD-HINT line, checked."""
+        if line.startswith("#EXT-X-PART:"):
+            attributes = _attributes(line)
+            part = PlaylistPart(
+                float(attributes["DURATION"]),
+                attributes["URI"],
+                attributes.get("INDEPENDENT") == "YES",
+            )
+            # 4.4.4.9: a part lasts at most the part target duration.
+            assert part_target is not None, line
+            assert part.duration <= part_target, (part, part_target)
+            assert not hints, line  # the hint comes after every part
+            self._same_part(seq, len(parts), part)
+            parts.append(part)
+            return True
+        if line.startswith("#EXT-X-PRELOAD-HINT:"):
+            attributes = _attributes(line)
+            assert attributes["TYPE"] in ("PART", "MAP"), line
+            assert attributes.get("URI"), line
+            hints.append(attributes)
+            return True
+        return False
+
+    def _part_rules(self, tags: dict[str, str]) -> float | None:
+        """The part target of a low-latency playlist, its server control checked."""
+        if "#EXT-X-PART-INF" not in tags:
+            return None
+        target = float(
+            _attributes("#EXT-X-PART-INF:" + tags["#EXT-X-PART-INF"])["PART-TARGET"]
+        )
+        control = _attributes(
+            "#EXT-X-SERVER-CONTROL:" + tags.get("#EXT-X-SERVER-CONTROL", "")
+        )
+        # 4.4.3.8: PART-HOLD-BACK is at least twice the part target duration.
+        assert float(control["PART-HOLD-BACK"]) >= 2 * target, control
+        assert control.get("CAN-BLOCK-RELOAD") == "YES", control
+        return target
+
+    def _same_part(self, seq: int, index: int, part: PlaylistPart) -> None:
+        """6.2.2: a part keeps its duration and flags from reload to reload."""
+        known = self.parts.get((seq, index))
+        if known is not None:
+            assert (known.duration, known.independent) == (
+                part.duration,
+                part.independent,
+            ), (seq, index, known, part)
+        self.parts[(seq, index)] = part
 
     def check_dates(self) -> None:
         """PROGRAM-DATE-TIME follows the durations within a continuous run."""

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from custom_components.acestream_proxy.stream.hls import SegmentWindow
+from custom_components.acestream_proxy.stream.hls.window import Part, Partial
 from tests.hls_check import PlaylistChecker, cc_errors
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -20,6 +21,7 @@ def window_with(
 ) -> SegmentWindow:
     """The real playlist window holding segments of ``durations`` (2 s target)."""
     window = SegmentWindow(2.0, 3)
+    window.next_seq = 0  # numbered from 0 here, for readable sequence numbers
     for index, duration in enumerate(durations):
         window._publish(b"", duration, index in breaks, window._start_time(START))
     return window
@@ -156,3 +158,87 @@ def test_the_discontinuity_count_judge_rejects_a_lost_discontinuity() -> None:
         broken.check(
             replace_in(after, "DISCONTINUITY-SEQUENCE:1", "DISCONTINUITY-SEQUENCE:0")
         )
+
+
+def ll_window(count: int) -> SegmentWindow:
+    """The real window with ``count`` 2 s segments of four parts, and two parts of
+    the segment being cut."""
+    window = SegmentWindow(2.0, 3)
+    window.next_seq = 0  # numbered from 0 here, for readable sequence numbers
+    quarter = [Part(b"", 0.5, index == 0) for index in range(4)]
+    for _ in range(count):
+        window._publish(b"", 2.0, False, window._start_time(START), tuple(quarter))
+    window._publish_partial(Partial(False, window._start_time(START), quarter[:2]))
+    return window
+
+
+def ll_playlist(window: SegmentWindow) -> str:
+    return window.playlist(
+        lambda segment: f"{segment.seq}.ts", lambda seq, part: f"{seq}.{part}.ts"
+    )
+
+
+def test_a_valid_low_latency_playlist_passes() -> None:
+    checker = PlaylistChecker()
+    for count in range(1, 6):
+        text = ll_playlist(ll_window(count))
+        assert checker.check(text)
+        assert [p.uri for p in checker.open_parts] == [f"{count}.0.ts", f"{count}.1.ts"]
+        assert checker.hint == f"{count}.2.ts"
+    # Parts only for the last two complete segments (and the one being cut).
+    assert text.count("#EXT-X-PART:") == 2 * 4 + 2
+    assert checker.parts[(4, 0)].independent
+    assert not checker.parts[(4, 1)].independent
+
+
+@pytest.mark.parametrize(
+    ("broken", "why"),
+    [
+        (
+            lambda t: replace_in(t, "DURATION=0.500,", "DURATION=0.600,"),
+            "a part over the part target (and its segment's parts no longer sum)",
+        ),
+        (
+            lambda t: replace_in(t, "PART-TARGET=0.500", "PART-TARGET=0.400"),
+            "parts over a smaller part target",
+        ),
+        (
+            lambda t: replace_in(t, "PART-HOLD-BACK=3.000", "PART-HOLD-BACK=0.900"),
+            "a part hold back under twice the part target",
+        ),
+        (
+            lambda t: replace_in(t, "CAN-BLOCK-RELOAD=YES,", ""),
+            "parts without blocking reloads",
+        ),
+        (
+            lambda t: t.replace("#EXT-X-PART-INF:PART-TARGET=0.500\n", ""),
+            "parts without a part target",
+        ),
+        (
+            lambda t: replace_in(t, "#EXTINF:2.000,", "#EXTINF:1.900,"),
+            "parts that do not make their segment",
+        ),
+        (
+            lambda t: replace_in(
+                t,
+                ',INDEPENDENT=YES\n#EXT-X-PART:DURATION=0.500,URI="4.1',
+                '\n#EXT-X-PART:DURATION=0.500,URI="4.1',
+            ),
+            "a part that changed from one reload to the next",
+        ),
+        (
+            lambda t: t + '#EXT-X-PRELOAD-HINT:TYPE=PART,URI="x.ts"\n',
+            "two part hints",
+        ),
+        (
+            lambda t: t + '#EXT-X-PART:DURATION=0.500,URI="5.9.ts"\n',
+            "a part after the hint",
+        ),
+    ],
+)
+def test_the_part_judge_rejects(broken: Callable[[str], str], why: str) -> None:
+    """Each RFC 8216bis rule on parts the checker enforces fails a reload."""
+    checker = PlaylistChecker()
+    checker.check(ll_playlist(ll_window(4)))
+    with pytest.raises(AssertionError):
+        checker.check(broken(ll_playlist(ll_window(5))))

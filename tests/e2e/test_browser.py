@@ -100,7 +100,7 @@ async def test_chromium_plays_hls_through_home_assistant(
             # Plays: more than PLAYED seconds within PLAY_DEADLINE of the launch.
             state = await _wait_for(
                 browser,
-                lambda s: s["currentTime"] > PLAYED,
+                lambda s: s["played"] > PLAYED,
                 PLAY_DEADLINE - (loop.time() - launched),
                 f"more than {PLAYED} s of playback",
             )
@@ -163,7 +163,7 @@ async def test_chromium_plays_across_a_discontinuity(
             await browser.start(str(page_url.with_query(src=src)))
             state = await _wait_for(
                 browser,
-                lambda s: s["currentTime"] > PLAYED,
+                lambda s: s["played"] > PLAYED,
                 PLAY_DEADLINE,
                 f"more than {PLAYED} s of playback",
             )
@@ -219,7 +219,7 @@ async def test_chromium_starts_a_warm_broadcast_at_once(
             await browser.start(str(page_url.with_query(src=src)))
             state = await _wait_for(
                 browser,
-                lambda s: s["currentTime"] > PLAYED,
+                lambda s: s["played"] > PLAYED,
                 PLAY_DEADLINE,
                 f"more than {PLAYED} s of playback",
             )

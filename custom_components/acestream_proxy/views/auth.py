@@ -17,11 +17,16 @@ from http import HTTPStatus
 
 from aiohttp import web
 from homeassistant.auth import jwt_wrapper
+from homeassistant.auth.models import RefreshToken
 from homeassistant.components.http.auth import (
     DATA_SIGN_SECRET,
     SAFE_QUERY_PARAMS,
     SIGN_QUERY_PARAM,
     async_sign_path,
+)
+from homeassistant.components.http.const import (
+    KEY_HASS_REFRESH_TOKEN_ID,
+    KEY_HASS_USER,
 )
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.http import KEY_AUTHENTICATED, KEY_HASS, HomeAssistantView
@@ -32,44 +37,59 @@ from ..const import URL_PREFIX
 from .answers import error
 
 
-def signed_head_allowed(hass: HomeAssistant, request: web.Request) -> bool:
-    """Check ``authSig`` on a HEAD request as Home Assistant does on GET.
-
-    Home Assistant only accepts signatures on GET, so a player probing a signed URL
-    with HEAD would get 401 where its GET plays. Same secret, same claims (path and
-    query bound to the signature, the issuer a live refresh token), and the user
-    must still be active.
-    """
+def _signer(
+    hass: HomeAssistant, request: web.Request, unsigned: frozenset[str]
+) -> RefreshToken | None:
+    """The live refresh token that signed ``request``'s ``authSig``, checked as
+    Home Assistant does (same secret; path and query bound to the signature),
+    except for the ``unsigned`` query parameters, which players add themselves."""
     secret = hass.data.get(DATA_SIGN_SECRET)
     signature = request.query.get(SIGN_QUERY_PARAM)
     if not secret or not signature:
-        return False
+        return None
     try:
         claims = jwt_wrapper.verify_and_decode(
             signature, secret, algorithms=["HS256"], options={"verify_iss": False}
         )
     except jwt.InvalidTokenError:
-        return False
-    params = [
-        list(item)
-        for item in request.query.items()
-        if item[0] not in SAFE_QUERY_PARAMS and item[0] != SIGN_QUERY_PARAM
-    ]
-    if claims.get("path") != request.path or claims.get("params") != params:
-        return False
+        return None
+    skipped = SAFE_QUERY_PARAMS | unsigned | {SIGN_QUERY_PARAM}
+    params = [list(item) for item in request.query.items() if item[0] not in skipped]
+    signed = [item for item in claims.get("params", ()) if item[0] not in unsigned]
+    if claims.get("path") != request.path or signed != params:
+        return None
     token = hass.auth.async_get_refresh_token(str(claims.get("iss")))
-    return token is not None and token.user.is_active
+    return token if token is not None and token.user.is_active else None
 
 
-def require_auth(request: web.Request) -> None:
-    """What ``requires_auth`` does, plus signed HEAD requests.
+def signed_head_allowed(hass: HomeAssistant, request: web.Request) -> bool:
+    """Check ``authSig`` on a HEAD request as Home Assistant does on GET.
+
+    Home Assistant only accepts signatures on GET, so a player probing a signed URL
+    with HEAD would get 401 where its GET plays. The user must still be active.
+    """
+    return _signer(hass, request, frozenset()) is not None
+
+
+def require_auth(request: web.Request, unsigned: frozenset[str] = frozenset()) -> None:
+    """What ``requires_auth`` does, plus signed HEAD requests, and signed GET
+    requests whose ``unsigned`` query parameters differ from the signed URL's
+    (an LL-HLS player adds its own to the playlist URL it reloads).
 
     Raised rather than answered, so Home Assistant logs and counts the failed
     attempt exactly as for its own views.
     """
     if request.get(KEY_AUTHENTICATED):
         return
-    if request.method == "HEAD" and signed_head_allowed(request.app[KEY_HASS], request):
+    hass = request.app[KEY_HASS]
+    if request.method == "HEAD" and signed_head_allowed(hass, request):
+        return
+    if unsigned and (token := _signer(hass, request, unsigned)) is not None:
+        # As Home Assistant marks a signed request: URLs handed out in the
+        # answer are signed for the same user.
+        request[KEY_HASS_USER] = token.user
+        request[KEY_HASS_REFRESH_TOKEN_ID] = token.id
+        request[KEY_AUTHENTICATED] = True
         return
     raise web.HTTPUnauthorized
 
@@ -107,7 +127,9 @@ class Access:
         return path
 
 
-async def sign_in(request: web.Request, key: str | None) -> Access | web.Response:
+async def sign_in(
+    request: web.Request, key: str | None, unsigned: frozenset[str] = frozenset()
+) -> Access | web.Response:
     """The requester, or the answer that refuses it.
 
     Without a key in the path, Home Assistant's sign-in (see require_auth). With
@@ -117,7 +139,7 @@ async def sign_in(request: web.Request, key: str | None) -> Access | web.Respons
     """
     hass = request.app[KEY_HASS]
     if key is None:
-        require_auth(request)
+        require_auth(request, unsigned)
         return Access(hass)
     found = await get_keys(hass).async_authorize(key, request)
     if found is None:
@@ -144,6 +166,8 @@ class SignedInView(HomeAssistantView):
     # key is no Home Assistant user.
     requires_auth = False
     urls: tuple[str, ...]
+    # Query parameters a player adds to a signed URL (see require_auth).
+    unsigned: frozenset[str] = frozenset()
 
     def __init__(self, url: str) -> None:
         """The view at ``url``, one of ``urls``."""
@@ -153,7 +177,7 @@ class SignedInView(HomeAssistantView):
         self, request: web.Request, key: str | None = None, **path: str
     ) -> web.StreamResponse:
         """Sign the requester in (a key in the path, or not), then serve."""
-        access = await sign_in(request, key)
+        access = await sign_in(request, key, self.unsigned)
         if isinstance(access, web.Response):
             return access
         return await self.serve(request, access, path)

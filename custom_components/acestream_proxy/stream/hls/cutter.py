@@ -11,13 +11,14 @@ source broke off in is dropped.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
 from ..ts import PACKET_SIZE, PAT_PID, ProgramInfo
+from .parts import PartCutter, _Building
 from .pes import PTS_HZ, _flagged, _payload_start, ticks
-from .window import SegmentWindow
+from .window import FIRST_SEQ
 
 # Length of the first segment of a broadcast's HLS output: the first playlist
 # waits for two segments (a player that starts with two segments buffered does
@@ -51,26 +52,7 @@ class SegmenterStats:
     dropped_segments: int = 0  # the source broke off in their only frame
 
 
-@dataclass(slots=True)
-class _Building:
-    """A segment being filled."""
-
-    data: bytearray
-    discontinuity: bool
-    started: datetime
-    start: int | None = None  # clock (DTS) of its first video PES
-    clock: int | None = None  # newest video DTS
-    frame: int = 0  # ticks between the last two video PES
-    # PIDs whose PES started in this segment: (offset of that start, PES size).
-    pes: dict[int, tuple[int, int]] = field(default_factory=dict)
-    duration: float | None = None
-    # Header tables whose counter waits for the stream's next table: PID -> offset.
-    tables: dict[int, int] = field(default_factory=dict)
-    # PES still missing their tails: PID -> bytes to come (-1: until the next start).
-    open: dict[int, int] = field(default_factory=dict)
-
-
-class Cutter(SegmentWindow):
+class Cutter(PartCutter):
     """The segment being filled, the one closing behind it, and when to cut."""
 
     if TYPE_CHECKING:
@@ -164,7 +146,7 @@ class Cutter(SegmentWindow):
     def _target(self) -> int:
         # The first segment after a start is short (one keyframe interval, up to
         # STARTUP_SEGMENT): players get two segments of buffer sooner.
-        if self.next_seq == 0 and self._closing is None:
+        if self.next_seq == FIRST_SEQ and self._closing is None:
             return self._startup_ticks
         return self._target_ticks
 
@@ -203,6 +185,9 @@ class Cutter(SegmentWindow):
         if self._pat and self._pmt and self.program.pmt_pid is not None:
             building.tables = {PAT_PID: 0, self.program.pmt_pid: len(self._pat)}
         self._building = building
+        if self._closing is None:
+            assert building.partial is not None
+            self._publish_partial(building.partial)
         self._plain = set()
         self._discontinuity = False
         if clock is not None:
@@ -215,6 +200,8 @@ class Cutter(SegmentWindow):
         if closing is not None and closing.start is not None:
             closing.duration = ticks(closing.start, clock) / PTS_HZ
             building.started = closing.started + timedelta(seconds=closing.duration)
+            assert building.partial is not None
+            building.partial.started = building.started
             self._maybe_finish_closing()
 
     def _cut(
@@ -244,7 +231,7 @@ class Cutter(SegmentWindow):
                 self._finish(building, duration)
             self._discontinuity = True
             # Nothing before it in the playlist: no discontinuity to mark.
-            self._begin(clock, self.next_seq > 0)
+            self._begin(clock, self.next_seq > FIRST_SEQ)
             return
         building.open = self._open_pes(building, clock)
         self._closing = building
@@ -315,6 +302,16 @@ class Cutter(SegmentWindow):
     def _finish(self, building: _Building, duration: float) -> None:
         # What no timestamp bounds still fits the target duration.
         duration = min(max(duration, 0.001), self._limit / PTS_HZ)
+        parts = self._last_part(building, duration)
         self._publish(
-            bytes(building.data), duration, building.discontinuity, building.started
+            bytes(building.data),
+            duration,
+            building.discontinuity,
+            building.started,
+            parts,
         )
+        following = self._building
+        if following is not None and following is not building:
+            # Its parts cut while this one waited for its tails.
+            assert following.partial is not None
+            self._publish_partial(following.partial)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 import time
 from typing import Final
 
 from ..broadcast import Broadcaster, Viewer, ViewerLimitError
 from .segmenter import Segmenter
+from .window import Part
 
 # An HLS client that fetched nothing for this long (or 4 segment durations, if
 # longer) no longer counts as a viewer.
@@ -18,6 +20,8 @@ STARTUP_SEGMENTS: Final = 2
 # goes): hls.js and Apple's players start three target durations behind the live
 # edge, so a warm broadcast's first playlist already lists that much, at once.
 HISTORY_TARGETS: Final = 3
+# A waiting request looks at the broadcast this often (it may have ended).
+RECHECK: Final = 1.0
 
 
 class HlsOutput:
@@ -120,17 +124,45 @@ class HlsOutput:
             self._fed = viewer.cursor.seq
         self.segmenter.feed(data)
 
-    async def wait_for_segment(self, limit: float) -> bool:
-        """Wait (bounded) for the startup segments; True if at least one exists."""
+    async def _until(self, ready: Callable[[], bool], limit: float) -> bool:
+        """Wait (bounded) until ``ready()``; False if the time ran out first or
+        the broadcast ended. Each new segment or part wakes the waiters."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + limit
-        while len(self.segmenter.segments) < STARTUP_SEGMENTS:
+        while not ready():
             left = deadline - loop.time()
             if self.broadcaster.closed or left <= 0:
-                return bool(self.segmenter.segments)
+                return False
             try:
-                async with asyncio.timeout(min(1.0, left)):
+                async with asyncio.timeout(min(RECHECK, left)):
                     await self.segmenter.cut.wait()
             except TimeoutError:
                 continue
         return True
+
+    async def wait_for_segment(self, limit: float) -> bool:
+        """Wait (bounded) for the startup segments; True if at least one exists."""
+        segments = self.segmenter.segments
+        return await self._until(
+            lambda: len(segments) >= STARTUP_SEGMENTS, limit
+        ) or bool(segments)
+
+    async def wait_for(self, seq: int, part: int | None, limit: float) -> bool:
+        """A blocking playlist reload: wait (bounded) for segment ``seq`` to be
+        finished, or (``part`` given) for that part of it."""
+        return await self._until(lambda: self.segmenter.has(seq, part), limit)
+
+    async def wait_for_part(self, seq: int, index: int, limit: float) -> Part | None:
+        """A part, waited for (bounded) if it is the next of the segment being
+        cut (a player fetching the playlist's preload hint)."""
+        segmenter = self.segmenter
+
+        def ready() -> bool:
+            if segmenter.part(seq, index) is not None:
+                return True
+            partial = segmenter.partial
+            coming = len(partial.parts) if partial is not None else 0
+            return not (seq == segmenter.next_seq and index == coming)
+
+        await self._until(ready, limit)
+        return segmenter.part(seq, index)

@@ -28,6 +28,7 @@ from .pes import (
     pes_timestamps,
     ticks,
 )
+from .window import FIRST_SEQ
 
 # Video timestamps that move back, or forward by more than this, without a flag:
 # the source restarted anyway.
@@ -88,10 +89,13 @@ class Segmenter(Cutter):
         """The consumer rejoins after a pause: what follows is discontinuous."""
         if self._closing is not None:
             self._finish_closing()
+        if self._building is not None:
+            self._end_at_parts(self._building)
         self._building = None
+        self.partial = None
         self._plain = set()
         self._pats = 0
-        self._discontinuity = bool(self.segments) or self.next_seq > 0
+        self._discontinuity = bool(self.segments) or self.next_seq > FIRST_SEQ
 
     def feed(self, data: bytes | memoryview) -> None:
         """Consume aligned TS (what a viewer is sent)."""
@@ -262,6 +266,7 @@ class Segmenter(Cutter):
             packet = _retime(packet, self._shift)
         building = self._building
         assert building is not None
+        self._part(building, clock, keyframe)
         building.pes[pid] = (len(building.data), -1)
         building.data += packet
         self._plain.add(pid)
