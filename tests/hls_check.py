@@ -3,6 +3,7 @@ the parts of RFC 8216bis low-latency ones), PTS."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -111,9 +112,19 @@ class PlaylistChecker:
     parts: dict[tuple[int, int], PlaylistPart] = field(default_factory=dict)
     open_parts: list[PlaylistPart] = field(default_factory=list)
     hint: str | None = None
+    # What hls.js (1.6) holds on to between reloads: by sequence number, each
+    # segment's URI and discontinuity count, the open one included (see _slots).
+    slots: dict[int, tuple[str | None, int]] = field(default_factory=dict)
+    _last_complete: int = -1
+    # What each URI served (the ``fetch`` of check).
+    contents: dict[str, bytes] = field(default_factory=dict)
 
-    def check(self, text: str) -> list[PlaylistSegment]:
-        """Check one reload against the rules and the previous reloads."""
+    def check(
+        self, text: str, fetch: Callable[[str], bytes | None] | None = None
+    ) -> list[PlaylistSegment]:
+        """Check one reload against the rules and the previous reloads; with
+        ``fetch`` (a URI's bytes), also that a listed part or segment keeps its
+        bytes from reload to reload."""
         lines = text.splitlines()
         assert lines[0] == "#EXTM3U", text
         tags = {
@@ -204,6 +215,11 @@ class PlaylistChecker:
         assert len({hint["TYPE"] for hint in hints}) == len(hints), hints
         self.open_parts = parts
         self.hint = next((h["URI"] for h in hints if h["TYPE"] == "PART"), None)
+        self._same_slots(
+            self._slots(listed, seq, current_disc, part_target, bool(parts or hints)),
+            seq - 1,
+        )
+        self._same_bytes(listed, parts, fetch)
         self._media_seq = media_seq
         self.discontinuity_seq = disc_seq
         self.reloads += 1
@@ -239,6 +255,80 @@ class PlaylistChecker:
             hints.append(attributes)
             return True
         return False
+
+    @staticmethod
+    def _slots(
+        listed: list[PlaylistSegment],
+        following: int,
+        discontinuity_seq: int,
+        part_target: float | None,
+        open_listed: bool,
+    ) -> dict[int, tuple[str | None, int]]:
+        """A reload as hls.js (1.6) reads it: its segments, and the open one after
+        them (not yet a URI) if it lists parts of it or a hint. A low-latency
+        playlist that ends with a whole segment instead is read as if that
+        segment were also the open one, one number on (m3u8-parser's
+        fragmentHint is the last fragment object)."""
+        slots: dict[int, tuple[str | None, int]] = {
+            s.seq: (_without_query(s.uri), s.discontinuity_seq) for s in listed
+        }
+        if part_target is None:
+            return slots
+        if open_listed:
+            slots[following] = (None, discontinuity_seq)
+        elif listed:
+            slots[following] = slots[listed[-1].seq]
+        return slots
+
+    def _same_slots(
+        self, slots: dict[int, tuple[str | None, int]], complete: int
+    ) -> None:
+        """6.2.1/6.2.2 as hls.js (1.6) enforces them from one reload to the next
+        (level-helper's mapFragmentIntersection): each sequence number both
+        reloads list, up to the older one's open segment, keeps its URI (if
+        both have one) and its discontinuity count; else hls.js stops with
+        "media sequence mismatch" or "discontinuity sequence mismatch"."""
+        old = self.slots
+        if old and slots:
+            old_open = max(old) > self._last_complete
+            last = min(self._last_complete, complete) + old_open
+            for seq in range(max(min(old), min(slots)), last + 1):
+                if seq not in old or seq not in slots:
+                    continue
+                (old_uri, old_disc), (uri, disc) = old[seq], slots[seq]
+                assert not (old_uri and uri and old_uri != uri), (
+                    f"media sequence mismatch {seq}",
+                    old_uri,
+                    uri,
+                )
+                assert old_disc == disc, (
+                    f"discontinuity sequence mismatch {seq}",
+                    old_disc,
+                    disc,
+                )
+        self.slots = slots
+        self._last_complete = complete
+
+    def _same_bytes(
+        self,
+        listed: list[PlaylistSegment],
+        open_parts: list[PlaylistPart],
+        fetch: Callable[[str], bytes | None] | None,
+    ) -> None:
+        """A part or segment, once listed, serves the same bytes ever after."""
+        if fetch is None:
+            return
+        uris = [s.uri for s in listed] + [
+            p.uri for p in [*(p for s in listed for p in s.parts), *open_parts]
+        ]
+        for uri in uris:
+            data = fetch(uri)
+            if data is None:
+                continue  # left the window
+            key = _without_query(uri)
+            assert self.contents.setdefault(key, data) == data, (
+                f"{key} changed from one reload to the next"
+            )
 
     def _part_rules(self, tags: dict[str, str]) -> float | None:
         """The part target of a low-latency playlist, its server control checked."""
@@ -276,6 +366,11 @@ class PlaylistChecker:
                 continue
             gap = after.date - before.date - timedelta(seconds=before.duration)
             assert abs(gap.total_seconds()) <= 0.002, (before, after)
+
+
+def _without_query(uri: str) -> str:
+    """A URI as hls.js compares it across reloads (signatures differ)."""
+    return uri.split("?", 1)[0]
 
 
 def pts_durations(segments: list[bytes]) -> list[float]:

@@ -160,14 +160,15 @@ def test_the_discontinuity_count_judge_rejects_a_lost_discontinuity() -> None:
         )
 
 
-def ll_window(count: int) -> SegmentWindow:
+def ll_window(count: int, breaks: tuple[int, ...] = ()) -> SegmentWindow:
     """The real window with ``count`` 2 s segments of four parts, and two parts of
     the segment being cut."""
     window = SegmentWindow(2.0, 3)
     window.next_seq = 0  # numbered from 0 here, for readable sequence numbers
     quarter = [Part(b"", 0.5, index == 0) for index in range(4)]
-    for _ in range(count):
-        window._publish(b"", 2.0, False, window._start_time(START), tuple(quarter))
+    for index in range(count):
+        started = window._start_time(START)
+        window._publish(b"", 2.0, index in breaks, started, tuple(quarter))
     window._publish_partial(Partial(False, window._start_time(START), quarter[:2]))
     return window
 
@@ -242,3 +243,62 @@ def test_the_part_judge_rejects(broken: Callable[[str], str], why: str) -> None:
     checker.check(ll_playlist(ll_window(4)))
     with pytest.raises(AssertionError):
         checker.check(broken(ll_playlist(ll_window(5))))
+
+
+def ll_reload(count: int, *, hinted: bool = True, breaks: bool = False) -> str:
+    """``count`` whole segments; then the next one hinted before its first part
+    (``breaks``: after a discontinuity), or nothing after the last (``hinted``
+    False, the way a low-latency playlist must not end)."""
+    window = ll_window(count)
+    window.partial = Partial(breaks, START) if hinted else None
+    return ll_playlist(window)
+
+
+def test_the_reload_judge_passes_what_hls_js_accepts() -> None:
+    """A segment hinted, then its parts, then whole; then one hinted after a
+    discontinuity, and whole."""
+    checker = PlaylistChecker()
+    checker.check(ll_reload(3))
+    checker.check(ll_playlist(ll_window(3)))
+    checker.check(ll_reload(4))
+    checker.check(ll_reload(5, breaks=True))
+    assert checker.hint == "5.0.ts"
+    assert checker.slots[5] == (None, 1)
+
+
+@pytest.mark.parametrize(
+    ("first", "then", "why"),
+    [
+        (
+            ll_reload(3, hinted=False),
+            ll_reload(4),
+            "media sequence mismatch 3",  # hls.js took segment 2 for the open one
+        ),
+        (
+            ll_reload(3),
+            ll_playlist(ll_window(4, breaks=(3,))),
+            "discontinuity sequence mismatch 3",  # hinted continuous, then not
+        ),
+        (
+            ll_reload(3, breaks=True),
+            ll_playlist(ll_window(4)),
+            "discontinuity sequence mismatch 3",  # hinted after one, then not
+        ),
+    ],
+)
+def test_the_reload_judge_rejects(first: str, then: str, why: str) -> None:
+    """What hls.js (1.6) stops on, from one reload to the next."""
+    checker = PlaylistChecker()
+    checker.check(first)
+    with pytest.raises(AssertionError, match=why):
+        checker.check(then)
+
+
+def test_the_reload_judge_rejects_changed_bytes() -> None:
+    text = ll_playlist(ll_window(3))
+    served = {"2.ts": b"ab", "2.0.ts": b"a", "3.1.ts": b"d"}
+    checker = PlaylistChecker()
+    checker.check(text, served.get)
+    checker.check(text, served.get)
+    with pytest.raises(AssertionError, match=r"3\.1\.ts changed"):
+        checker.check(text, {**served, "3.1.ts": b"e"}.get)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from datetime import UTC, datetime
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +25,13 @@ from custom_components.acestream_proxy.stream.hls.window import (
     Partial,
     SegmentWindow,
 )
-from custom_components.acestream_proxy.stream.ts import PACKET_SIZE, packet_pid
+from custom_components.acestream_proxy.stream.ts import (
+    PACKET_SIZE,
+    last_counters,
+    mark_discontinuity,
+    packet_pid,
+    random_access_offsets,
+)
 from custom_components.acestream_proxy.views import hls as hls_view
 from tests.ha_fixtures import CID, PREFIX, ClientFactory
 from tests.helpers import ffmpeg_decodes, signed_path
@@ -107,10 +115,9 @@ def test_playlists_with_parts_follow_the_rules_reload_after_reload() -> None:
             )
         )
         partial = segmenter.partial
-        coming = len(partial.parts) if partial is not None else 0
-        # No hint before the first part (see SegmentWindow._open_parts).
-        hint = f"{segmenter.next_seq}.{coming}.ts" if coming else None
-        assert checker.hint == hint
+        assert partial is not None
+        # A hint even before the first part (see SegmentWindow._open_parts).
+        assert checker.hint == f"{segmenter.next_seq}.{len(partial.parts)}.ts"
         hints.add(checker.hint)
     checker.check_dates()
     assert len(hints) > 2 * len(checker.segments)
@@ -119,6 +126,89 @@ def test_playlists_with_parts_follow_the_rules_reload_after_reload() -> None:
     assert "#EXT-X-PART" not in plain
     assert "#EXT-X-PRELOAD-HINT" not in plain
     assert "#EXT-X-SERVER-CONTROL" not in plain
+
+
+Reload = tuple[str, dict[str, bytes]]
+
+
+def _reloads(segmenter: Segmenter, chunks: Iterable[bytes]) -> list[Reload]:
+    """The low-latency playlist each time it changes while ``chunks`` are fed,
+    with what each of its URIs serves at that moment."""
+    found: list[Reload] = []
+    for chunk in chunks:
+        segmenter.feed(chunk)
+        if not segmenter.segments:
+            continue
+        text = segmenter.playlist(
+            lambda s: f"{s.seq}.ts", lambda seq, part: f"{seq}.{part}.ts"
+        )
+        if found and found[-1][0] == text:
+            continue
+        served = {f"{s.seq}.ts": s.data for s in segmenter.segments}
+        for segment in segmenter.segments:
+            for index, part in enumerate(segment.parts):
+                served[f"{segment.seq}.{index}.ts"] = part.data
+        partial = segmenter.partial
+        for index, part in enumerate(partial.parts if partial is not None else ()):
+            served[f"{segmenter.next_seq}.{index}.ts"] = part.data
+        found.append((text, served))
+    return found
+
+
+def _chunks(data: bytes, size: int = 4 * PACKET_SIZE) -> Iterable[bytes]:
+    return (data[offset : offset + size] for offset in range(0, len(data), size))
+
+
+def _frame_starts(data: bytes, video: int) -> list[int]:
+    return [
+        pos
+        for pos in range(0, len(data), PACKET_SIZE)
+        if packet_pid(data, pos) == video and data[pos + 1] & 0x40
+    ]
+
+
+# Where the source breaks off, in video frames after the start of a segment
+# (its first keyframe): inside its only frame (the segment is dropped), inside
+# its second, and past its first part; and how far into that frame.
+CUTS = [(frame, packets) for frame in (0, 1, 2, 14) for packets in (1, 6)]
+
+
+@pytest.mark.parametrize(("frame", "packets"), CUTS)
+@pytest.mark.parametrize("how", ["restart", "resume"])
+def test_reloads_across_a_restart_agree_on_every_segment_and_part(
+    how: str, frame: int, packets: int
+) -> None:
+    """The source breaks off (an upstream restart, or the segmenter resumes
+    elsewhere after a pause) at frames around a segment's start. Any two
+    reloads a player makes in a row (a late one, a retry) agree on what both
+    list: each sequence number keeps its URI and discontinuity count, the open
+    segment after them included (hls.js 1.6 stops on a "media sequence
+    mismatch" otherwise), and each part or segment keeps its bytes."""
+    data = _stream(5.0)
+    restart = _stream(5.0, start=6.0)
+    program = _program(data)
+    video = program.video_pid
+    assert video is not None
+    segmenter = Segmenter(target_duration=1.0, window=8)
+    # The source breaks off in the segment cut at the fourth keyframe.
+    starts = _frame_starts(data, video)
+    keyframe = random_access_offsets(data, video)[3]
+    cut = starts[starts.index(keyframe) + frame] + packets * PACKET_SIZE
+    reloads = _reloads(segmenter, [program.header_before([b""]), *_chunks(data[:cut])])
+    first = random_access_offsets(restart, video)[0]
+    if how == "resume":
+        segmenter.resume()
+        after = [program.header_before([restart[:first]]), restart[first:]]
+    else:
+        last_counters(restart[:first], program.counters)
+        rest = mark_discontinuity(restart[first:], 0)
+        after = [program.lead_in(True, rest), rest]
+    reloads += _reloads(segmenter, itertools.chain.from_iterable(map(_chunks, after)))
+    assert any("#EXT-X-DISCONTINUITY\n" in text for text, _ in reloads)
+    for (before, then), (text, now) in itertools.combinations(reloads, 2):
+        checker = PlaylistChecker()
+        checker.check(before, then.get)
+        checker.check(text, now.get)
 
 
 def test_the_window_answers_for_parts_and_segments() -> None:
@@ -147,9 +237,13 @@ def test_the_window_answers_for_parts_and_segments() -> None:
     assert window.has(0, 9)  # long finished
     text = window.playlist(lambda s: f"{s.seq}.ts", lambda q, p: f"{q}.{p}.ts")
     assert "#EXT-X-DISCONTINUITY\n" in text
-    assert "#EXT-X-PRELOAD-HINT" not in text  # no part of segment 3 yet
+    assert "#EXT-X-PRELOAD-HINT" not in text  # segment 3 not begun
+    # Begun, no part yet: hinted, with its discontinuity, undated.
     window._publish_partial(Partial(True, now, []))
-    assert text == window.playlist(lambda s: f"{s.seq}.ts", lambda q, p: f"{q}.{p}.ts")
+    text = window.playlist(lambda s: f"{s.seq}.ts", lambda q, p: f"{q}.{p}.ts")
+    assert text.endswith(
+        '2.ts\n#EXT-X-DISCONTINUITY\n#EXT-X-PRELOAD-HINT:TYPE=PART,URI="3.0.ts"\n'
+    )
     window._publish_partial(Partial(True, now, [Part(b"g", 1.0, True)]))
     text = window.playlist(lambda s: f"{s.seq}.ts", lambda q, p: f"{q}.{p}.ts")
     assert text.count("#EXT-X-DISCONTINUITY\n") == 2

@@ -238,9 +238,10 @@ class Cutter(PartCutter):
         self._begin(clock, False)
 
     def _trim_tables(self, building: _Building) -> None:
-        """Tables (or discontinuity flags) right before the cut go with the next."""
+        """Tables (or discontinuity flags) right before the cut go with the next
+        (never out of a part already cut: it may be listed)."""
         data = building.data
-        header = len(self._pat) + len(self._pmt)
+        header = max(len(self._pat) + len(self._pmt), building.part_at)
         while len(data) - PACKET_SIZE >= header:
             last = data[-PACKET_SIZE:]
             pid = (last[1] & 0x1F) << 8 | last[2]
@@ -279,15 +280,20 @@ class Cutter(PartCutter):
         closing = self._closing
         if closing is None or closing.duration is None:
             return
-        if closing.open:
-            building = self._building
-            if (
-                building is None
-                or building.start is None
-                or building.clock is None
-                or ticks(building.start, building.clock) < TAIL_WAIT * PTS_HZ
-            ):
-                return
+        building = self._building
+        if building is not None and building.clock == building.start:
+            # Finished, it would make the playlist hint the next segment as
+            # continuous; if the source broke off in that one's only frame,
+            # the next one would follow a discontinuity instead. One frame on,
+            # that can no longer happen.
+            return
+        if closing.open and (
+            building is None
+            or building.start is None
+            or building.clock is None
+            or ticks(building.start, building.clock) < TAIL_WAIT * PTS_HZ
+        ):
+            return
         self._finish_closing()
 
     def _finish_closing(self) -> None:

@@ -108,17 +108,3 @@ class PartCutter(SegmentWindow):
                 )
             )
         return tuple(parts)
-
-    def _end_at_parts(self, building: _Building) -> None:
-        """The source is left mid-segment (a pause): players may hold parts of
-        it already, so it ends with those (and is dropped if it has none)."""
-        partial = building.partial
-        assert partial is not None
-        if partial.parts:
-            self._publish(
-                bytes(building.data[: building.part_at]),
-                sum(part.duration for part in partial.parts),
-                building.discontinuity,
-                building.started,
-                tuple(partial.parts),
-            )

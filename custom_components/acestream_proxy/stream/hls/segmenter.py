@@ -12,6 +12,7 @@ go on from where the output was.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 import functools
 import re
 from typing import Final
@@ -28,7 +29,7 @@ from .pes import (
     pes_timestamps,
     ticks,
 )
-from .window import FIRST_SEQ
+from .window import FIRST_SEQ, Partial
 
 # Video timestamps that move back, or forward by more than this, without a flag:
 # the source restarted anyway.
@@ -86,16 +87,26 @@ class Segmenter(Cutter):
         self._clock_pid: int | None = None
 
     def resume(self) -> None:
-        """The consumer rejoins after a pause: what follows is discontinuous."""
+        """The consumer rejoins after a pause: what follows is discontinuous.
+
+        The segment being cut ends as at an upstream restart: its parts stay as
+        listed, what is left of it without its unfinished PES is its last part.
+        """
         if self._closing is not None:
             self._finish_closing()
-        if self._building is not None:
-            self._end_at_parts(self._building)
+        building = self._building
+        if building is not None and building.start is not None:
+            duration = self._drop_unfinished(building)
+            if duration is not None:
+                self._finish(building, duration)
         self._building = None
         self.partial = None
         self._plain = set()
         self._pats = 0
         self._discontinuity = bool(self.segments) or self.next_seq > FIRST_SEQ
+        if self._discontinuity:
+            # The playlist hints the next segment, discontinuous whatever comes.
+            self._publish_partial(Partial(True, datetime.now(UTC)))
 
     def feed(self, data: bytes | memoryview) -> None:
         """Consume aligned TS (what a viewer is sent)."""

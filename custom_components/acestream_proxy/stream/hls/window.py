@@ -211,17 +211,21 @@ class SegmentWindow:
         return "\n".join(lines) + "\n"
 
     def _open_parts(self, part_url: Callable[[int, int], str]) -> list[str]:
-        """The parts of the segment being cut, and the hint of its next part.
+        """The segment being cut: its parts so far and the hint of its next.
 
-        Nothing before its first part: hls.js takes a hinted segment's
-        discontinuity count as given, and the source may yet break off in its
-        first frame (the segment is then dropped, the next one discontinuous).
+        The hint is there even before its first part: hls.js (1.6) reads a
+        low-latency playlist that ends with a whole segment as if that segment
+        were also the one being cut, and stops on a "media sequence mismatch"
+        when a later reload lists the next one whole. It takes the hinted
+        segment's discontinuity as given, so the cutter lists a segment only
+        once whether it follows a discontinuity can no longer change.
         """
         partial = self.partial
-        if partial is None or not partial.parts:
+        if partial is None:
             return []
         lines = ["#EXT-X-DISCONTINUITY"] if partial.discontinuity else []
-        lines.append(_date(partial.started))
+        if partial.parts:
+            lines.append(_date(partial.started))
         lines.extend(
             _part_line(part, part_url(self.next_seq, index))
             for index, part in enumerate(partial.parts)
