@@ -39,6 +39,7 @@ from custom_components.acestream_proxy import (
 from custom_components.acestream_proxy.access import get_keys, iter_keys
 from custom_components.acestream_proxy.compat import REST_SHOWS_VALIDATION_ERRORS
 from custom_components.acestream_proxy.const import DOMAIN, SUBENTRY_ACCESS_KEY
+from custom_components.acestream_proxy.hub import get_hub
 from custom_components.acestream_proxy.services import ActionValidationError
 from tests.ha_fixtures import (
     CID,
@@ -291,6 +292,31 @@ async def test_deleting_a_key_ends_its_streams(
         assert len(await read_bytes(other, 50_000)) >= 50_000
         resp = await app.get(f"{PREFIX}/key/{secret}/playlist.m3u")
         assert resp.status == 401
+
+
+async def test_an_app_leaving_while_its_broadcast_opens_is_no_stream(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    engine_sim: EngineSimulator,
+    ui: TestClient,
+) -> None:
+    """A key's stream counts from the moment it asks, and stops counting when the
+    app gives up while the engine is still opening the broadcast."""
+    secret = await _create_key(hass, ui, loaded_entry, "Impatient TV")
+    subentry_id = _key_subentry_id(hass, secret)
+    keys = get_keys(hass)
+    engine_sim.getstream_hang = True
+    async with aiohttp.ClientSession(base_url=ui.make_url("/")) as app:
+        asking = asyncio.create_task(app.get(f"{PREFIX}/key/{secret}/stream/{CID}"))
+        await until(lambda: keys.stream_count(subentry_id) == 1)
+        asking.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asking
+        await until(lambda: keys.stream_count(subentry_id) == 0)
+    assert keys._recheck_unsub is None
+    # The start goes on for whoever comes next, and the broadcast lingers.
+    engine_sim.getstream_hang = False
+    await until(lambda: bool(get_hub(hass).broadcasts))
 
 
 async def test_keys_of_deactivated_or_deleted_users_stop_working(

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 import socket
+from types import CodeType
 
 from aiohttp.test_utils import TestClient
+from homeassistant.components import http as http_component
 from homeassistant.core import HomeAssistant
 import pytest
 from pytest_homeassistant_custom_component.common import (
@@ -130,6 +132,44 @@ async def test_stream_body_is_raw_ts_delimited_by_close(
     assert not any(line.startswith("content-length") for line in lines)
     # Every 188th byte is a sync byte: nothing was inserted between packets.
     assert all(body[i] == 0x47 for i in range(0, len(body), 188))
+
+
+async def test_the_view_returns_while_its_viewer_streams(
+    hass: HomeAssistant, owner_client: TestClient
+) -> None:
+    """Once a viewer has joined, Home Assistant's middlewares and the view return:
+    only aiohttp, writing the body, waits on the stream. Every layer left
+    suspended would be a coroutine per viewer for Python's collector to walk."""
+    async with owner_client.get(URL) as resp:
+        await read_bytes(resp, 50_000)
+        (task,) = [
+            task for task in asyncio.all_tasks() if "Viewer.stream" in _awaiting(task)
+        ]
+        chain = _awaiting(task)
+        assert chain[chain.index("LiveStreamResponse.write_eof") - 1].endswith(
+            "finish_response"
+        )
+        assert "SignedInView.get" not in chain
+        ha_http = Path(http_component.__file__).parent
+        assert not [
+            code
+            for code in _codes(task)
+            if Path(code.co_filename).is_relative_to(ha_http)
+        ]
+
+
+def _codes(task: asyncio.Task[object]) -> list[CodeType]:
+    """The code of each coroutine in the chain ``task`` is suspended in."""
+    codes = []
+    awaited: object = task.get_coro()
+    while isinstance(awaited, Coroutine):
+        codes.append(awaited.cr_code)
+        awaited = awaited.cr_await
+    return codes
+
+
+def _awaiting(task: asyncio.Task[object]) -> list[str]:
+    return [code.co_qualname for code in _codes(task)]
 
 
 async def test_late_joiner_starts_at_pat_and_decodes_at_once(

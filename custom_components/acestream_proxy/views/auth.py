@@ -14,6 +14,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
 from http import HTTPStatus
+from typing import Final
 
 from aiohttp import web
 from homeassistant.auth import jwt_wrapper
@@ -35,6 +36,9 @@ import jwt
 from ..access import KEY_URL_PREFIX, AccessKey, get_keys
 from ..const import URL_PREFIX
 from .answers import error
+
+# Shared: a user's stream has nothing to watch (one object less per viewer).
+_UNWATCHED: Final = nullcontext()
 
 
 def _signer(
@@ -109,7 +113,7 @@ class Access:
     def watching(self, request: web.Request) -> AbstractContextManager[None]:
         """While a stream runs: deleting its key (or its user) ends it."""
         if self.key is None:
-            return nullcontext()
+            return _UNWATCHED
         return get_keys(self.hass).stream(self.key, request)
 
     def path(self, path: str) -> str:
