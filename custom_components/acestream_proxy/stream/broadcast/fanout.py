@@ -1,6 +1,6 @@
 """The fan-out: viewers, their cursors into the ring, keep-alive and the watchdog.
 
-Each viewer runs in its own task (the HTTP handler that serves it), keeps its own
+Each viewer runs in its own task (the HTTP request that serves it), keeps its own
 cursor and writes at its own pace: a slow viewer only delays itself, one that falls
 out of the window skips to the newest keyframe, and one whose writes block past
 the write timeout is dropped. The producer wakes them with one event swap per group
@@ -39,6 +39,13 @@ JOIN_GRACE: Final = 5.0  # seconds a new broadcast waits for its first viewer
 # Viewers are woken in this many groups, one loop iteration apart (see above):
 # 2,000 viewers make groups of 125, about 10 ms of writes each.
 WAKE_GROUPS: Final = 16
+
+
+def _joined(pieces: list[bytes | memoryview]) -> bytes | memoryview:
+    """One write's worth: the piece itself when there is one (no copy)."""
+    if not pieces:
+        return b""
+    return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
 
 class EndReason(StrEnum):
@@ -103,66 +110,66 @@ class Viewer:
     async def stream(
         self, write: Callable[[bytes | memoryview], Awaitable[None]]
     ) -> EndReason:
-        """Send the broadcast to ``write`` until it ends or the client stalls."""
-        self._task = task = asyncio.current_task()
-        try:
-            return await self._stream(write)
-        except asyncio.CancelledError:
-            if not self._dropped or task is None:
-                raise
-            task.uncancel()
-            return EndReason.DROPPED
-        finally:
-            self._task = None
-            self.write_since = 0.0
+        """Send the broadcast to ``write`` until it ends or the client stalls.
 
-    async def _stream(
-        self, write: Callable[[bytes | memoryview], Awaitable[None]]
-    ) -> EndReason:
+        One coroutine, and no list of pieces kept while it waits: every viewer
+        holds them for as long as it watches, so Python's collector tracks them
+        (a storm of joins can set off a full collection, see views/stream.py).
+        """
+        self._task = task = asyncio.current_task()
         b = self._broadcast
         ring = b.ring
         batch = b.config.write_batch
         keepalive = b.config.keepalive_interval
         cursor: Cursor | None = None
         last_sent = time.monotonic()
-        while not b.closed:
-            if cursor is None:
-                if self.history:
-                    cursor = ring.rap_back(self.history, time.monotonic())
-                    if cursor is not None:  # once: a skip goes to the newest
-                        self.history = 0.0
-                else:
-                    cursor = ring.newest_rap()
-                self.cursor = cursor
-                if cursor is not None:
-                    # PAT + PMT first, so the decoder can read the keyframe at once;
-                    # their counters lead into the stream's own.
-                    header = b.header_at(cursor)
-                    if header:
-                        await self._send(write, header)
-                    continue  # the ring moved while we wrote: look again
-            elif ring.behind(cursor):
-                # Fell out of the window: skip to the newest keyframe.
-                self.skips += 1
-                b.stats.viewers_skipped += 1
-                cursor = self.cursor = None
-                continue
-            else:
-                pieces = ring.read(cursor, batch)
-                if pieces:
-                    await self._send(
-                        write, pieces[0] if len(pieces) == 1 else b"".join(pieces)
-                    )
+        try:
+            while not b.closed:
+                if cursor is None:
+                    cursor = self.cursor = self._start_at(ring)
+                    if cursor is not None:
+                        # PAT + PMT first, so the decoder can read the keyframe at
+                        # once; their counters lead into the stream's own.
+                        header = b.header_at(cursor)
+                        if header:
+                            await self._send(write, header)
+                        continue  # the ring moved while we wrote: look again
+                elif ring.behind(cursor):
+                    # Fell out of the window: skip to the newest keyframe.
+                    self.skips += 1
+                    b.stats.viewers_skipped += 1
+                    cursor = self.cursor = None
+                    continue
+                elif data := _joined(ring.read(cursor, batch)):
+                    await self._send(write, data)
                     last_sent = time.monotonic()
                     continue
-            # Woken by new data, or by the broadcaster's tick when none came.
-            await b.wakes[self.group].wait()
-            if time.monotonic() - last_sent >= keepalive:
-                # Cold start, stall or restart: keep the player's read alive (null
-                # packets go between whole packets, so the stream stays valid).
-                await self._send(write, KEEPALIVE)
-                last_sent = time.monotonic()
-        return EndReason.ENDED
+                # Woken by new data, or by the broadcaster's tick when none came.
+                await b.wakes[self.group].wait()
+                if time.monotonic() - last_sent >= keepalive:
+                    # Cold start, stall or restart: keep the player's read alive
+                    # (null packets go between whole packets: the stream stays valid).
+                    await self._send(write, KEEPALIVE)
+                    last_sent = time.monotonic()
+        except asyncio.CancelledError:
+            if not self._dropped or task is None:
+                raise
+            task.uncancel()
+            return EndReason.DROPPED
+        else:
+            return EndReason.ENDED
+        finally:
+            self._task = None
+            self.write_since = 0.0
+
+    def _start_at(self, ring: Ring) -> Cursor | None:
+        """Where to start (None while the ring holds no keyframe)."""
+        if not self.history:
+            return ring.newest_rap()
+        cursor = ring.rap_back(self.history, time.monotonic())
+        if cursor is not None:  # once: a skip goes to the newest
+            self.history = 0.0
+        return cursor
 
     async def _send(
         self,
