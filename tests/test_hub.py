@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from pathlib import Path
 from typing import Any
 
@@ -352,3 +353,30 @@ async def test_events_name_the_content_id_learned_before(
     started = next(e.data for e in events if e.data["type"] == "stream_started")
     assert started["infohash"] == infohash
     assert started["content_id"] == CID
+
+
+async def test_a_start_that_fails_after_every_viewer_left_logs_no_orphan(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    engine_sim: EngineSimulator,
+    owner_client: TestClient,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The viewer gives up while the engine opens, then the engine refuses: the
+    start's error is read, not left for asyncio to report as never retrieved."""
+    engine_sim.getstream_hang = True
+    request = asyncio.create_task(owner_client.get(f"{PREFIX}/stream/{CID}"))
+    await until(lambda: engine_sim.counters.getstream_calls == 1)
+    request.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await request
+    hub = get_hub(hass)
+    assert hub.registry.starting
+    engine_sim.getstream_error = "failed to load content"
+    engine_sim.getstream_hang = False
+    await until(lambda: not hub.registry.starting)
+    await hass.async_block_till_done()
+    gc.collect()  # asyncio reports an unread task error when the task is freed
+    await hass.async_block_till_done()
+    assert "never retrieved" not in caplog.text
+    assert not hub.broadcasts

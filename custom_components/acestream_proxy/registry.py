@@ -69,6 +69,13 @@ class BroadcastRecord:
     stats_failed: bool = False
 
 
+def _read_failure(task: asyncio.Task[Broadcaster]) -> None:
+    """Read a start's error: when every viewer that asked gave up first, nobody
+    else does, and asyncio would report it as an error never retrieved."""
+    if not task.cancelled() and (err := task.exception()) is not None:
+        LOGGER.debug("%s failed: %s", task.get_name(), err)
+
+
 class BroadcastRegistry:
     """Every broadcast, by infohash, and the starts under way."""
 
@@ -288,6 +295,7 @@ class BroadcastRegistry:
             starting = (entry.entry_id, task)
             self.starting[ref] = starting
             task.add_done_callback(lambda _: self.starting.pop(ref, None))
+            task.add_done_callback(_read_failure)
         task = starting[1]
         try:
             # Shielded: one viewer giving up must not cancel the start for others.
