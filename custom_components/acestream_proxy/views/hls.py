@@ -86,8 +86,7 @@ def _too_far(hls: HlsOutput, seq: int, part: int | None) -> bool:
     """RFC 8216bis 6.2.5.2: past the newest segment plus two, or a part past the
     newest by the advance limit."""
     segmenter = hls.segmenter
-    partial = segmenter.partial
-    parts = len(partial.parts) if partial is not None else 0
+    parts = segmenter.parts_cut
     newest = segmenter.next_seq if parts else segmenter.next_seq - 1
     if seq > newest + 2:
         return True

@@ -186,7 +186,6 @@ class Cutter(PartCutter):
             building.tables = {PAT_PID: 0, self.program.pmt_pid: len(self._pat)}
         self._building = building
         if self._closing is None:
-            assert building.partial is not None
             self._publish_partial(building.partial)
         self._plain = set()
         self._discontinuity = False
@@ -200,7 +199,6 @@ class Cutter(PartCutter):
         if closing is not None and closing.start is not None:
             closing.duration = ticks(closing.start, clock) / PTS_HZ
             building.started = closing.started + timedelta(seconds=closing.duration)
-            assert building.partial is not None
             building.partial.started = building.started
             self._maybe_finish_closing()
 
@@ -319,5 +317,4 @@ class Cutter(PartCutter):
         following = self._building
         if following is not None and following is not building:
             # Its parts cut while this one waited for its tails.
-            assert following.partial is not None
             self._publish_partial(following.partial)

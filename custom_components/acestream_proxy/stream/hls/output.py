@@ -160,9 +160,7 @@ class HlsOutput:
         def ready() -> bool:
             if segmenter.part(seq, index) is not None:
                 return True
-            partial = segmenter.partial
-            coming = len(partial.parts) if partial is not None else 0
-            return not (seq == segmenter.next_seq and index == coming)
+            return not (seq == segmenter.next_seq and index == segmenter.parts_cut)
 
         await self._until(ready, limit)
         return segmenter.part(seq, index)

@@ -41,7 +41,7 @@ class _Building:
     open: dict[int, int] = field(default_factory=dict)
     # Its parts so far; where the part being filled starts (offset, clock), and
     # whether that part starts with a keyframe.
-    partial: Partial | None = None
+    partial: Partial = field(init=False)
     part_at: int = 0
     part_start: int | None = None
     part_key: bool = False
@@ -78,7 +78,6 @@ class PartCutter(SegmentWindow):
             return
         building.tables.clear()
         partial = building.partial
-        assert partial is not None
         end = len(building.data)
         partial.parts.append(
             Part(
@@ -95,9 +94,7 @@ class PartCutter(SegmentWindow):
 
     def _last_part(self, building: _Building, duration: float) -> tuple[Part, ...]:
         """All parts of a finished segment: what is left is its last."""
-        partial = building.partial
-        assert partial is not None
-        parts = partial.parts
+        parts = building.partial.parts
         if len(building.data) > building.part_at:
             done = sum(part.duration for part in parts)
             parts.append(

@@ -147,6 +147,11 @@ class SegmentWindow:
             return self.segments[index]
         return None
 
+    @property
+    def parts_cut(self) -> int:
+        """How many parts of the segment being cut exist."""
+        return len(self.partial.parts) if self.partial is not None else 0
+
     def part(self, seq: int, index: int) -> Part | None:
         """A part of a segment in the window or of the one being cut."""
         if seq == self.next_seq:
@@ -170,10 +175,7 @@ class SegmentWindow:
             if last is None or index < len(last.parts):
                 return True
             seq, index = seq + 1, 0
-        partial = self.partial
-        return seq < self.next_seq or (
-            seq == self.next_seq and partial is not None and index < len(partial.parts)
-        )
+        return seq < self.next_seq or (seq == self.next_seq and index < self.parts_cut)
 
     def playlist(
         self,
