@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+import functools
 import importlib
 import json
 from pathlib import Path
@@ -56,6 +57,8 @@ class Module:
     tree: ast.Module
     runtime: ModuleType
     parents: dict[ast.AST, ast.AST] = field(default_factory=dict)
+    # Every node of the tree, walked once: the readers below ask for them often.
+    nodes: list[ast.AST] = field(default_factory=list)
 
     def where(self, node: ast.AST) -> str:
         return f"{self.name.replace('.', '/')}.py:{getattr(node, 'lineno', '?')}"
@@ -92,7 +95,8 @@ def _load() -> dict[str, Module]:
         tree = ast.parse(path.read_text(), str(path))
         name = ".".join(path.relative_to(INTEGRATION).with_suffix("").parts)
         module = Module(name, tree, importlib.import_module(_dotted(name)))
-        for parent in ast.walk(tree):
+        module.nodes = list(ast.walk(tree))
+        for parent in module.nodes:
             for child in ast.iter_child_nodes(parent):
                 module.parents[child] = parent
         modules[name] = module
@@ -102,11 +106,18 @@ def _load() -> dict[str, Module]:
 MODULES = _load()
 
 
+@functools.cache
+def _of_kind(kind: type) -> list[tuple[Module, Any]]:
+    return [
+        (module, node)
+        for module in MODULES.values()
+        for node in module.nodes
+        if isinstance(node, kind)
+    ]
+
+
 def _nodes(kind: type) -> Iterator[tuple[Module, Any]]:
-    for module in MODULES.values():
-        for node in ast.walk(module.tree):
-            if isinstance(node, kind):
-                yield module, node
+    yield from _of_kind(kind)
 
 
 def _called(call: ast.Call) -> str | None:
@@ -127,7 +138,7 @@ def _imports(module: Module, name: str, source: Module) -> bool:
         isinstance(node, ast.ImportFrom)
         and module.resolve(node) == source.dotted
         and any(alias.name == name for alias in node.names)
-        for node in ast.walk(module.tree)
+        for node in module.nodes
     )
 
 
@@ -206,6 +217,7 @@ def _argument_values(func: ast.FunctionDef, param: str) -> list[str]:
     return found
 
 
+@functools.cache
 def _subentry_types() -> dict[str, str]:
     """Subentry flow class -> subentry type, from the config flow's own table."""
     types: dict[str, str] = {}
@@ -221,13 +233,14 @@ def _subentry_types() -> dict[str, str]:
     return types
 
 
-def _fixable_issues() -> list[str]:
+@functools.cache
+def _fixable_issues() -> tuple[str, ...]:
     keys = []
     for module, call in _calls_to("async_create_issue"):
         fixable = _keyword(call, "is_fixable")
         if isinstance(fixable, ast.Constant) and fixable.value:
             keys += _values(module, _keyword(call, "translation_key"))
-    return keys
+    return tuple(keys)
 
 
 def _bases(cls: ast.ClassDef) -> set[str]:
