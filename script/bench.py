@@ -30,8 +30,8 @@ Then, for every row (N viewers joining over a stated time, or all at once):
   under ``asyncio.gather``, a 100-chunk backlog pushed to every joiner).
 
 Then HLS at scale (script/hls_load.py), on the same Home Assistant: N hls.js-like clients
-(200; quick 50) against N MPEG-TS viewers: CPU per client, and p50/p99 of the playlist and
-segment requests.
+(200; quick 50), then N like hls.js in low-latency mode (blocking reloads, parts), against
+N MPEG-TS viewers: CPU per client, and p50/p99 of the playlist, segment and part requests.
 
 Then the zap table (script/zap.py), on the same Home Assistant: time to first decoded
 frame over MPEG-TS and HLS on cold and warm broadcasts, live delay, the first playlist's
@@ -1443,7 +1443,8 @@ def probe_table(probed: list[tuple[int, dict[str, Any]]]) -> list[str]:
 
 
 async def hls_at_scale(clients: int, *, source_kbps: float, **kwargs: Any) -> list[str]:
-    """N hls.js-like clients against N TS viewers (script/hls_load.py), one run."""
+    """N hls.js-like clients, plain then low-latency, against N TS viewers
+    (script/hls_load.py), one run."""
     hls_load = importlib.import_module("hls_load")
     ramp, hls_window = 2.0, max(kwargs["window"], 12.0)
     print(f"  hass: {clients} MPEG-TS viewers over {ramp:g} s ...", flush=True)
@@ -1455,19 +1456,25 @@ async def hls_at_scale(clients: int, *, source_kbps: float, **kwargs: Any) -> li
         profiles={},
         **kwargs,
     )
-    print(f"  hass: {clients} HLS clients over {ramp:g} s ...", flush=True)
-    hls = await hls_load.run_hls_load(
-        sys.modules[__name__],
-        kwargs["hass"],
-        clients,
-        ramp=ramp,
-        settle=kwargs["settle"],
-        window=hls_window,
-        warmup=WARMUP,
-    )
+    loads = []
+    for ll in (False, True):
+        name = "LL-HLS" if ll else "HLS"
+        print(f"  hass: {clients} {name} clients over {ramp:g} s ...", flush=True)
+        loads.append(
+            await hls_load.run_hls_load(
+                sys.modules[__name__],
+                kwargs["hass"],
+                clients,
+                ramp=ramp,
+                settle=kwargs["settle"],
+                window=hls_window,
+                warmup=WARMUP,
+                ll=ll,
+            )
+        )
     return [
         "",
-        *hls_load.render(sys.modules[__name__], ts, hls, source_kbps, hls_window),
+        *hls_load.render(sys.modules[__name__], ts, loads, source_kbps, hls_window),
     ]
 
 

@@ -13,6 +13,11 @@ target durations) and fetches those segments one after another; then it reloads
 the playlist one target duration after its last load (half of it when the last load
 brought nothing new) and fetches every new segment once, in order. Clients start
 spread over the ramp; every request is timed from sending to the last body byte.
+
+With ``--ll`` each client loads like hls.js in low-latency mode at the live edge (the
+HA frontend's player): a blocking reload of the playlist for the part it hints
+(``_HLS_msn``/``_HLS_part``), then every part listed after the last one it fetched,
+in order, and again; its reload times include the wait for that part to be cut.
 """
 
 from __future__ import annotations
@@ -31,6 +36,9 @@ from typing import Any
 LIVE_SYNC_SEGMENTS = 3
 _TARGET = re.compile(r"^#EXT-X-TARGETDURATION:(\d+)", re.M)
 _SEQ = re.compile(r"/(\d+)\.ts(?:\?|$)")
+_PART = re.compile(r'^#EXT-X-PART:.*URI="([^"]+)"', re.M)
+_HINT = re.compile(r'^#EXT-X-PRELOAD-HINT:TYPE=PART,URI="([^"]+)"', re.M)
+_PART_SEQ = re.compile(r"/(\d+)\.(\d+)\.ts(?:\?|$)")
 
 
 # ------------------------------------------------------------------- the client
@@ -43,7 +51,8 @@ class Client:
     index: int
     requests: list[tuple[str, float, float, int, int]] = field(default_factory=list)
     last_seq: int = -1
-    missed: int = 0  # segments that left the playlist before this client got them
+    missed: int = 0  # segments (parts) that left the playlist before it got them
+    parts: list[tuple[int, int]] = field(default_factory=list)  # (seq, index) got
 
     async def run(
         self, session: Any, base: str, playlist: str, t0: float, end: float
@@ -70,6 +79,41 @@ class Client:
                 self.last_seq = seq
             wait = target if fresh else target / 2
             await asyncio.sleep(max(0.0, polled + wait - time.monotonic()))
+
+    async def run_ll(
+        self, session: Any, base: str, playlist: str, t0: float, end: float
+    ) -> None:
+        """Load like hls.js in low-latency mode until ``end``."""
+        query = ""
+        while time.monotonic() - t0 < end:
+            text, status = await self._get(
+                session, base + playlist + query, "playlist", t0
+            )
+            hint = _HINT.search(text) if status == 200 else None
+            at = _PART_SEQ.search(hint.group(1)) if hint else None
+            if at is None:
+                query = ""
+                await asyncio.sleep(0.5)
+                continue
+            listed = [
+                (int(m.group(1)), int(m.group(2)), uri)
+                for uri in _PART.findall(text)
+                if (m := _PART_SEQ.search(uri))
+            ]
+            if not self.parts and listed:
+                self.parts.append((listed[-1][0], listed[-1][1] - 1))  # the newest on
+            for seq, index, uri in listed:
+                got = self.parts[-1]
+                if (seq, index) <= got:
+                    continue
+                if (seq, index) not in ((got[0], got[1] + 1), (got[0] + 1, 0)):
+                    self.missed += 1
+                if time.monotonic() - t0 >= end:
+                    return
+                await self._get(session, base + uri, "segment", t0)
+                self.parts.append((seq, index))
+            joint = "&" if "?" in playlist else "?"
+            query = f"{joint}_HLS_msn={at.group(1)}&_HLS_part={at.group(2)}"
 
     async def _get(
         self, session: Any, url: str, kind: str, t0: float
@@ -110,7 +154,8 @@ async def clients_main(args: argparse.Namespace) -> None:
 
     async def one(client: Client, session: Any) -> None:
         await asyncio.sleep(client.index * args.ramp / max(1, args.clients))
-        await client.run(session, args.base, args.playlist, t0, args.end)
+        run = client.run_ll if args.ll else client.run
+        await run(session, args.base, args.playlist, t0, args.end)
 
     try:
         await asyncio.gather(
@@ -136,6 +181,7 @@ class HlsLoad:
     """What the clients saw in the window, and what Home Assistant spent on them."""
 
     clients: int
+    ll: bool = False  # low-latency clients (parts and blocking reloads)
     cpu: float = math.nan  # cores over the window, idle taken out
     playlist_ms: list[float] = field(default_factory=list)
     segment_ms: list[float] = field(default_factory=list)
@@ -155,9 +201,10 @@ async def run_hls_load(
     settle: float,
     window: float,
     warmup: float,
+    ll: bool = False,
 ) -> HlsLoad:
     """One broadcast (warm), ``clients`` hls.js-like clients; CPU over the window."""
-    result = HlsLoad(clients, window=window)
+    result = HlsLoad(clients, ll=ll, window=window)
     target = await hass.open_broadcast(warmup)
     playlist = target.path.replace("/stream/", "/hls/") + "/index.m3u8"
     (signed,) = await hass.api.websocket(
@@ -168,6 +215,7 @@ async def run_hls_load(
         sys.executable, __file__, "--client", "--base", hass.url,
         "--playlist", signed["path"], "--clients", str(clients),
         "--ramp", f"{ramp:g}", "--end", f"{mark + window:g}",
+        *(["--ll"] if ll else []),
         stdout=asyncio.subprocess.PIPE,
         preexec_fn=lambda: bench._pin(bench.CLIENT_CORE),
     )  # fmt: skip
@@ -203,11 +251,15 @@ async def run_hls_load(
 
 
 def render(
-    bench: Any, ts: Any, hls: HlsLoad, source_kbps: float, window: float
+    bench: Any,
+    ts: Any,
+    loads: list[HlsLoad],
+    source_kbps: float,
+    window: float,
 ) -> list[str]:
-    """The HLS row against the TS row."""
+    """The HLS rows (plain, low-latency) against the TS row."""
     pct = bench.pct
-    n = hls.clients
+    n = loads[0].clients
 
     def millis(cores: float, count: int) -> str:
         return "-" if math.isnan(cores) else f"{cores * 1000 / count:.2f}"
@@ -215,10 +267,13 @@ def render(
     ts_ok = ts is not None and not ts.error
     lines = [
         f"HLS at scale: {n} hls.js-like clients (each: its own connection, reloads "
-        "the playlist every target duration, fetches each new segment once) against "
-        f"{n} MPEG-TS viewers, each on a fresh warm broadcast of this source through "
-        f"the same Home Assistant; CPU over a {window:g} s window after the joins, "
-        "net of idle; request times from sending to the last body byte.",
+        "the playlist every target duration, fetches each new segment once), and "
+        f"{n} like hls.js in low-latency mode (a blocking reload for the hinted part, "
+        f"then each new part once), against {n} MPEG-TS viewers, each on a fresh "
+        "warm broadcast of this source through the same Home Assistant; CPU over a "
+        f"{window:g} s window after the joins, net of idle; request times from "
+        "sending to the last body byte (a blocking reload's include its wait for "
+        "the part).",
         "",
         "| clients | CPU cores | millicores per client | delivered, % of the source "
         "rate per client | requests p50 / p99 |",
@@ -234,18 +289,23 @@ def render(
         )
     else:
         lines.append(f"| {n} MPEG-TS viewers | {ts.error if ts else '-'} | | | |")
-    if hls.error:
-        lines.append(f"| {n} HLS clients | {hls.error} | | | |")
-        return lines
-    per_client = hls.segment_bytes * 8 / 1000 / window / n
-    lines.append(
-        f"| {n} HLS clients | {hls.cpu:.3f} | {millis(hls.cpu, n)} "
-        f"| {per_client / source_kbps:.1%} on average; {hls.missed} segments missed, "
-        f"{hls.failed} requests failed "
-        f"| playlist {pct(hls.playlist_ms, 50):.0f} / {pct(hls.playlist_ms, 99):.0f} "
-        f"ms ({len(hls.playlist_ms)}), segment {pct(hls.segment_ms, 50):.0f} / "
-        f"{pct(hls.segment_ms, 99):.0f} ms ({len(hls.segment_ms)}) |"
-    )
+    for hls in loads:
+        name = "LL-HLS clients" if hls.ll else "HLS clients"
+        piece = "part" if hls.ll else "segment"
+        if hls.error:
+            lines.append(f"| {n} {name} | {hls.error} | | | |")
+            continue
+        per_client = hls.segment_bytes * 8 / 1000 / window / n
+        reload = "blocking reload" if hls.ll else "playlist"
+        lines.append(
+            f"| {n} {name} | {hls.cpu:.3f} | {millis(hls.cpu, n)} "
+            f"| {per_client / source_kbps:.1%} on average; {hls.missed} {piece}s "
+            f"missed, {hls.failed} requests failed "
+            f"| {reload} {pct(hls.playlist_ms, 50):.0f} / "
+            f"{pct(hls.playlist_ms, 99):.0f} ms ({len(hls.playlist_ms)}), {piece} "
+            f"{pct(hls.segment_ms, 50):.0f} / {pct(hls.segment_ms, 99):.0f} ms "
+            f"({len(hls.segment_ms)}) |"
+        )
     return lines
 
 
@@ -258,6 +318,7 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=200)
     parser.add_argument("--ramp", type=float, default=2.0)
     parser.add_argument("--end", type=float, default=20.0)
+    parser.add_argument("--ll", action="store_true", help="low-latency clients")
     asyncio.run(clients_main(parser.parse_args()))
     return 0
 

@@ -1,4 +1,5 @@
-"""The bench's HLS clients load like hls.js (script/hls_load.py), and the zap
+"""The bench's HLS clients load like hls.js (script/hls_load.py), its low-latency
+clients like hls.js at the live edge of our own LL-HLS, and the zap
 table's frontend run opens the media browser where the login page would
 (script/zap_browser.py)."""
 
@@ -16,6 +17,11 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import aiohttp
 from aiohttp import web
+from homeassistant.core import HomeAssistant
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from tests.ha_fixtures import CID, PREFIX, ClientFactory
+from tests.helpers import signed_path
 
 SCRIPT = Path(__file__).resolve().parent.parent / "script"
 
@@ -74,6 +80,44 @@ async def test_hls_client_starts_three_back_and_fetches_each_new_segment_once(
     assert all(
         size == 1880 for kind, _, _, size, _ in client.requests if kind != "playlist"
     )
+
+
+async def test_ll_client_follows_every_part_of_our_playlist(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    hass_client_no_auth: ClientFactory,
+    hass_access_token: str,
+) -> None:
+    """Against the integration's own LL-HLS: blocking reloads for the hinted part,
+    then each part once and in order, across a segment's end; nothing missed."""
+    hls_load = _script("hls_load")
+    playlist = signed_path(hass, f"{PREFIX}/hls/{CID}/index.m3u8", hass_access_token)
+    http = await hass_client_no_auth()
+    client = hls_load.Client(0)
+    # Long enough to cross from one 3 s segment's parts into the next one's.
+    await client.run_ll(
+        http.session,
+        str(http.make_url("")).rstrip("/"),
+        playlist,
+        time.monotonic(),
+        8.0,
+    )
+    assert {status for *_, status in client.requests} == {200}
+    reloads = [r for r in client.requests if r[0] == "playlist"]
+    parts = [r for r in client.requests if r[0] == "segment"]
+    assert len(parts) >= 10
+    assert client.missed == 0
+    assert all(size > 0 and size % 188 == 0 for _, _, _, size, _ in parts)
+    # A blocking reload per part (the first load aside): none answered at once
+    # while the part it asks for is being cut, so most wait.
+    assert len(reloads) <= len(parts) + 2
+    assert sum(ms > 100 for _, _, ms, _, _ in reloads) >= len(reloads) // 2
+    # Each part once, in order, from one segment into the next.
+    got = client.parts[1:]
+    assert len(got) == len(parts) == len(set(got))
+    assert got == sorted(got)
+    assert got[-1][0] > got[0][0]
+    assert any(index == 0 for _, index in got[1:])
 
 
 def test_frontend_url_is_the_login_pages_redirect() -> None:
