@@ -182,13 +182,14 @@ def is_keyframe(data: bytes, off: int, pid: int) -> bool:
     )
 
 
-def fault_windows(now: float, sim_clock: float) -> list[tuple[float, float]]:
+def fault_windows(now: float) -> list[tuple[float, float]]:
     """When (loop time) the faults of the match keep a joiner from its first
     picture: each fault from its start to its end plus FAULT_RECOVERY. ``now`` is
-    the loop time at kick-off, ``sim_clock`` the simulators' clock then."""
-    kickoff = now - sim_clock  # the simulators' zero, in loop time
+    the loop time at kick-off, when the engines' schedules start (a schedule
+    counts from when it is given, not from the simulator's start, which comes
+    before Home Assistant's: a slow start would shift every window)."""
     windows = [
-        (kickoff + f.at, kickoff + f.at + (f.duration or 0.0) + FAULT_RECOVERY)
+        (now + f.at, now + f.at + (f.duration or 0.0) + FAULT_RECOVERY)
         for f in parse_faults(ENGINE_FAULTS)
     ]
     windows.append((now + FAILOVER_AT, now + FAILOVER_AT + FAULT_RECOVERY))
@@ -610,7 +611,7 @@ async def play(
     log("kick-off")
     for sim in sims:
         sim.schedule(ENGINE_FAULTS)
-    match.fault_windows = fault_windows(loop.time(), sims[0].elapsed())
+    match.fault_windows = fault_windows(loop.time())
     match.timers_before = Counter(our_timers())  # the entries' own, e.g. discovery
     watchers = [
         asyncio.ensure_future(

@@ -77,6 +77,34 @@ async def test_a_late_first_keyframe_is_flagged(soak: ModuleType) -> None:
     assert soak.without_video([late], 3.0, earlier)[0] == [text]
 
 
+def test_fault_windows_count_from_kick_off(soak: ModuleType) -> None:
+    """The engines' faults are scheduled at kick-off, and their windows count from
+    there, however long Home Assistant took to start before it (in a clean
+    checkout it installs its components first): a zapper that joins a second
+    before the first stall is excused; one that joins between faults is not."""
+    kickoff = 1000.0
+    windows = soak.fault_windows(kickoff)
+    first = soak.parse_faults(soak.ENGINE_FAULTS)[0]
+    assert min(windows) == (
+        kickoff + first.at,
+        kickoff + first.at + first.duration + soak.FAULT_RECOVERY,
+    )
+    blind = soak.ViewerResult("zapper 2", B, "ts", opened=kickoff + first.at - 1.0)
+    assert soak.without_video([blind], soak.FIRST_VIDEO, windows) == (
+        [],
+        ["zapper 2"],
+    )
+    quiet = max(end for _, end in windows if end < kickoff + soak.FAILOVER_AT)
+    blind.opened = quiet + 0.5
+    assert not any(
+        s < blind.opened + soak.FIRST_VIDEO and blind.opened < e for s, e in windows
+    )
+    assert soak.without_video([blind], soak.FIRST_VIDEO, windows) == (
+        ["zapper 2: no keyframe"],
+        [],
+    )
+
+
 def test_event_balance_flags_a_second_stop_and_a_stop_with_no_start(
     soak: ModuleType,
 ) -> None:
