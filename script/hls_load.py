@@ -84,6 +84,8 @@ class Client:
         self, session: Any, base: str, playlist: str, t0: float, end: float
     ) -> None:
         """Load like hls.js in low-latency mode until ``end``."""
+        joint = "&" if "?" in playlist else "?"
+        got: tuple[int, int] | None = None  # where it is in the part list
         query = ""
         while time.monotonic() - t0 < end:
             text, status = await self._get(
@@ -100,19 +102,18 @@ class Client:
                 for uri in _PART.findall(text)
                 if (m := _PART_SEQ.search(uri))
             ]
-            if not self.parts and listed:
-                self.parts.append((listed[-1][0], listed[-1][1] - 1))  # the newest on
+            if got is None and listed:
+                got = (listed[-1][0], listed[-1][1] - 1)  # from the newest part on
             for seq, index, uri in listed:
-                got = self.parts[-1]
-                if (seq, index) <= got:
+                if got is None or (seq, index) <= got:
                     continue
                 if (seq, index) not in ((got[0], got[1] + 1), (got[0] + 1, 0)):
                     self.missed += 1
                 if time.monotonic() - t0 >= end:
                     return
                 await self._get(session, base + uri, "segment", t0)
-                self.parts.append((seq, index))
-            joint = "&" if "?" in playlist else "?"
+                got = (seq, index)
+                self.parts.append(got)
             query = f"{joint}_HLS_msn={at.group(1)}&_HLS_part={at.group(2)}"
 
     async def _get(

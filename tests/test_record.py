@@ -79,9 +79,16 @@ class Counter:
 
     async def rate(self, seconds: float) -> float:
         """Bytes per second it receives over the next ``seconds``."""
-        before, start = self.bytes, time.monotonic()
-        await asyncio.sleep(seconds)
-        return (self.bytes - before) / (time.monotonic() - start)
+        (rate,) = await per_second(seconds, lambda: self.bytes)
+        return rate
+
+
+async def per_second(seconds: float, *counts: Callable[[], int]) -> list[float]:
+    """How fast each count grows over the same next ``seconds``."""
+    before, start = [count() for count in counts], time.monotonic()
+    await asyncio.sleep(seconds)
+    elapsed = time.monotonic() - start
+    return [(count() - b) / elapsed for count, b in zip(counts, before, strict=True)]
 
 
 @pytest.fixture
@@ -200,9 +207,9 @@ async def test_a_paused_disk_drops_no_viewer(harness: Harness, tmp_path: Path) -
         recording = harness.record(broadcaster, fifo, buffer_bytes=256 * 1024)
         # The FIFO took what fits in a pipe, the buffer is full: the recording waits.
         await until(lambda: recording.bytes_recorded >= 256 * 1024, timeout=20)
-        source_before = broadcaster.stats.bytes_in
-        rate = await viewer.rate(4.0)  # the disk stays paused all along
-        source = (broadcaster.stats.bytes_in - source_before) / 4.0
+        rate, source = await per_second(  # the disk stays paused all along
+            4.0, lambda: viewer.bytes, lambda: broadcaster.stats.bytes_in
+        )
         # The producer goes on reading (a recording that held it up would stop
         # it dead), and the viewer gets what it reads. Both are measured on this
         # loop, so a busy machine slows them alike.

@@ -107,17 +107,13 @@ MODULES = _load()
 
 
 @functools.cache
-def _of_kind(kind: type) -> list[tuple[Module, Any]]:
+def _nodes(kind: type) -> list[tuple[Module, Any]]:
     return [
         (module, node)
         for module in MODULES.values()
         for node in module.nodes
         if isinstance(node, kind)
     ]
-
-
-def _nodes(kind: type) -> Iterator[tuple[Module, Any]]:
-    yield from _of_kind(kind)
 
 
 def _called(call: ast.Call) -> str | None:
