@@ -1,20 +1,28 @@
 """A recording's splices through the real ffmpeg: a step back is moved forward,
-the MP4 decodes without frames sharing an instant; a step forward stays."""
+the MP4 decodes without frames sharing an instant; a step forward stays; audio
+the file already has is not written twice (hypothesis for the invariants)."""
 
 from __future__ import annotations
 
 import itertools
 from pathlib import Path
 
+from hypothesis import given, settings, strategies as st
 import pytest
 
-from custom_components.acestream_proxy.stream.hls.pes import _retime
+from custom_components.acestream_proxy.stream.hls.pes import (
+    _retime,
+    pes_timestamps,
+    ticks,
+)
 from custom_components.acestream_proxy.stream.remux import remux_to_mp4
 from custom_components.acestream_proxy.stream.timeline import Timeline
 from custom_components.acestream_proxy.stream.ts import (
+    NULL_PID,
     PACKET_SIZE,
     ProgramInfo,
     discontinuity_lead,
+    packet_pid,
 )
 from tests.helpers import run
 
@@ -47,6 +55,119 @@ def _spliced(step_back: float) -> bytes:
     after = _moved(after, -(step_back + FRAME))
     header = _program().header
     return before + discontinuity_lead(header, after) + header + after
+
+
+def _pes_starts(data: bytes, pid: int) -> list[tuple[int, int]]:
+    """(offset, DTS) of each timed PES of ``pid`` in ``data``."""
+    starts = []
+    for offset in range(0, len(data), PACKET_SIZE):
+        packet = data[offset : offset + PACKET_SIZE]
+        if packet_pid(packet, 0) == pid and (stamps := pes_timestamps(packet)):
+            starts.append((offset, stamps[1]))
+    return starts
+
+
+VIDEO_PID = 256
+AUDIO_PID = 257
+AUDIO_PES = 21_120  # the fixture's audio PES: 11 AAC frames, 0.235 s
+# The video frames of the GOP that starts at the keyframe: where the gate ends a file.
+FRAME_STARTS = [o for o, _ in _pes_starts(FIXTURE, VIDEO_PID) if o > KEYFRAME_AT][:24]
+
+
+def _resent(frames: int, clock: float) -> bytes:
+    """A failover to an engine that starts again at the keyframe the file passed
+    ``frames`` frames ago, its clock ``clock`` s ahead of the first one's: the
+    audio of the moments before that keyframe comes again, after it."""
+    before = FIXTURE[: FRAME_STARTS[frames - 1]]
+    after = _moved(FIXTURE[KEYFRAME_AT:], clock)
+    header = _program().header
+    return before + discontinuity_lead(header, after) + header + after
+
+
+def _through(timeline: Timeline, data: bytes, size: int = 7) -> bytes:
+    timeline.video_pid = VIDEO_PID
+    return b"".join(
+        bytes(timeline.feed(memoryview(data[i : i + size * PACKET_SIZE])))
+        for i in range(0, len(data), size * PACKET_SIZE)
+    )
+
+
+def _audio(data: bytes) -> list[tuple[int, int]]:
+    """(DTS, length) of each audio PES in ``data``, its length from the AAC
+    frames it holds (1,920 ticks each at 48 kHz)."""
+    found: list[tuple[int, int]] = []
+    payload = bytearray()
+
+    def close() -> None:
+        if found:
+            frames, at = 0, 0
+            while at + 6 < len(payload) and payload[at] == 0xFF:
+                at += (
+                    (payload[at + 3] & 0x03) << 11
+                    | payload[at + 4] << 3
+                    | payload[at + 5] >> 5
+                )
+                frames += 1
+            found[-1] = (found[-1][0], frames * 1920)
+
+    for offset in range(0, len(data), PACKET_SIZE):
+        p = data[offset : offset + PACKET_SIZE]
+        if packet_pid(p, 0) != AUDIO_PID or not p[3] & 0x10:
+            continue
+        start = 4 + (p[4] + 1 if p[3] & 0x20 else 0)
+        if stamps := pes_timestamps(p):
+            close()
+            found.append((stamps[1], 0))
+            payload = bytearray(p[start + 9 + p[start + 8] :])
+        else:
+            payload += p[start:]
+    close()
+    return found
+
+
+def _counter_breaks(data: bytes) -> list[int]:
+    """Offsets where a PID's continuity counter skips without a flag for it (the
+    test's splices have some: their PAT and PMT copies count on their own)."""
+    last: dict[int, int] = {}
+    breaks = []
+    for offset in range(0, len(data), PACKET_SIZE):
+        p = data[offset : offset + PACKET_SIZE]
+        pid = packet_pid(p, 0)
+        if pid == NULL_PID:
+            continue
+        if p[3] & 0x20 and p[4] and p[5] & 0x80:
+            last[pid] = p[3] & 0x0F  # discontinuity_indicator: counts from here
+            continue
+        if not p[3] & 0x10:
+            continue
+        cc = p[3] & 0x0F
+        if pid in last and cc != (last[pid] + 1) & 0x0F:
+            breaks.append(offset)
+        last[pid] = cc
+    return breaks
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    frames=st.integers(min_value=1, max_value=len(FRAME_STARTS)),
+    clock=st.sampled_from([0.0, 0.01, -0.01, 0.05, -0.12, 0.3, -0.4]),
+    size=st.integers(min_value=1, max_value=40),
+)
+def test_no_stream_steps_back_or_writes_a_moment_twice(
+    frames: int, clock: float, size: int
+) -> None:
+    """Whatever was written before the splice and however the new clock stands:
+    every PES starts after the last one of its PID ended, counters run on, and
+    the audio left out is less than one PES."""
+    data = _resent(frames, clock)
+    out = _through(Timeline(), data, size)
+    assert len(out) == len(data)
+    frames_of = [(dts, 3600) for _, dts in _pes_starts(out, VIDEO_PID)]
+    for pes in (frames_of, _audio(out)):
+        gaps = [ticks(a + length, b) for (a, length), (b, _) in itertools.pairwise(pes)]
+        assert min(gaps) >= 0, gaps  # nothing overlaps what came before
+        assert max(gaps) < max(clock, 0) * 90_000 + AUDIO_PES, gaps
+    assert _counter_breaks(out) == _counter_breaks(data)  # none added
 
 
 async def _video_dts(path: Path) -> list[float]:
@@ -117,3 +238,30 @@ def test_radio_and_plain_runs_pass_through_untouched() -> None:
     timeline = Timeline()
     timeline.video_pid = _program().video_pid
     assert timeline.feed(FIXTURE) is FIXTURE
+
+
+async def _decode_errors(path: Path) -> str:
+    code, _, errors = await run(
+        "ffmpeg", "-v", "error", "-i", str(path), "-f", "null", "-"
+    )  # fmt: skip
+    assert code == 0, errors
+    return errors
+
+
+@pytest.mark.parametrize(("frames", "clock"), [(5, 0.0), (16, -0.05), (23, 0.01)])
+async def test_a_resent_keyframe_decodes_clean(
+    tmp_path: Path, frames: int, clock: float
+) -> None:
+    """A failover that sends the last GOP again: the file and its MP4 decode
+    without a word from ffmpeg, and its audio only goes forward."""
+    ts = tmp_path / "match.ts"
+    ts.write_bytes(_through(Timeline(), _resent(frames, clock)))
+    assert not await _decode_errors(ts)
+    code, out, err = await run(
+        "ffprobe", "-v", "error", "-select_streams", "a",
+        "-show_entries", "packet=dts", "-of", "csv=p=0", str(ts),
+    )  # fmt: skip
+    assert code == 0, err
+    dts = [int(x.strip(",")) for x in out.split()]
+    assert all(a < b for a, b in itertools.pairwise(dts))
+    assert not await _mp4_errors(ts)  # the remux replaces the TS
