@@ -23,6 +23,7 @@ from custom_components.acestream_proxy.stream.ts import (
     ProgramInfo,
     discontinuity_lead,
     packet_pid,
+    with_counter,
 )
 from tests.helpers import run
 
@@ -74,14 +75,35 @@ AUDIO_PES = 21_120  # the fixture's audio PES: 11 AAC frames, 0.235 s
 FRAME_STARTS = [o for o, _ in _pes_starts(FIXTURE, VIDEO_PID) if o > KEYFRAME_AT][:24]
 
 
-def _resent(frames: int, clock: float) -> bytes:
+def _resent(
+    frames: int, clock: float, *, start: int = KEYFRAME_AT, shorter: bool = False
+) -> bytes:
     """A failover to an engine that starts again at the keyframe the file passed
-    ``frames`` frames ago, its clock ``clock`` s ahead of the first one's: the
-    audio of the moments before that keyframe comes again, after it."""
+    ``frames`` frames ago (or, unaligned, at ``start`` before it), its clock
+    ``clock`` s ahead of the first one's: the audio of the moments before that
+    keyframe comes again, after it. ``shorter``: its first audio PES is a packet
+    shorter than the fixture's (16 packets, a whole round of the counter)."""
     before = FIXTURE[: FRAME_STARTS[frames - 1]]
-    after = _moved(FIXTURE[KEYFRAME_AT:], clock)
+    after = _moved(FIXTURE[start:], clock)
+    if shorter:
+        after = _without_last_packet_of_first_pes(after, AUDIO_PID)
     header = _program().header
     return before + discontinuity_lead(header, after) + header + after
+
+
+def _without_last_packet_of_first_pes(data: bytes, pid: int) -> bytes:
+    """``data`` with the last packet of the first PES of ``pid`` taken out and
+    the PID's later counters one less, as if it had been sent that way."""
+    second = _pes_starts(data, pid)[1][0]
+    last = max(o for o in range(0, second, PACKET_SIZE) if packet_pid(data, o) == pid)
+    packets = []
+    for o in range(0, len(data), PACKET_SIZE):
+        packet = data[o : o + PACKET_SIZE]
+        if o > last and packet_pid(packet, 0) == pid:
+            packet = with_counter(packet, (packet[3] & 0x0F) - 1)
+        if o != last:
+            packets.append(packet)
+    return b"".join(packets)
 
 
 def _through(timeline: Timeline, data: bytes, size: int = 7) -> bytes:
@@ -152,14 +174,15 @@ def _counter_breaks(data: bytes) -> list[int]:
     frames=st.integers(min_value=1, max_value=len(FRAME_STARTS)),
     clock=st.sampled_from([0.0, 0.01, -0.01, 0.05, -0.12, 0.3, -0.4]),
     size=st.integers(min_value=1, max_value=40),
+    shorter=st.booleans(),
 )
 def test_no_stream_steps_back_or_writes_a_moment_twice(
-    frames: int, clock: float, size: int
+    frames: int, clock: float, size: int, shorter: bool
 ) -> None:
     """Whatever was written before the splice and however the new clock stands:
     every PES starts after the last one of its PID ended, counters run on, and
     the audio left out is less than one PES."""
-    data = _resent(frames, clock)
+    data = _resent(frames, clock, shorter=shorter)
     out = _through(Timeline(), data, size)
     assert len(out) == len(data)
     frames_of = [(dts, 3600) for _, dts in _pes_starts(out, VIDEO_PID)]
@@ -168,6 +191,55 @@ def test_no_stream_steps_back_or_writes_a_moment_twice(
         assert min(gaps) >= 0, gaps  # nothing overlaps what came before
         assert max(gaps) < max(clock, 0) * 90_000 + AUDIO_PES, gaps
     assert _counter_breaks(out) == _counter_breaks(data)  # none added
+
+
+def _left_out(data: bytes, out: bytes, pid: int) -> list[int]:
+    """Packets of ``pid`` in ``data`` that ``out`` has as null packets."""
+    return [
+        o
+        for o in range(0, len(data), PACKET_SIZE)
+        if packet_pid(data, o) == pid and packet_pid(out, o) == NULL_PID
+    ]
+
+
+def test_audio_left_out_is_nulled_and_its_counters_closed_up() -> None:
+    """The overlapping PES (15 packets here) becomes null packets, and the PID's
+    later packets count on from the last one kept."""
+    data = _resent(5, 0.0, shorter=True)
+    out = _through(Timeline(), data)
+    gone = _left_out(data, out, AUDIO_PID)
+    assert len(gone) == 15
+    after = [
+        o
+        for o in range(gone[-1] + PACKET_SIZE, len(data), PACKET_SIZE)
+        if packet_pid(data, o) == AUDIO_PID
+    ]
+    assert all(out[o + 3] & 0x0F == (data[o + 3] - 15) & 0x0F for o in after)
+    assert _counter_breaks(out) == _counter_breaks(data)
+
+
+def test_audio_before_the_first_frame_is_left_out() -> None:
+    """A session that starts before a keyframe (a stream joined where it was):
+    its audio cannot be placed until the video is, so it is not written."""
+    start = _pes_starts(FIXTURE[:KEYFRAME_AT], AUDIO_PID)[-1][0]
+    data = _resent(5, 0.0, start=start)
+    out = _through(Timeline(), data)
+    first_frame = _pes_starts(data[FRAME_STARTS[4] :], VIDEO_PID)[0][0]
+    early = _left_out(data, out, AUDIO_PID)
+    assert early
+    assert early[0] > FRAME_STARTS[4]
+    assert early[0] < FRAME_STARTS[4] + first_frame
+    starts = [dts for _, dts in _pes_starts(out, AUDIO_PID)]
+    assert all(ticks(a, b) > 0 for a, b in itertools.pairwise(starts))
+
+
+def test_a_piece_that_ends_mid_packet_keeps_its_tail() -> None:
+    """Only whole packets are read; a torn one at the end is left as it came."""
+    timeline = Timeline()
+    timeline.video_pid = VIDEO_PID
+    # Torn in the keyframe's first packet: a PES start, with a clock.
+    torn = FIXTURE[: 10 * PACKET_SIZE] + FIXTURE[3 * PACKET_SIZE :][:100]
+    assert bytes(timeline.feed(torn)) == torn
 
 
 async def _video_dts(path: Path) -> list[float]:

@@ -81,14 +81,20 @@ async def _vlc_log(url: str) -> str:
 
 def _judge(log: str, what: str) -> None:
     assert "Received first picture" in log, f"{what}: VLC showed no picture\n{log}"
+    lines = log.splitlines()
     bad = [
-        line
-        for line in log.splitlines()
+        index
+        for index, line in enumerate(lines)
         if any(problem in line for problem in PROBLEMS)
         # The playlist's own tag names are echoed in debug lines about parsing.
         and "EXT-X-DISCONTINUITY" not in line
     ]
-    assert not bad, f"{what}: " + "\n".join(bad)
+    # What VLC did just before the first one says which segment and stream it
+    # was reading: the line alone does not.
+    lead = lines[max(0, bad[0] - 40) : bad[0]] if bad else []
+    assert not bad, "\n".join(
+        [f"{what}:", *(lines[i] for i in bad), "---- before the first:", *lead]
+    )
 
 
 @pytest.mark.timeout(150)
