@@ -26,6 +26,7 @@ from custom_components.acestream_proxy.stream.ts import (
     with_counter,
 )
 from tests.helpers import run
+from tests.hls_check import cc_errors
 
 FIXTURE = (Path(__file__).parent / "fixtures" / "sample.ts").read_bytes()
 KEYFRAME_AT = 718160 // PACKET_SIZE * PACKET_SIZE  # the keyframe 5.42 s in
@@ -147,28 +148,6 @@ def _audio(data: bytes) -> list[tuple[int, int]]:
     return found
 
 
-def _counter_breaks(data: bytes) -> list[int]:
-    """Offsets where a PID's continuity counter skips without a flag for it (the
-    test's splices have some: their PAT and PMT copies count on their own)."""
-    last: dict[int, int] = {}
-    breaks = []
-    for offset in range(0, len(data), PACKET_SIZE):
-        p = data[offset : offset + PACKET_SIZE]
-        pid = packet_pid(p, 0)
-        if pid == NULL_PID:
-            continue
-        if p[3] & 0x20 and p[4] and p[5] & 0x80:
-            last[pid] = p[3] & 0x0F  # discontinuity_indicator: counts from here
-            continue
-        if not p[3] & 0x10:
-            continue
-        cc = p[3] & 0x0F
-        if pid in last and cc != (last[pid] + 1) & 0x0F:
-            breaks.append(offset)
-        last[pid] = cc
-    return breaks
-
-
 @settings(max_examples=40, deadline=None)
 @given(
     frames=st.integers(min_value=1, max_value=len(FRAME_STARTS)),
@@ -190,7 +169,7 @@ def test_no_stream_steps_back_or_writes_a_moment_twice(
         gaps = [ticks(a + length, b) for (a, length), (b, _) in itertools.pairwise(pes)]
         assert min(gaps) >= 0, gaps  # nothing overlaps what came before
         assert max(gaps) < max(clock, 0) * 90_000 + AUDIO_PES, gaps
-    assert _counter_breaks(out) == _counter_breaks(data)  # none added
+    assert cc_errors(out) == cc_errors(data)  # none added
 
 
 def _left_out(data: bytes, out: bytes, pid: int) -> list[int]:
@@ -215,7 +194,7 @@ def test_audio_left_out_is_nulled_and_its_counters_closed_up() -> None:
         if packet_pid(data, o) == AUDIO_PID
     ]
     assert all(out[o + 3] & 0x0F == (data[o + 3] - 15) & 0x0F for o in after)
-    assert _counter_breaks(out) == _counter_breaks(data)
+    assert cc_errors(out) == cc_errors(data)
 
 
 def test_audio_before_the_first_frame_is_left_out() -> None:
@@ -262,13 +241,16 @@ def _write(path: Path, data: bytes, timeline: Timeline | None) -> None:
     path.write_bytes(data)
 
 
-async def _mp4_errors(ts: Path) -> str:
-    mp4 = await remux_to_mp4("ffmpeg", ts)
+async def _decode_errors(path: Path) -> str:
     code, _, errors = await run(
-        "ffmpeg", "-v", "error", "-i", str(mp4), "-f", "null", "-"
-    )
-    assert code == 0
+        "ffmpeg", "-v", "error", "-i", str(path), "-f", "null", "-"
+    )  # fmt: skip
+    assert code == 0, errors
     return errors
+
+
+async def _mp4_errors(ts: Path) -> str:
+    return await _decode_errors(await remux_to_mp4("ffmpeg", ts))
 
 
 @pytest.mark.parametrize("step_back", [0.08, 0.05, 3.0])
@@ -310,14 +292,6 @@ def test_radio_and_plain_runs_pass_through_untouched() -> None:
     timeline = Timeline()
     timeline.video_pid = _program().video_pid
     assert timeline.feed(FIXTURE) is FIXTURE
-
-
-async def _decode_errors(path: Path) -> str:
-    code, _, errors = await run(
-        "ffmpeg", "-v", "error", "-i", str(path), "-f", "null", "-"
-    )  # fmt: skip
-    assert code == 0, errors
-    return errors
 
 
 @pytest.mark.parametrize(("frames", "clock"), [(5, 0.0), (16, -0.05), (23, 0.01)])

@@ -61,7 +61,7 @@ class Timeline:
         self._others: dict[int, tuple[int, int]] = {}
         self._trimming: set[int] = set()  # checked against _others since a splice
         self._skipping: set[int] = set()  # the PES being received is left out
-        self._counters: dict[int, int] = {}  # payload packets left out, mod 16
+        self._counters: dict[int, int] = {}  # payload packets left out, mod 16 (not 0)
 
     def feed(self, data: bytes | memoryview) -> bytes | memoryview:
         """``data`` (whole packets) as it is to be written: the same length."""
@@ -107,7 +107,11 @@ class Timeline:
         """What of ``packet`` goes to the file."""
         if pid in self._skipping:
             if packet[3] & 0x10:  # its counter is missing from the file now
-                self._counters[pid] = (self._counters.get(pid, 0) + 1) & 0x0F
+                missing = (self._counters.get(pid, 0) + 1) & 0x0F
+                if missing:
+                    self._counters[pid] = missing
+                else:  # a whole round: the counters line up again
+                    self._counters.pop(pid, None)
             return _NULL
         if self._shift:
             packet = _retime(packet, self._shift)
